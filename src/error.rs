@@ -1,0 +1,461 @@
+//! The crate's one error type.
+//!
+//! Every failure — bad configuration, a token endpoint that refuses the
+//! credentials, a rate limit, a broken response, a request the layer will not
+//! authorize — is an [`Error`]. Its [`Display`](std::fmt::Display) says what to
+//! fix; its accessors say what happened, so callers can branch on it:
+//!
+//! ```
+//! use cxone_auth::{Error, ErrorKind};
+//!
+//! fn explain(err: &Error) {
+//!     match err.kind() {
+//!         ErrorKind::InvalidCredentials => eprintln!("check the client id and secret: {err}"),
+//!         ErrorKind::RateLimited => eprintln!("wait {:?}", err.retry_after()),
+//!         _ if err.is_transient() => eprintln!("try again later: {err}"),
+//!         _ => eprintln!("{err}"),
+//!     }
+//! }
+//! # explain(&Error::config("example"));
+//! ```
+//!
+//! No error ever holds a secret or a token: response bodies are reduced to the
+//! RFC 6749 `error` code and a bounded, sanitized description before they are
+//! stored.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// The longest `error_description` kept from a token endpoint, in characters.
+///
+/// Descriptions are shown to humans; a hostile server must not be able to
+/// grow log lines without bound.
+const MAX_DESCRIPTION_CHARS: usize = 256;
+
+/// A boxed error from another crate, kept as the [`source`](StdError::source).
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// An error from `cxone-auth`.
+///
+/// Cheap to clone: the token cache hands the same failure to every caller that
+/// waited on one fetch.
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    status: Option<StatusCode>,
+    oauth: Option<OAuthError>,
+    retry_after: Option<Duration>,
+    source: Option<BoxError>,
+}
+
+/// What went wrong, broadly. Match on it to decide what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration is unusable: a missing variable, an empty secret, a
+    /// token URL that is not https. Fix the configuration.
+    Config,
+    /// The identity provider rejected the client id/secret or the access key
+    /// (`invalid_client`, HTTP 401).
+    InvalidCredentials,
+    /// The grant was refused: the access key is wrong or inactive
+    /// (`invalid_grant`), or the grant type is not enabled for the app
+    /// (`unauthorized_client`, `unsupported_grant_type`).
+    GrantRejected,
+    /// The requested scopes are not granted to the app (`invalid_scope`, HTTP 403).
+    InvalidScope,
+    /// The identity provider or the API asked us to slow down (HTTP 429).
+    RateLimited,
+    /// The identity provider failed or is unavailable (HTTP 5xx).
+    Unavailable,
+    /// The request did not complete in time.
+    Timeout,
+    /// The connection failed before a response arrived.
+    Transport,
+    /// The response broke the protocol: not JSON, too large, no
+    /// `access_token`, a token type other than Bearer, a redirect.
+    InvalidResponse,
+    /// The request was refused before it was sent, because its host may not
+    /// receive the token.
+    HostNotAllowed,
+    /// Tenant or OIDC discovery found nothing usable (for example an unknown
+    /// tenant id).
+    Discovery,
+    /// The token endpoint refused the request for another reason
+    /// (`invalid_request`, an unknown error code, another 4xx).
+    Rejected,
+}
+
+impl ErrorKind {
+    fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::RateLimited
+                | ErrorKind::Unavailable
+                | ErrorKind::Timeout
+                | ErrorKind::Transport
+                | ErrorKind::InvalidResponse
+        )
+    }
+}
+
+/// An RFC 6749 §5.2 error code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OAuthErrorCode {
+    /// `invalid_request`
+    InvalidRequest,
+    /// `invalid_client`
+    InvalidClient,
+    /// `invalid_grant`
+    InvalidGrant,
+    /// `unauthorized_client`
+    UnauthorizedClient,
+    /// `unsupported_grant_type`
+    UnsupportedGrantType,
+    /// `invalid_scope`
+    InvalidScope,
+    /// A code outside RFC 6749, kept as sent (sanitized and bounded).
+    Other(String),
+}
+
+impl OAuthErrorCode {
+    /// Reads a code as a token endpoint sends it.
+    pub fn parse(code: &str) -> Self {
+        let code = sanitize(code, 64);
+        match code.as_str() {
+            "invalid_request" => Self::InvalidRequest,
+            "invalid_client" => Self::InvalidClient,
+            "invalid_grant" => Self::InvalidGrant,
+            "unauthorized_client" => Self::UnauthorizedClient,
+            "unsupported_grant_type" => Self::UnsupportedGrantType,
+            "invalid_scope" => Self::InvalidScope,
+            _ => Self::Other(code),
+        }
+    }
+
+    /// The code as RFC 6749 spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::Other(code) => code,
+        }
+    }
+}
+
+impl fmt::Display for OAuthErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An RFC 6749 §5.2 error response: the code and, when sent, its description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    code: OAuthErrorCode,
+    description: Option<String>,
+}
+
+impl OAuthError {
+    /// Builds an error from the fields of a token endpoint's response. The
+    /// description is sanitized (control characters dropped) and bounded.
+    pub fn new(code: &str, description: Option<&str>) -> Self {
+        Self {
+            code: OAuthErrorCode::parse(code),
+            description: description
+                .map(|d| sanitize(d, MAX_DESCRIPTION_CHARS))
+                .filter(|d| !d.is_empty()),
+        }
+    }
+
+    /// The error code.
+    pub fn code(&self) -> &OAuthErrorCode {
+        &self.code
+    }
+
+    /// The server's `error_description`, if any.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+}
+
+/// Keeps at most `max` printable characters, so server-sent text cannot forge
+/// log lines or grow without bound.
+fn sanitize(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+impl Error {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                kind,
+                message: message.into(),
+                status: None,
+                oauth: None,
+                retry_after: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// An unusable configuration; `message` says what to change.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    pub(crate) fn invalid_response(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidResponse, message)
+    }
+
+    pub(crate) fn host_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::HostNotAllowed, message)
+    }
+
+    pub(crate) fn discovery(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Discovery, message)
+    }
+
+    pub(crate) fn timeout(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Timeout, message)
+    }
+
+    pub(crate) fn transport(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::new(ErrorKind::Transport, message).with_source(source)
+    }
+
+    /// A failed response from a token endpoint, classified by its status and
+    /// RFC 6749 error code. An `error` field wins over the status, because some
+    /// servers send one with a 200.
+    pub fn from_token_response(
+        status: StatusCode,
+        oauth: Option<OAuthError>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        let kind = match oauth.as_ref().map(OAuthError::code) {
+            Some(OAuthErrorCode::InvalidClient) => ErrorKind::InvalidCredentials,
+            Some(
+                OAuthErrorCode::InvalidGrant
+                | OAuthErrorCode::UnauthorizedClient
+                | OAuthErrorCode::UnsupportedGrantType,
+            ) => ErrorKind::GrantRejected,
+            Some(OAuthErrorCode::InvalidScope) => ErrorKind::InvalidScope,
+            _ => match status {
+                StatusCode::UNAUTHORIZED => ErrorKind::InvalidCredentials,
+                StatusCode::FORBIDDEN => ErrorKind::InvalidScope,
+                StatusCode::TOO_MANY_REQUESTS => ErrorKind::RateLimited,
+                StatusCode::REQUEST_TIMEOUT => ErrorKind::Timeout,
+                s if s.is_server_error() => ErrorKind::Unavailable,
+                _ => ErrorKind::Rejected,
+            },
+        };
+        let mut err = Self::new(kind, String::new());
+        let inner = Arc::get_mut(&mut err.inner).expect("a new error is not shared yet");
+        inner.status = Some(status);
+        inner.oauth = oauth;
+        inner.retry_after = retry_after;
+        err
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.source = Some(source.into());
+        }
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.status = Some(status);
+        }
+        self
+    }
+
+    /// What went wrong, broadly.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The HTTP status the server answered with, when there was a response.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// The RFC 6749 error the token endpoint sent, if it sent one.
+    pub fn oauth_error(&self) -> Option<&OAuthError> {
+        self.inner.oauth.as_ref()
+    }
+
+    /// How long the server asked us to wait (`Retry-After` on a 429 or 503).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// Whether trying again later, with the same configuration, may succeed.
+    ///
+    /// Rate limits, 5xx answers, timeouts, connection failures and garbled
+    /// responses are transient; rejected credentials, grants and scopes, bad
+    /// configuration and refused hosts are not.
+    pub fn is_transient(&self) -> bool {
+        self.inner.kind.is_transient()
+    }
+
+    /// Whether the failure was a timeout.
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// What the user should do about this error.
+    fn advice(&self) -> &'static str {
+        match self.inner.kind {
+            ErrorKind::InvalidCredentials => {
+                "check the client id and secret (and the access key id and secret) and that the app and the key are active"
+            }
+            ErrorKind::GrantRejected => {
+                "check that the access key is active and that this grant type is enabled for the app in its registration"
+            }
+            ErrorKind::InvalidScope => {
+                "check the scopes granted to the app and the scopes requested"
+            }
+            ErrorKind::RateLimited => "rate limited: wait before asking again",
+            ErrorKind::Unavailable => "the server is unavailable: try again later",
+            ErrorKind::Timeout => "the request timed out: check connectivity or raise the timeout",
+            ErrorKind::Transport => "could not reach the server: check the URL, DNS and network",
+            ErrorKind::InvalidResponse => {
+                "the server's answer is not a valid OAuth 2.0 token response"
+            }
+            ErrorKind::HostNotAllowed => {
+                "add the host to the layer's allowed hosts if it should receive CXone tokens"
+            }
+            ErrorKind::Discovery => "check the issuer URL or the tenant id",
+            ErrorKind::Config | ErrorKind::Rejected => "",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        let mut parts: Vec<String> = Vec::new();
+        if !inner.message.is_empty() {
+            parts.push(inner.message.clone());
+        }
+        if let Some(status) = inner.status {
+            parts.push(format!("HTTP {}", status.as_u16()));
+        }
+        if let Some(oauth) = &inner.oauth {
+            match oauth.description() {
+                Some(description) => parts.push(format!("{}: {description}", oauth.code())),
+                None => parts.push(oauth.code().to_string()),
+            }
+        }
+        let advice = self.advice();
+        if !advice.is_empty() {
+            parts.push(advice.to_owned());
+        }
+        if let Some(wait) = inner.retry_after {
+            parts.push(format!("retry after {} s", wait.as_secs_f64().ceil()));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &inner.kind);
+        if !inner.message.is_empty() {
+            d.field("message", &inner.message);
+        }
+        if let Some(status) = inner.status {
+            d.field("status", &status);
+        }
+        if let Some(oauth) = &inner.oauth {
+            d.field("oauth", oauth);
+        }
+        if let Some(wait) = inner.retry_after {
+            d.field("retry_after", &wait);
+        }
+        if let Some(source) = &inner.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_ref()
+            .map(|source| &**source as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_code_wins_over_status() {
+        let err = Error::from_token_response(
+            StatusCode::OK,
+            Some(OAuthError::new("invalid_scope", Some("scope x"))),
+            None,
+        );
+        assert_eq!(err.kind(), ErrorKind::InvalidScope);
+        assert!(!err.is_transient());
+        assert!(err.to_string().contains("invalid_scope: scope x"));
+    }
+
+    #[test]
+    fn status_classifies_when_no_code() {
+        let cases = [
+            (StatusCode::UNAUTHORIZED, ErrorKind::InvalidCredentials),
+            (StatusCode::FORBIDDEN, ErrorKind::InvalidScope),
+            (StatusCode::TOO_MANY_REQUESTS, ErrorKind::RateLimited),
+            (StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Unavailable),
+            (StatusCode::BAD_REQUEST, ErrorKind::Rejected),
+        ];
+        for (status, kind) in cases {
+            assert_eq!(Error::from_token_response(status, None, None).kind(), kind);
+        }
+    }
+
+    #[test]
+    fn rate_limit_says_how_long() {
+        let err = Error::from_token_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            Some(Duration::from_secs(7)),
+        );
+        assert!(err.is_transient());
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+        assert!(err.to_string().contains("retry after 7 s"), "{err}");
+    }
+
+    #[test]
+    fn descriptions_are_sanitized_and_bounded() {
+        let long = format!("a\r\nInjected: yes{}", "x".repeat(10_000));
+        let oauth = OAuthError::new("invalid_request\n", Some(&long));
+        assert_eq!(oauth.code().as_str(), "invalid_request");
+        let description = oauth.description().unwrap();
+        assert!(!description.contains('\n'));
+        assert_eq!(description.chars().count(), MAX_DESCRIPTION_CHARS);
+    }
+}

@@ -1,0 +1,16 @@
+//! NICE CXone authentication for every tower HTTP client.
+//!
+//! `cxone-auth` obtains CXone access tokens, caches them, refreshes them ahead
+//! of expiry with one fetch for any number of callers, and attaches them as
+//! `Authorization: Bearer` to the requests of any tower `Service`.
+//!
+//! - [`token`]: [`AccessToken`] and the [`TokenSource`] trait, with CXone's
+//!   access key grant and the standard client credentials grant.
+//! - [`Error`]: one error type whose message says what to fix.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod error;
+pub mod token;
+
+pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
+pub use token::{AccessToken, TokenSource};
