@@ -278,6 +278,14 @@ impl Error {
         self
     }
 
+    /// Sets the message, for errors built from a status alone.
+    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.message = message.into();
+        }
+        self
+    }
+
     pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.status = Some(status);

@@ -10,7 +10,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod error;
+mod retry_after;
 pub mod token;
 
 pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
-pub use token::{AccessToken, TokenSource};
+pub use token::{
+    AccessKeyGrant, AccessToken, ClientAuth, ClientCredentials, Environment, TenantConfig,
+    TokenEndpoint, TokenSource,
+};
