@@ -7,9 +7,14 @@
 //! - [`token`]: [`AccessToken`] and the [`TokenSource`] trait, with CXone's
 //!   access key grant and the standard client credentials grant.
 //! - [`Error`]: one error type whose message says what to fix.
+//! - `mock` (feature `mock`): an in-process mock of CXone's identity provider
+//!   and API, for tests.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod error;
+#[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
+pub mod mock;
 mod retry_after;
 pub mod token;
 
