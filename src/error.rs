@@ -222,6 +222,7 @@ impl Error {
         Self::new(ErrorKind::InvalidResponse, message)
     }
 
+    #[allow(dead_code, reason = "the layer refuses hosts with it")]
     pub(crate) fn host_not_allowed(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::HostNotAllowed, message)
     }

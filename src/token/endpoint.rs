@@ -88,9 +88,9 @@ fn parse_known(url: &str) -> Url {
 /// Built from an [`Environment`] (its `/auth/token`), a token URL
 /// ([`TokenEndpoint::url`]), or an issuer whose OpenID configuration names the
 /// token URL ([`TokenEndpoint::discover`]; looked up on the first fetch and
-/// remembered). The constructors check the URL rule of the
-/// [module docs](self), so a bad URL fails when it is configured, not on the
-/// first fetch.
+/// remembered). The constructors check the URL rule (`https`, except `http`
+/// on loopback hosts; no credentials in the URL), so a bad URL fails when it
+/// is configured, not on the first fetch.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TokenEndpoint {
     kind: Kind,
