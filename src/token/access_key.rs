@@ -69,25 +69,28 @@ impl AccessKeyGrant {
         access_key_id: impl Into<String>,
         access_key_secret: impl Into<String>,
     ) -> Result<Self, Error> {
-        Self::with_fields([
+        Self::with_fields(
             ("client id", client_id.into()),
             ("client secret", client_secret.into()),
             ("access key id", access_key_id.into()),
             ("access key secret", access_key_secret.into()),
-        ])
+        )
     }
 
+    /// Checks each value, named by its field (or variable) in errors.
     fn with_fields(
-        [client_id, client_secret, key_id, key_secret]: [(&str, String); 4],
+        (id_field, client_id): (&str, String),
+        (secret_field, client_secret): (&str, String),
+        (key_id_field, access_key_id): (&str, String),
+        (key_secret_field, access_key_secret): (&str, String),
     ) -> Result<Self, Error> {
-        let client_id = checked(client_id.0, client_id.1)?;
-        let client_secret = checked_secret(client_secret.0, client_secret.1)?;
-        let access_key_id = checked(key_id.0, key_id.1)?;
-        let access_key_secret = checked_secret(key_secret.0, key_secret.1)?;
         Ok(Self {
-            client: TokenClient::new(client_id, client_secret),
-            access_key_id,
-            access_key_secret,
+            client: TokenClient::new(
+                checked(id_field, client_id)?,
+                checked_secret(secret_field, client_secret)?,
+            ),
+            access_key_id: checked(key_id_field, access_key_id)?,
+            access_key_secret: checked_secret(key_secret_field, access_key_secret)?,
         })
     }
 
@@ -118,7 +121,7 @@ impl AccessKeyGrant {
     {
         let mut lookup = Lookup::new(lookup);
         let common = EnvConfig::read(&mut lookup)?;
-        let source = Self::with_fields([
+        let source = Self::with_fields(
             ("client id (CXONE_CLIENT_ID)", common.client_id),
             ("client secret (CXONE_CLIENT_SECRET)", common.client_secret),
             (
@@ -129,7 +132,7 @@ impl AccessKeyGrant {
                 "access key secret (CXONE_ACCESS_KEY_SECRET)",
                 lookup.required("CXONE_ACCESS_KEY_SECRET")?,
             ),
-        ])?;
+        )?;
         Ok(source.endpoint(common.endpoint).scopes(common.scopes))
     }
 

@@ -127,10 +127,17 @@ impl TokenClient {
         grant_type: &'static str,
         fields: &[(&str, &str)],
     ) -> Result<AccessToken, Error> {
+        // The token URL's host; before the first discovery, the issuer's.
+        let host = self
+            .endpoint
+            .token_url()
+            .or_else(|| self.discovered.get())
+            .unwrap_or_else(|| self.endpoint.base_url())
+            .host_str();
         let span = tracing::info_span!(
             "cxone_auth.fetch_token",
             grant = grant_type,
-            host = Empty,
+            host,
             outcome = Empty,
             duration_ms = Empty,
             scopes = Empty,
@@ -138,10 +145,7 @@ impl TokenClient {
         let started = Instant::now();
         let result = self
             .http
-            .within_timeout(
-                "the token request",
-                self.exchange(grant_type, fields, &span),
-            )
+            .within_timeout("the token request", self.exchange(grant_type, fields))
             .instrument(span.clone())
             .await;
         span.record("duration_ms", started.elapsed().as_millis());
@@ -163,11 +167,9 @@ impl TokenClient {
         &self,
         grant_type: &str,
         fields: &[(&str, &str)],
-        span: &tracing::Span,
     ) -> Result<AccessToken, Error> {
         let transport = self.http.transport()?;
         let token_url = self.token_url(&*transport).await?;
-        span.record("host", token_url.host_str());
         let request = self.request(token_url, grant_type, fields)?;
         let requested_at = Instant::now();
         let response = transport.send(request).await?;
@@ -184,15 +186,10 @@ impl TokenClient {
                 "the token endpoint has no token URL and no issuer",
             ));
         };
+        // Within the fetch's timeout; a failure leaves the cell empty, so the
+        // next fetch discovers again.
         self.discovered
-            .get_or_try_init(|| async {
-                self.http
-                    .within_timeout(
-                        "OpenID discovery",
-                        discover_token_endpoint(transport, issuer),
-                    )
-                    .await
-            })
+            .get_or_try_init(|| discover_token_endpoint(transport, issuer))
             .await
     }
 
