@@ -100,6 +100,7 @@ pub use faults::TokenFault;
 pub use mock_cxone::MockCxone;
 pub use server::MockServer;
 pub use stats::{MockStats, RecordedTokenRequest};
+pub use token_endpoint::MAX_TOKEN_REQUEST_BYTES;
 
 /// The base URL of a mock used in memory, through [`MockCxone::router`].
 ///
