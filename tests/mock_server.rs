@@ -1383,3 +1383,21 @@ async fn hostile_token_requests_get_errors_not_panics() {
     assert_eq!(stats.token_succeeded + stats.token_failed, ROUNDS);
     assert!(stats.token_failed > ROUNDS / 2, "{stats:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn only_the_most_recent_token_requests_are_kept() {
+    let cxone = MockCxone::new();
+    let sent = mock::MAX_RECORDED_TOKEN_REQUESTS + 5;
+    for i in 0..sent {
+        call(&cxone, token_request(&cxone, format!("n={i}"), None)).await;
+    }
+    let recorded = cxone.token_requests();
+    assert_eq!(recorded.len(), mock::MAX_RECORDED_TOKEN_REQUESTS);
+    assert_eq!(recorded[0].form_value("n"), Some("5"));
+    let last = (sent - 1).to_string();
+    assert_eq!(
+        recorded.last().unwrap().form_value("n"),
+        Some(last.as_str())
+    );
+    assert_eq!(cxone.stats().token_requests, sent as u64);
+}

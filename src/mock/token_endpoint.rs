@@ -34,6 +34,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Json;
@@ -85,12 +86,11 @@ impl Form {
 
     /// The first parameter sent more than once, which RFC 6749 §3.2 forbids.
     fn repeated(&self) -> Option<&str> {
-        self.pairs.iter().enumerate().find_map(|(i, (key, _))| {
-            self.pairs[..i]
-                .iter()
-                .any(|(earlier, _)| earlier == key)
-                .then_some(key.as_str())
-        })
+        let mut seen = HashSet::with_capacity(self.pairs.len());
+        self.pairs
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .find(|key| !seen.insert(*key))
     }
 }
 
@@ -295,4 +295,27 @@ fn grant(shared: &Shared, headers: &HeaderMap, form: &Form) -> Result<Response, 
         body.insert("scope".into(), normalized.join(" ").into());
     }
     Ok(Json(Value::Object(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        let form = Form::parse(b"grant_type=&scope=a+b&username=x%2By");
+        assert_eq!(form.get("grant_type"), None);
+        assert_eq!(form.get("scope"), Some("a b"));
+        assert_eq!(form.get("username"), Some("x+y"));
+        assert_eq!(form.get("missing"), None);
+    }
+
+    #[test]
+    fn finds_the_first_repeated_parameter() {
+        assert_eq!(Form::parse(b"a=1&b=2&c=3").repeated(), None);
+        assert_eq!(Form::parse(b"a=1&b=2&b=3&a=4").repeated(), Some("b"));
+        // A large form with no repeat is read whole.
+        let many: String = (0..30_000).map(|i| format!("k{i}=v&")).collect();
+        assert_eq!(Form::parse(many.as_bytes()).repeated(), None);
+    }
 }
