@@ -1302,3 +1302,102 @@ async fn dropping_the_server_stops_it() {
 fn an_invalid_fault_status_is_a_programming_error() {
     let _ = TokenFault::status(1000);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_oversized_token_request_gets_413() {
+    let cxone = MockCxone::new();
+    let body = "a".repeat(mock::MAX_TOKEN_REQUEST_BYTES + 1);
+    let basic = basic_authorization(CLIENT_ID, CLIENT_SECRET);
+    let answer = call(&cxone, token_request(&cxone, body, Some(&basic))).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.json()["error"], "invalid_request");
+    let stats = cxone.stats();
+    assert_eq!((stats.token_requests, stats.token_failed), (1, 1));
+}
+
+/// Random bytes where a form, an Authorization header and a Content-Type go
+/// (sometimes after valid fields): every answer is a token or a 400/401 with
+/// an RFC 6749 error body, never a 5xx.
+#[tokio::test(start_paused = true)]
+async fn hostile_token_requests_get_errors_not_panics() {
+    let cxone = MockCxone::new();
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let basic = basic_authorization(CLIENT_ID, CLIENT_SECRET);
+    let alphabet = b"=&%+:/ abcXYZ019\xff\x80\x00";
+    let random_bytes = |rng: &mut fastrand::Rng, len: usize, header: bool| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                let byte = alphabet[rng.usize(..alphabet.len())];
+                // Header values may not hold NUL.
+                if header && byte == 0 { b'x' } else { byte }
+            })
+            .collect()
+    };
+    const ROUNDS: u64 = 300;
+    for round in 0..ROUNDS {
+        let len = rng.usize(..120);
+        let body = random_bytes(&mut rng, len, false);
+        let body = match rng.u8(..3) {
+            0 => body,
+            1 => [b"grant_type=password&".as_slice(), &body].concat(),
+            _ => [password_form().as_bytes(), b"&", &body].concat(),
+        };
+        let authorization = match rng.u8(..4) {
+            0 => None,
+            1 => Some(HeaderValue::from_str(&basic).unwrap()),
+            2 => {
+                let len = rng.usize(..60);
+                let raw = random_bytes(&mut rng, len, true);
+                use base64::Engine as _;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+                Some(HeaderValue::from_str(&format!("Basic {encoded}")).unwrap())
+            }
+            _ => {
+                let len = rng.usize(..60);
+                let raw = random_bytes(&mut rng, len, true);
+                Some(HeaderValue::from_bytes(&raw).unwrap())
+            }
+        };
+        let mut request = Request::post(cxone.token_url());
+        if rng.bool() {
+            request = request.header(CONTENT_TYPE, FORM);
+        }
+        let mut request = request.body(Body::from(body.clone())).unwrap();
+        if let Some(authorization) = authorization {
+            request.headers_mut().insert(AUTHORIZATION, authorization);
+        }
+        let answer = call(&cxone, request).await;
+        let json = answer.json();
+        match answer.status.as_u16() {
+            200 => assert!(json["access_token"].is_string(), "round {round}"),
+            400 | 401 => assert!(json["error"].is_string(), "round {round}"),
+            _ => panic!(
+                "round {round}: {} for {:?}",
+                answer.status,
+                String::from_utf8_lossy(&body)
+            ),
+        }
+    }
+    let stats = cxone.stats();
+    assert_eq!(stats.token_requests, ROUNDS);
+    assert_eq!(stats.token_succeeded + stats.token_failed, ROUNDS);
+    assert!(stats.token_failed > ROUNDS / 2, "{stats:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_the_most_recent_token_requests_are_kept() {
+    let cxone = MockCxone::new();
+    let sent = mock::MAX_RECORDED_TOKEN_REQUESTS + 5;
+    for i in 0..sent {
+        call(&cxone, token_request(&cxone, format!("n={i}"), None)).await;
+    }
+    let recorded = cxone.token_requests();
+    assert_eq!(recorded.len(), mock::MAX_RECORDED_TOKEN_REQUESTS);
+    assert_eq!(recorded[0].form_value("n"), Some("5"));
+    let last = (sent - 1).to_string();
+    assert_eq!(
+        recorded.last().unwrap().form_value("n"),
+        Some(last.as_str())
+    );
+    assert_eq!(cxone.stats().token_requests, sent as u64);
+}

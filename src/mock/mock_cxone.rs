@@ -213,7 +213,7 @@ impl MockCxone {
 
     /// Every token request received since the start or the last
     /// [`reset_stats`](Self::reset_stats), oldest first (the most recent
-    /// 10 000 at most).
+    /// [`MAX_RECORDED_TOKEN_REQUESTS`](super::MAX_RECORDED_TOKEN_REQUESTS)).
     pub fn token_requests(&self) -> Vec<RecordedTokenRequest> {
         self.shared.lock().recorded.iter().cloned().collect()
     }

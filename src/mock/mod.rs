@@ -25,6 +25,36 @@
 //! [`token_requests`](MockCxone::token_requests) keeps each token request as
 //! it arrived.
 //!
+//! # What the token endpoint answers
+//!
+//! Success is `200` with `access_token`, `token_type: "Bearer"`,
+//! `expires_in` (see [`ExpiresIn`]), `refresh_token`, `id_token`,
+//! `issued_token_type`, and `scope` when one was asked for. Failures follow
+//! RFC 6749 §5.2, `{"error": ..., "error_description": ...}`:
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | not `application/x-www-form-urlencoded`, a repeated parameter, no `grant_type`, a missing `username`/`password` | `400 invalid_request` |
+//! | Basic and `client_secret` in the body together | `400 invalid_request` |
+//! | no client authentication, or a wrong client id or secret | `401 invalid_client` |
+//! | an `Authorization` header that is not RFC 6749 §2.3.1 Basic (including an id or secret not form-urlencoded) | `401 invalid_client` with `WWW-Authenticate: Basic` |
+//! | a grant other than `password` and `client_credentials` | `400 unsupported_grant_type` |
+//! | a grant not enabled with [`MockCxoneBuilder::grants`] | `400 unauthorized_client` |
+//! | a wrong access key (the `password` grant) | `400 invalid_grant` |
+//! | a scope outside [`MockCxoneBuilder::scopes`] | `400 invalid_scope` |
+//! | a body over [`MAX_TOKEN_REQUEST_BYTES`] | `413 invalid_request` |
+//!
+//! Every answer, good or bad, carries `Cache-Control: no-store` and
+//! `Pragma: no-cache`. Queued [`TokenFault`]s replace the answer.
+//!
+//! # What the API answers
+//!
+//! `agents` and `server-time` (versions `v25.0` to `v34.0`) check, in order:
+//! a queued [rate limit](MockCxone::rate_limit_next_api_calls) answers `429`
+//! with `Retry-After`; then a missing, unknown, revoked or expired bearer
+//! token answers `401` with no body. `agents` answers `204` when its filters
+//! leave nothing.
+//!
 //! # In memory or on a socket
 //!
 //! [`MockCxone::router`] is an axum `Router`, a tower `Service`: call it
@@ -99,7 +129,9 @@ pub use client_auth::{basic_authorization, form_encode};
 pub use faults::TokenFault;
 pub use mock_cxone::MockCxone;
 pub use server::MockServer;
+pub use state::MAX_RECORDED_TOKEN_REQUESTS;
 pub use stats::{MockStats, RecordedTokenRequest};
+pub use token_endpoint::MAX_TOKEN_REQUEST_BYTES;
 
 /// The base URL of a mock used in memory, through [`MockCxone::router`].
 ///

@@ -24,9 +24,10 @@ use super::{IN_MEMORY_BASE_URL, jwt};
 /// long benchmark against the mock does not grow memory without bound.
 const SWEEP_THRESHOLD: usize = 4096;
 
-/// How many token requests are recorded at most; older ones are dropped
-/// first. Tests look at a handful; a benchmark must not fill memory.
-const MAX_RECORDED_REQUESTS: usize = 10_000;
+/// How many token requests [`MockCxone::token_requests`](super::MockCxone::token_requests)
+/// keeps at most; older ones are dropped first. Tests look at a handful; a
+/// benchmark or a chaos test must not fill memory.
+pub const MAX_RECORDED_TOKEN_REQUESTS: usize = 1_000;
 
 /// Lifetimes are cut to this before they are added to tokio's clock, so an
 /// absurd configured lifetime cannot overflow an `Instant`; no test runs
@@ -172,7 +173,7 @@ impl Shared {
 
     pub(super) fn record(&self, request: RecordedTokenRequest) {
         let mut runtime = self.lock();
-        if runtime.recorded.len() >= MAX_RECORDED_REQUESTS {
+        if runtime.recorded.len() >= MAX_RECORDED_TOKEN_REQUESTS {
             runtime.recorded.pop_front();
         }
         runtime.recorded.push_back(request);
