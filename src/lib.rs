@@ -6,11 +6,16 @@
 //!
 //! - [`token`]: [`AccessToken`] and the [`TokenSource`] trait, with CXone's
 //!   access key grant and the standard client credentials grant.
+//! - [`retry`]: [`CxoneRetryLayer`], which replays a 401 once with a fresh
+//!   token and honours `Retry-After` on 429 and 503, within a budget.
 //! - [`Error`]: one error type whose message says what to fix.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod error;
+mod marker;
+pub mod retry;
 pub mod token;
 
 pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
+pub use retry::CxoneRetryLayer;
 pub use token::{AccessToken, TokenSource};
