@@ -157,12 +157,18 @@ mod tests {
 
         cooldowns.extend(host.clone(), now + Duration::from_secs(2), now);
         assert!(!cooldowns.is_idle());
-        assert_eq!(cooldowns.until(&host, now), Some(now + Duration::from_secs(2)));
+        assert_eq!(
+            cooldowns.until(&host, now),
+            Some(now + Duration::from_secs(2))
+        );
         assert_eq!(cooldowns.until(&other, now), None);
 
         // A shorter cool-down never shortens a longer one.
         cooldowns.extend(host.clone(), now + Duration::from_secs(1), now);
-        assert_eq!(cooldowns.until(&host, now), Some(now + Duration::from_secs(2)));
+        assert_eq!(
+            cooldowns.until(&host, now),
+            Some(now + Duration::from_secs(2))
+        );
 
         let later = now + Duration::from_secs(2);
         assert_eq!(cooldowns.until(&host, later), None);

@@ -148,7 +148,10 @@ pub trait RetryResponse: sealed::Response {}
 pub(crate) mod sealed {
     use super::*;
 
-    #[allow(unreachable_pub, reason = "sealed trait, not nameable outside the crate")]
+    #[allow(
+        unreachable_pub,
+        reason = "sealed trait, not nameable outside the crate"
+    )]
     pub trait Request: Sized {
         fn method(&self) -> &Method;
 
@@ -167,7 +170,10 @@ pub(crate) mod sealed {
         fn prepare_unauthorized_replay(&mut self) -> bool;
     }
 
-    #[allow(unreachable_pub, reason = "sealed trait, not nameable outside the crate")]
+    #[allow(
+        unreachable_pub,
+        reason = "sealed trait, not nameable outside the crate"
+    )]
     pub trait Response {
         fn status(&self) -> StatusCode;
         fn headers(&self) -> &HeaderMap;

@@ -111,7 +111,14 @@ mod tests {
 
     #[test]
     fn garbage_is_none() {
-        for value in ["", "-5", "1.5", "soon", "5s", "Sun, 99 Nov 1994 08:49:37 GMT"] {
+        for value in [
+            "",
+            "-5",
+            "1.5",
+            "soon",
+            "5s",
+            "Sun, 99 Nov 1994 08:49:37 GMT",
+        ] {
             assert_eq!(at_owned(value), None, "{value:?}");
         }
     }

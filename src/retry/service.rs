@@ -96,12 +96,9 @@ where
             // The ready service stays here for the next call; the request
             // waits with an unready clone, which it readies after the wait,
             // so no slot of a bounded inner service is held while waiting.
-            Some(until) => ResponseFuture::cooling_down(
-                until,
-                req,
-                self.inner.clone(),
-                self.shared.clone(),
-            ),
+            Some(until) => {
+                ResponseFuture::cooling_down(until, req, self.inner.clone(), self.shared.clone())
+            }
         }
     }
 }
