@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -56,33 +57,45 @@ impl Log {
 
 /// A server answering call number `n` (from 0, across all requests) with
 /// `respond(n, request)`, logging every call.
-fn server<B, F>(
-    respond: F,
-) -> (
-    impl Service<
-        Request<B>,
-        Response = Response<()>,
-        Error = Infallible,
-        Future = Ready<Result<Response<()>, Infallible>>,
-    > + Clone,
-    Log,
-)
+#[derive(Clone)]
+struct Server<F> {
+    log: Log,
+    respond: Arc<F>,
+}
+
+fn server<B, F>(respond: F) -> (Server<F>, Log)
 where
-    F: Fn(usize, &Request<B>) -> Response<()> + Send + Sync + 'static,
+    F: Fn(usize, &Request<B>) -> Response<()>,
 {
     let log = Log::default();
-    let respond = Arc::new(respond);
-    let calls = log.clone();
-    let service = tower::service_fn(move |request: Request<B>| {
-        let n = calls.record(Call {
+    let server = Server {
+        log: log.clone(),
+        respond: Arc::new(respond),
+    };
+    (server, log)
+}
+
+impl<B, F> Service<Request<B>> for Server<F>
+where
+    F: Fn(usize, &Request<B>) -> Response<()>,
+{
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let n = self.log.record(Call {
             at: Instant::now(),
             method: request.method().clone(),
             host: request.uri().host().map(str::to_owned),
             authorization: request.headers().get(AUTHORIZATION).cloned(),
         });
-        ready(Ok(respond(n, &request)))
-    });
-    (service, log)
+        ready(Ok((self.respond)(n, &request)))
+    }
 }
 
 fn answer(status: u16) -> Response<()> {
@@ -700,31 +713,47 @@ mod reqwest_requests {
 
     type Reqwest = reqwest::Request;
 
-    fn reqwest_server(
-        respond: impl Fn(usize) -> Response<()> + Send + Sync + 'static,
-    ) -> (
-        impl Service<
-            Reqwest,
-            Response = reqwest::Response,
-            Error = reqwest::Error,
-            Future = Ready<Result<reqwest::Response, reqwest::Error>>,
-        > + Clone,
-        Log,
-    ) {
+    /// A server of `reqwest::Response`s answering call `n` with `respond(n)`.
+    #[derive(Clone)]
+    struct ReqwestServer<F> {
+        log: Log,
+        respond: Arc<F>,
+    }
+
+    fn reqwest_server<F>(respond: F) -> (ReqwestServer<F>, Log)
+    where
+        F: Fn(usize) -> Response<()>,
+    {
         let log = Log::default();
-        let respond = Arc::new(respond);
-        let calls = log.clone();
-        let service = tower::service_fn(move |request: Reqwest| {
-            let n = calls.record(Call {
+        let server = ReqwestServer {
+            log: log.clone(),
+            respond: Arc::new(respond),
+        };
+        (server, log)
+    }
+
+    impl<F> Service<Reqwest> for ReqwestServer<F>
+    where
+        F: Fn(usize) -> Response<()>,
+    {
+        type Response = reqwest::Response;
+        type Error = reqwest::Error;
+        type Future = Ready<Result<reqwest::Response, reqwest::Error>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), reqwest::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: Reqwest) -> Self::Future {
+            let n = self.log.record(Call {
                 at: Instant::now(),
                 method: request.method().clone(),
                 host: request.url().host_str().map(str::to_owned),
                 authorization: request.headers().get(AUTHORIZATION).cloned(),
             });
-            let response = respond(n).map(|()| reqwest::Body::from(""));
+            let response = (self.respond)(n).map(|()| reqwest::Body::from(""));
             ready(Ok(reqwest::Response::from(response)))
-        });
-        (service, log)
+        }
     }
 
     fn request(method: Method, body: Option<reqwest::Body>) -> Reqwest {
