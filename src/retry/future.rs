@@ -2,7 +2,7 @@
 //!
 //! [`ResponseFuture`] is what [`CxoneRetry`](super::CxoneRetry) returns: it
 //! waits out a host's cool-down, then drives tower's retry loop. [`Delay`] is
-//! the wait between attempts that [`CxoneRetryPolicy`](super::CxoneRetryPolicy)
+//! the wait between attempts that [`CxoneRetryPolicy`]
 //! hands to that loop. Neither boxes: both are state machines.
 //!
 //! ```

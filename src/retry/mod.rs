@@ -21,7 +21,7 @@
 //!
 //! A request is replayed only if it can be copied before it is sent: a
 //! buffered body under [`DEFAULT_MAX_REPLAY_BODY_BYTES`] (see [`ReplayBody`]),
-//! or a `reqwest::Request` whose [`try_clone`](reqwest::Request::try_clone)
+//! or a `reqwest::Request` whose `try_clone`
 //! succeeds. Any other request is sent once, and its 401/429/503 is returned
 //! to the caller as it is.
 //!

@@ -9,7 +9,7 @@
 //!   `reqwest::Body`. Boxed bodies (`BoxBody`, `UnsyncBoxBody`) are accepted
 //!   and never replayed.
 //! - `reqwest::Request` (feature `reqwest`), copied with
-//!   [`try_clone`](reqwest::Request::try_clone).
+//!   `try_clone`.
 //!
 //! A body that cannot be copied (a stream), or that is longer than
 //! [`max_replay_body_bytes`](super::CxoneRetryLayerBuilder::max_replay_body_bytes)
