@@ -528,6 +528,62 @@ async fn requests_without_a_host_share_one_cool_down() {
     assert_eq!(log.calls()[1].at - start, Duration::from_secs(3));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_429_to_a_request_that_cannot_be_replayed_still_cools_the_host_down() {
+    type Stream = BoxBody<Bytes, Infallible>;
+    let (api, log) = server(|n, _: &Request<Stream>| {
+        if n == 0 {
+            answer_after(429, "3")
+        } else {
+            answer(200)
+        }
+    });
+    let layer = CxoneRetryLayer::default();
+    let stream = || http_body_util::BodyExt::boxed(Full::new(Bytes::from_static(b"{}")));
+    let start = Instant::now();
+
+    let first = layer
+        .layer(api.clone())
+        .oneshot(Request::post(API).body(stream()).unwrap());
+    assert_eq!(first.await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    let second = layer
+        .layer(api)
+        .oneshot(Request::post(API).body(stream()).unwrap());
+    assert_eq!(second.await.unwrap().status(), StatusCode::OK);
+
+    assert_eq!(log.len(), 2);
+    assert_eq!(log.calls()[1].at - start, Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_for_a_cool_down_holds_no_slot_of_a_bounded_inner_service() {
+    let (api, log) = server(|n, _: &Request<()>| {
+        if n == 0 {
+            answer_after(429, "5")
+        } else {
+            answer(200)
+        }
+    });
+    // One slot: a request that kept it while waiting would block the others.
+    let buffered = tower::buffer::Buffer::new(api, 1);
+    let layer = CxoneRetryLayer::builder().max_attempts(1).build();
+    let start = Instant::now();
+
+    let first = layer.layer(buffered.clone()).oneshot(get(API)).await;
+    assert_eq!(first.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    let waiting = tokio::spawn(layer.layer(buffered.clone()).oneshot(get(API)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = layer.layer(buffered).oneshot(get(OTHER_API)).await;
+    assert_eq!(other.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        log.calls()[1].at - start,
+        Duration::from_millis(100),
+        "the other host was served during the cool-down"
+    );
+    assert_eq!(waiting.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(log.calls()[2].at - start, Duration::from_secs(5));
+}
+
 // ===== What is not retried =====
 
 #[tokio::test(start_paused = true)]

@@ -1,9 +1,9 @@
 //! Futures of the retry layer.
 //!
 //! [`ResponseFuture`] is what [`CxoneRetry`](super::CxoneRetry) returns: it
-//! waits out a host's cool-down, then drives tower's retry loop. [`Delay`] is
-//! the wait between attempts that [`CxoneRetryPolicy`]
-//! hands to that loop. Neither boxes: both are state machines.
+//! waits out a host's cool-down, sends, and replays while the policy says so.
+//! [`Delay`] is the wait between attempts that [`CxoneRetryPolicy`] returns as
+//! a [`tower::retry::Policy`]. Neither boxes: both are state machines.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -25,15 +25,15 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
-use tower::retry::Retry;
+use tower::retry::Policy;
 use tower_service::Service;
 
-use super::policy::{CxoneRetryPolicy, Shared};
+use super::cooldown::HostKey;
+use super::policy::CxoneRetryPolicy;
 use super::replay::{RetryRequest, RetryResponse};
 
 pin_project! {
@@ -90,65 +90,76 @@ impl fmt::Debug for Delay {
     }
 }
 
-type RetryFuture<S, Req> = tower::retry::future::ResponseFuture<CxoneRetryPolicy, S, Req>;
-
 pin_project! {
-    /// The response future of [`CxoneRetry`](super::CxoneRetry).
+    /// The response future of [`CxoneRetry`](super::CxoneRetry): waits out a
+    /// host's cool-down, sends, and replays as [`CxoneRetryPolicy`] decides.
     pub struct ResponseFuture<S, Req>
     where
         S: Service<Req>,
-        Req: RetryRequest,
-        S::Response: RetryResponse,
     {
+        // This request's copy of the policy: its own attempt counters.
+        policy: CxoneRetryPolicy,
+        // What to send next with what: the copy kept for a replay (or, during
+        // a cool-down, the request itself). `None` when it could not be
+        // copied: the answer is final.
+        next: Option<(S, Req)>,
+        // The host of a request that could not be copied, so that a 429 to it
+        // still cools the host down.
+        unreplayable: Option<HostKey>,
         #[pin]
-        state: State<Retry<CxoneRetryPolicy, S>, RetryFuture<S, Req>, Req>,
+        state: State<S::Future>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<Svc, F, Req> {
-        // The request's host is cooling down after a 429: wait, without
-        // holding a slot of the inner service, then get a ready service.
-        CoolingDown {
-            #[pin]
-            sleep: Sleep,
-            service: Svc,
-            request: Option<Req>,
-            shared: Arc<Shared>,
-        },
-        // Sent; tower's retry loop runs.
+    enum State<F> {
+        // Sent; the answer decides what comes next.
         Called {
             #[pin]
             future: F,
         },
+        // Waiting for a host's cool-down, a `Retry-After` or a backoff,
+        // without holding a slot of the inner service.
+        Waiting {
+            #[pin]
+            delay: Delay,
+        },
+        // Getting the inner service ready, then sending `next`.
+        Sending,
     }
 }
 
 impl<S, Req> ResponseFuture<S, Req>
 where
     S: Service<Req>,
-    Req: RetryRequest,
-    S::Response: RetryResponse,
 {
-    pub(crate) fn called(future: RetryFuture<S, Req>) -> Self {
+    pub(crate) fn called(
+        future: S::Future,
+        policy: CxoneRetryPolicy,
+        next: Option<(S, Req)>,
+        unreplayable: Option<HostKey>,
+    ) -> Self {
         Self {
+            policy,
+            next,
+            unreplayable,
             state: State::Called { future },
         }
     }
 
     pub(crate) fn cooling_down(
         until: Instant,
+        policy: CxoneRetryPolicy,
+        service: S,
         request: Req,
-        service: Retry<CxoneRetryPolicy, S>,
-        shared: Arc<Shared>,
     ) -> Self {
         Self {
-            state: State::CoolingDown {
-                sleep: sleep_until(until),
-                service,
-                request: Some(request),
-                shared,
+            policy,
+            next: Some((service, request)),
+            unreplayable: None,
+            state: State::Waiting {
+                delay: Delay::until(until, Instant::now()),
             },
         }
     }
@@ -156,7 +167,7 @@ where
 
 impl<S, Req> Future for ResponseFuture<S, Req>
 where
-    S: Service<Req> + Clone,
+    S: Service<Req>,
     Req: RetryRequest,
     S::Response: RetryResponse,
 {
@@ -166,27 +177,48 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::CoolingDown {
-                    mut sleep,
-                    service,
-                    request,
-                    shared,
-                } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    // Another 429 may have made the cool-down longer.
-                    let longer = request.as_ref().and_then(|req| shared.cooldown_for(req));
-                    if let Some(until) = longer {
-                        sleep.reset(until);
-                        continue;
-                    }
-                    ready!(service.poll_ready(cx))?;
-                    let Some(req) = request.take() else {
-                        unreachable!("the request leaves this state only here, with the state");
+                StateProj::Called { future } => {
+                    let mut result = ready!(future.poll(cx));
+                    let Some((_, copy)) = this.next.as_mut() else {
+                        if let Some(host) = this.unreplayable.take() {
+                            this.policy.observe_unreplayable(host, &result);
+                        }
+                        return Poll::Ready(result);
                     };
-                    let future = service.call(req);
+                    match this.policy.retry(copy, &mut result) {
+                        Some(delay) => this.state.set(State::Waiting { delay }),
+                        None => return Poll::Ready(result),
+                    }
+                }
+                StateProj::Waiting { delay } => {
+                    ready!(delay.poll(cx));
+                    // Another request's 429 may have made the cool-down longer.
+                    let longer = this
+                        .next
+                        .as_ref()
+                        .and_then(|(_, request)| this.policy.shared.cooldown_for(request));
+                    match longer {
+                        Some(until) => this.state.set(State::Waiting {
+                            delay: Delay::until(until, Instant::now()),
+                        }),
+                        None => this.state.set(State::Sending),
+                    }
+                }
+                StateProj::Sending => {
+                    if let Some((service, _)) = this.next.as_mut() {
+                        ready!(service.poll_ready(cx))?;
+                    }
+                    let Some((mut service, request)) = this.next.take() else {
+                        unreachable!("only a request kept for sending gets here");
+                    };
+                    // Copy it again first, for the replay after this one.
+                    let copy =
+                        Policy::<Req, S::Response, S::Error>::clone_request(this.policy, &request);
+                    *this.unreplayable = copy.is_none().then(|| request.host_key());
+                    let future = service.call(request);
+                    *this.next = copy.map(|copy| (service, copy));
                     this.state.set(State::Called { future });
                 }
-                StateProj::Called { future } => return future.poll(cx),
             }
         }
     }
@@ -195,16 +227,17 @@ where
 impl<S, Req> fmt::Debug for ResponseFuture<S, Req>
 where
     S: Service<Req>,
-    Req: RetryRequest,
-    S::Response: RetryResponse,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::CoolingDown { sleep, .. } => format!("CoolingDown until {:?}", sleep.deadline()),
-            State::Called { .. } => "Called".to_owned(),
+            State::Called { .. } => "Called",
+            State::Waiting { .. } => "Waiting",
+            State::Sending => "Sending",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
+            .field("replayable", &self.next.is_some())
+            .field("policy", &self.policy)
             .finish()
     }
 }

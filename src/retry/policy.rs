@@ -153,10 +153,7 @@ impl CxoneRetryPolicy {
         }
 
         let now = Instant::now();
-        let wait = match retry_after(headers) {
-            Some(asked) => asked.min(config.retry_after_cap),
-            None => config.backoff.delay(self.throttled_retries),
-        };
+        let wait = self.throttle_wait(headers);
         let key = request.host_key();
         if status == StatusCode::TOO_MANY_REQUESTS {
             // Even when this request gives up, the others wait.
@@ -180,6 +177,32 @@ impl CxoneRetryPolicy {
             "retrying"
         );
         Some(Delay::until(until, now))
+    }
+
+    /// How long a 429 or 503 asks to wait: its `Retry-After`, capped, else
+    /// this request's next backoff.
+    fn throttle_wait(&self, headers: &HeaderMap) -> Duration {
+        let config = &self.shared.config;
+        match retry_after(headers) {
+            Some(asked) => asked.min(config.retry_after_cap),
+            None => config.backoff.delay(self.throttled_retries),
+        }
+    }
+
+    /// Lets a 429 to a request that could not be copied (so is not retried)
+    /// still cool its host down for the other requests.
+    pub(crate) fn observe_unreplayable<Res: RetryResponse, E>(
+        &self,
+        host: HostKey,
+        result: &Result<Res, E>,
+    ) {
+        if let Ok(response) = result
+            && response.status() == StatusCode::TOO_MANY_REQUESTS
+        {
+            let now = Instant::now();
+            let wait = self.throttle_wait(response.headers());
+            self.shared.cooldowns.extend(host, now + wait, now);
+        }
     }
 
     /// The later of `own` and the end of the host's cool-down, which another

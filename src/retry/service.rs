@@ -17,14 +17,13 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tower::retry::Retry;
+use tower::retry::Policy;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::policy::{CxoneRetryPolicy, Shared};
+use super::policy::CxoneRetryPolicy;
 use super::replay::{RetryRequest, RetryResponse};
 
 /// Retries 401, 429 and 503 answers of the inner service, as
@@ -38,40 +37,36 @@ use super::replay::{RetryRequest, RetryResponse};
 /// replays through. Wrap a service that is not in `tower::buffer::Buffer`.
 #[derive(Clone)]
 pub struct CxoneRetry<S> {
-    inner: Retry<CxoneRetryPolicy, S>,
-    shared: Arc<Shared>,
+    inner: S,
+    policy: CxoneRetryPolicy,
 }
 
 impl<S> CxoneRetry<S> {
     pub(crate) fn new(inner: S, policy: CxoneRetryPolicy) -> Self {
-        let shared = policy.shared.clone();
-        Self {
-            inner: Retry::new(policy, inner),
-            shared,
-        }
+        Self { inner, policy }
     }
 
     /// The inner service.
     pub fn get_ref(&self) -> &S {
-        self.inner.get_ref()
+        &self.inner
     }
 
     /// The inner service, mutably.
     pub fn get_mut(&mut self) -> &mut S {
-        self.inner.get_mut()
+        &mut self.inner
     }
 
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
-        self.inner.into_inner()
+        self.inner
     }
 }
 
 impl<S: fmt::Debug> fmt::Debug for CxoneRetry<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CxoneRetry")
-            .field("config", &self.shared.config)
-            .field("inner", self.inner.get_ref())
+            .field("policy", &self.policy)
+            .field("inner", &self.inner)
             .finish()
     }
 }
@@ -91,14 +86,18 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.shared.cooldown_for(&req) {
-            None => ResponseFuture::called(self.inner.call(req)),
+        // Each request counts its attempts on its own copy of the policy.
+        let mut policy = self.policy.clone();
+        if let Some(until) = self.policy.shared.cooldown_for(&req) {
             // The ready service stays here for the next call; the request
-            // waits with an unready clone, which it readies after the wait,
-            // so no slot of a bounded inner service is held while waiting.
-            Some(until) => {
-                ResponseFuture::cooling_down(until, req, self.inner.clone(), self.shared.clone())
-            }
+            // waits with an unready clone and readies it after the wait, so
+            // no slot of a bounded inner service is held while waiting.
+            return ResponseFuture::cooling_down(until, policy, self.inner.clone(), req);
         }
+        let copy = Policy::<Req, S::Response, S::Error>::clone_request(&mut policy, &req);
+        let unreplayable = copy.is_none().then(|| req.host_key());
+        let future = self.inner.call(req);
+        let next = copy.map(|copy| (self.inner.clone(), copy));
+        ResponseFuture::called(future, policy, next, unreplayable)
     }
 }
