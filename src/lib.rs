@@ -6,19 +6,24 @@
 //!
 //! - [`token`]: [`AccessToken`] and the [`TokenSource`] trait, with CXone's
 //!   access key grant and the standard client credentials grant.
+//! - [`retry`]: [`CxoneRetryLayer`], which replays a 401 once with a fresh
+//!   token and honours `Retry-After` on 429 and 503, within a budget.
 //! - [`Error`]: one error type whose message says what to fix.
 //! - `mock` (feature `mock`): an in-process mock of CXone's identity provider
 //!   and API, for tests.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod error;
+mod marker;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
+pub mod retry;
 mod retry_after;
 pub mod token;
 
 pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
+pub use retry::CxoneRetryLayer;
 pub use token::{
     AccessKeyGrant, AccessToken, ClientAuth, ClientCredentials, Environment, TenantConfig,
     TokenEndpoint, TokenSource,
