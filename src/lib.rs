@@ -9,6 +9,7 @@
 //! - [`Error`]: one error type whose message says what to fix.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod cache;
 pub mod error;
 pub mod token;
 

@@ -1,0 +1,905 @@
+//! [`RedisStore`]: a [`TokenStore`](super::TokenStore) on Redis, so that a
+//! fleet of processes fetches one token per credential and lifetime, not one
+//! per process.
+//!
+//! The store keeps each credential's token under a key derived from the
+//! source's [`shared_key`](crate::TokenSource::shared_key) (a hash, never a
+//! secret), with its wall-clock expiry, for the remaining lifetime less the
+//! refresh buffer. A process that finds no usable token takes a lock in Redis
+//! (`SET lock owner NX PX ttl`), fetches, publishes and releases the lock only
+//! if it still holds it; the others wait for the published token, and fetch on
+//! their own once the lock's time is up, so a crashed holder never stalls the
+//! fleet.
+//!
+//! Redis is an optimisation, never a dependency: every call is bounded by a
+//! short timeout ([`DEFAULT_OPERATION_TIMEOUT`]), and a Redis that is down,
+//! slow or answers garbage reads as an empty store, so requests keep being
+//! served with per-process tokens. The connection comes back on its own; each
+//! change between "answering" and "not answering" is logged once.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cxone_auth::cache::RedisStore;
+//!
+//! let store = RedisStore::builder("redis://127.0.0.1:6379")
+//!     .prefix("my-service:cxone:")
+//!     .operation_timeout(Duration::from_millis(100))
+//!     .build()?;
+//! // Or from `REDIS_URL`: `RedisStore::from_env()?`.
+//! assert!(!format!("{store:?}").contains("password"));
+//! # Ok::<(), cxone_auth::Error>(())
+//! ```
+//!
+//! With the `redis-encryption` feature, tokens are encrypted before they reach
+//! Redis ([`EncryptionKey`]); a store then ignores any value it cannot
+//! authenticate, including values written by hand.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, RedisError, Script};
+use tokio::time::Instant;
+
+use crate::{AccessToken, Error};
+
+#[cfg(feature = "redis-encryption")]
+mod cipher;
+mod entry;
+mod health;
+
+#[cfg(feature = "redis-encryption")]
+pub use cipher::{ENCRYPTION_KEY_BYTES, EncryptionKey};
+
+use entry::{Entry, Keys};
+use health::Health;
+
+/// The environment variable [`RedisStore::from_env`] reads.
+pub const REDIS_URL_ENV: &str = "REDIS_URL";
+
+/// The Redis used when `REDIS_URL` is not set: the local default port.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The default prefix of every key the store writes, so its keys are easy to
+/// find and never collide with an application's own.
+pub const DEFAULT_KEY_PREFIX: &str = "cxone-auth:";
+
+/// How long one Redis call may take before the store gives up on it and the
+/// cache carries on without it.
+///
+/// A healthy Redis answers in well under a millisecond on a LAN; a quarter of
+/// a second bounds what a sick one can add to a token refresh, while staying
+/// clear of ordinary hiccups.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Takes the fetch lock for KEYS[1] as owner ARGV[1] for ARGV[2] ms:
+/// `SET NX PX`, and also success when this owner already holds it, so a call
+/// retried after a lost reply does not lock its own caller out.
+const LOCK_SCRIPT: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+";
+
+/// Deletes KEYS[1] only if its value is ARGV[1]: a lock is released only by
+/// the owner that still holds it.
+const UNLOCK_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// Deletes KEYS[1] only if its value starts with ARGV[1] (format tag and
+/// token fingerprint): an invalidation removes that token, never a newer one.
+const INVALIDATE_SCRIPT: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// A [`TokenStore`](super::TokenStore) on Redis, through the `redis` crate's
+/// auto-reconnecting [`ConnectionManager`].
+///
+/// Cheap to clone; clones share the connection. Build it with
+/// [`new`](Self::new), [`from_env`](Self::from_env) or
+/// [`builder`](Self::builder). It connects on first use, from within the
+/// tokio runtime that uses it.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    connection: OnceLock<ConnectionManager>,
+    prefix: String,
+    timeout: Duration,
+    #[cfg(feature = "redis-encryption")]
+    cipher: Option<cipher::Cipher>,
+    health: Health,
+    lock_script: Script,
+    unlock_script: Script,
+    invalidate_script: Script,
+    /// `host:port/db`, for `Debug`: no user name or password.
+    endpoint: String,
+}
+
+/// Configures a [`RedisStore`]; see [`RedisStore::builder`].
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    #[cfg(feature = "redis-encryption")]
+    key: Option<EncryptionKey>,
+}
+
+impl RedisStore {
+    /// A store on the Redis at `url` (`redis://[user:password@]host[:port][/db]`,
+    /// or `rediss://` with the `redis` crate's TLS features), with the defaults
+    /// of [`builder`](Self::builder).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the URL is not a
+    /// Redis URL. Nothing is connected yet, so a Redis that is down is not an
+    /// error.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        Self::builder(url).build()
+    }
+
+    /// A store on the Redis named by the `REDIS_URL` environment variable,
+    /// else [`DEFAULT_REDIS_URL`].
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn from_env() -> Result<Self, Error> {
+        let url = std::env::var(REDIS_URL_ENV).unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
+        Self::new(&url)
+    }
+
+    /// Configures a store on the Redis at `url`. Defaults: key prefix
+    /// [`DEFAULT_KEY_PREFIX`], per-call timeout [`DEFAULT_OPERATION_TIMEOUT`],
+    /// no encryption.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            timeout: DEFAULT_OPERATION_TIMEOUT,
+            #[cfg(feature = "redis-encryption")]
+            key: None,
+        }
+    }
+
+    /// Whether the last call to Redis was answered. Starts `true`; a failure
+    /// turns it `false` until a call succeeds again.
+    pub fn is_available(&self) -> bool {
+        self.inner.health.is_available()
+    }
+
+    /// The connection, created on first use so that building a store needs
+    /// neither a runtime nor a reachable Redis.
+    fn connection(&self) -> Result<ConnectionManager, Error> {
+        if let Some(connection) = self.inner.connection.get() {
+            return Ok(connection.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.inner.timeout))
+            .set_response_timeout(Some(self.inner.timeout))
+            // One attempt per reconnection: the next call starts another, so
+            // a Redis that returns is used again at once, and a Redis that is
+            // down costs each call one refused connection, not a retry loop.
+            .set_number_of_retries(0);
+        let connection = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
+            .map_err(|e| {
+                Error::config("the Redis connection could not be set up").with_source(e)
+            })?;
+        Ok(self.inner.connection.get_or_init(|| connection).clone())
+    }
+
+    /// Runs one Redis call under the store's timeout, recording whether Redis
+    /// answered.
+    ///
+    /// A call that fails because the connection broke is made once more
+    /// within the same deadline: the manager reconnects after such a failure,
+    /// and the second attempt waits for that new connection. So the first
+    /// call after Redis returns already succeeds.
+    async fn run<T, F, Fut>(&self, operation: &'static str, call: F) -> Result<T, Error>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let connection = self.connection()?;
+        let attempts = async {
+            match call(connection.clone()).await {
+                Err(e) if is_connection_failure(&e) => call(connection).await,
+                other => other,
+            }
+        };
+        match tokio::time::timeout_at(Instant::now() + self.inner.timeout, attempts).await {
+            Ok(Ok(value)) => {
+                self.inner.health.up();
+                Ok(value)
+            }
+            Ok(Err(e)) if redis_answered(&e) => {
+                // Redis answered, with an error (a key of another type, a
+                // script refused): the store is up, this entry is unusable.
+                self.inner.health.up();
+                Err(
+                    Error::invalid_response(format!("Redis refused the token store's {operation}"))
+                        .with_source(e),
+                )
+            }
+            Ok(Err(e)) => {
+                self.inner.health.down(operation, &e);
+                Err(Error::transport(
+                    format!("the Redis token store failed during {operation}"),
+                    e,
+                ))
+            }
+            Err(_) => {
+                let message = format!(
+                    "the Redis token store did not answer {operation} within {} ms",
+                    self.inner.timeout.as_millis()
+                );
+                self.inner.health.down(operation, &message);
+                Err(Error::timeout(message))
+            }
+        }
+    }
+
+    /// The usable token stored for `shared_key`: its value, lifetime, time
+    /// left and scopes. A value this store cannot read or authenticate, or
+    /// that has expired, is `None`.
+    async fn load_entry(&self, shared_key: &str) -> Result<Option<Loaded>, Error> {
+        let keys = Keys::new(&self.inner.prefix, shared_key);
+        let raw: Option<Vec<u8>> = self
+            .run("load", |mut c| {
+                let key = keys.token.clone();
+                async move { ::redis::cmd("GET").arg(key).query_async(&mut c).await }
+            })
+            .await?;
+        let Some(raw) = raw else { return Ok(None) };
+        let loaded = self.decode(&keys.token, &raw, entry::unix_millis(SystemTime::now()));
+        if loaded.is_none() {
+            tracing::debug!(
+                target: "cxone_auth::cache::redis",
+                "ignored a stored token value that this store did not write or cannot authenticate"
+            );
+        }
+        Ok(loaded)
+    }
+
+    /// Writes a token for `ttl` (at most what it has left).
+    async fn store_entry(
+        &self,
+        shared_key: &str,
+        token: &str,
+        lifetime: Duration,
+        expires_in: Duration,
+        scopes: &[String],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let ttl_ms = u64::try_from(ttl.min(expires_in).as_millis()).unwrap_or(u64::MAX);
+        if ttl_ms == 0 {
+            // Nothing worth sharing: it would be refreshed on sight.
+            return Ok(());
+        }
+        let keys = Keys::new(&self.inner.prefix, shared_key);
+        let now_ms = entry::unix_millis(SystemTime::now());
+        let value = self
+            .encode(
+                &keys.token,
+                &Entry::new(token, lifetime, expires_in, scopes, now_ms),
+            )
+            .ok_or_else(|| Error::invalid_response("the token could not be sealed for Redis"))?;
+        self.run("store", |mut c| {
+            let (key, value) = (keys.token.clone(), value.clone());
+            async move {
+                ::redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// Deletes the stored token if it is still `token`; `true` if it was.
+    async fn invalidate_entry(&self, shared_key: &str, token: &str) -> Result<bool, Error> {
+        let keys = Keys::new(&self.inner.prefix, shared_key);
+        let header = entry::header(&entry::fingerprint(token));
+        let deleted: i64 = self
+            .run("invalidate", |mut c| {
+                let mut call = self.inner.invalidate_script.key(&keys.token);
+                call.arg(&header);
+                async move { call.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    /// Takes the fetch lock as `owner` for `ttl`; `true` when taken.
+    async fn lock_entry(
+        &self,
+        shared_key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let keys = Keys::new(&self.inner.prefix, shared_key);
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let taken: i64 = self
+            .run("lock", |mut c| {
+                let mut call = self.inner.lock_script.key(&keys.lock);
+                call.arg(owner).arg(ttl_ms);
+                async move { call.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(taken == 1)
+    }
+
+    /// Releases the fetch lock if `owner` still holds it; `true` if it did.
+    async fn unlock_entry(&self, shared_key: &str, owner: &str) -> Result<bool, Error> {
+        let keys = Keys::new(&self.inner.prefix, shared_key);
+        let released: i64 = self
+            .run("unlock", |mut c| {
+                let mut call = self.inner.unlock_script.key(&keys.lock);
+                call.arg(owner);
+                async move { call.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(released == 1)
+    }
+
+    /// The value written to Redis for `entry` under `key`.
+    fn encode(&self, key: &str, entry: &Entry) -> Option<String> {
+        let header = entry::header(&entry::fingerprint(&entry.token));
+        let json = serde_json::to_string(entry).ok()?;
+        #[cfg(feature = "redis-encryption")]
+        if let Some(cipher) = &self.inner.cipher {
+            let body = cipher.seal(&associated_data(key, &header), json.as_bytes())?;
+            return Some(format!("{header}{body}"));
+        }
+        let _ = key;
+        Some(format!("{header}{json}"))
+    }
+
+    /// Reads a value back, refusing anything this store would not have
+    /// written: another format, another key's ciphertext, a plaintext value
+    /// when encryption is on, a fingerprint that does not match, an expired
+    /// or malformed token.
+    fn decode(&self, key: &str, raw: &[u8], now_ms: u64) -> Option<Loaded> {
+        if raw.len() > entry::MAX_VALUE_BYTES {
+            return None;
+        }
+        let value = std::str::from_utf8(raw).ok()?;
+        let (fingerprint, body) = entry::split(value)?;
+        let json: Vec<u8> = match self.open(key, fingerprint, body) {
+            Opened::Plain(json) => json.as_bytes().to_vec(),
+            #[cfg(feature = "redis-encryption")]
+            Opened::Decrypted(json) => json,
+            Opened::Refused => return None,
+        };
+        let entry: Entry = serde_json::from_slice(&json).ok()?;
+        if entry::fingerprint(&entry.token) != fingerprint {
+            return None;
+        }
+        let (lifetime, expires_in) = entry.remaining(now_ms)?;
+        // The same checks as a token fresh from the endpoint: nothing that
+        // cannot be a header value leaves the store.
+        AccessToken::new(entry.token.as_str()).ok()?;
+        Some(Loaded {
+            token: entry.token,
+            lifetime,
+            expires_in,
+            scopes: entry.scopes,
+        })
+    }
+
+    fn open<'v>(&self, key: &str, fingerprint: &str, body: &'v str) -> Opened<'v> {
+        #[cfg(feature = "redis-encryption")]
+        if let Some(cipher) = &self.inner.cipher {
+            let aad = associated_data(key, &entry::header(fingerprint));
+            return cipher
+                .open(&aad, body)
+                .map_or(Opened::Refused, Opened::Decrypted);
+        }
+        let _ = (key, fingerprint);
+        if body.starts_with('{') {
+            Opened::Plain(body)
+        } else {
+            // An encrypted value, for a store configured without the key.
+            Opened::Refused
+        }
+    }
+}
+
+enum Opened<'v> {
+    Plain(&'v str),
+    #[cfg(feature = "redis-encryption")]
+    Decrypted(Vec<u8>),
+    Refused,
+}
+
+/// A token read back from Redis.
+struct Loaded {
+    token: String,
+    lifetime: Duration,
+    expires_in: Duration,
+    scopes: Vec<String>,
+}
+
+/// Binds a ciphertext to the key it is stored under and to its header.
+#[cfg(feature = "redis-encryption")]
+fn associated_data(key: &str, header: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(key.len() + 1 + header.len());
+    aad.extend_from_slice(key.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(header.as_bytes());
+    aad
+}
+
+/// Whether `e` is Redis's own answer (an error reply, or a reply of another
+/// type than asked) rather than a failure to get one.
+fn redis_answered(e: &RedisError) -> bool {
+    use ::redis::ErrorKind as Kind;
+    matches!(
+        e.kind(),
+        Kind::Server(_) | Kind::Extension | Kind::UnexpectedReturnType
+    )
+}
+
+/// Whether `e` means the connection is gone (and the manager is reconnecting),
+/// rather than an answer from Redis.
+fn is_connection_failure(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+}
+
+impl RedisStoreBuilder {
+    /// Sets the prefix of every key the store writes (default
+    /// [`DEFAULT_KEY_PREFIX`]). Processes share tokens only under the same
+    /// prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets how long one Redis call may take (default
+    /// [`DEFAULT_OPERATION_TIMEOUT`]). Past it, the cache goes on as if the
+    /// store were empty.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Encrypts tokens with `key` before they reach Redis (ChaCha20-Poly1305,
+    /// a random nonce per value, bound to its key name). Every process of a
+    /// fleet needs the same key; values it cannot authenticate are ignored.
+    #[cfg(feature = "redis-encryption")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-encryption")))]
+    pub fn encryption_key(mut self, key: EncryptionKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Builds the store. Nothing is connected until it is first used.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the URL is not a
+    /// Redis URL or the timeout is zero.
+    pub fn build(self) -> Result<RedisStore, Error> {
+        if self.timeout.is_zero() {
+            return Err(Error::config(
+                "the Redis operation timeout must be above zero",
+            ));
+        }
+        // The URL may hold a password: keep it out of the message.
+        let client = Client::open(self.url.as_str())
+            .map_err(|e| Error::config("the Redis URL is not valid").with_source(e))?;
+        let endpoint = describe(&client);
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                client,
+                connection: OnceLock::new(),
+                prefix: self.prefix,
+                timeout: self.timeout,
+                #[cfg(feature = "redis-encryption")]
+                cipher: self.key.as_ref().map(cipher::Cipher::new),
+                health: Health::new(),
+                lock_script: Script::new(LOCK_SCRIPT),
+                unlock_script: Script::new(UNLOCK_SCRIPT),
+                invalidate_script: Script::new(INVALIDATE_SCRIPT),
+                endpoint,
+            }),
+        })
+    }
+}
+
+/// `host:port/db` of a client, without credentials.
+fn describe(client: &Client) -> String {
+    let info = client.get_connection_info();
+    format!("{}/{}", info.addr(), info.redis_settings().db())
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        let mut d = f.debug_struct("RedisStore");
+        d.field("endpoint", &inner.endpoint)
+            .field("prefix", &inner.prefix)
+            .field("operation_timeout", &inner.timeout);
+        #[cfg(feature = "redis-encryption")]
+        d.field("encrypted", &inner.cipher.is_some());
+        d.field("available", &inner.health.is_available()).finish()
+    }
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("RedisStoreBuilder");
+        d.field("url", &"[redacted]")
+            .field("prefix", &self.prefix)
+            .field("operation_timeout", &self.timeout);
+        #[cfg(feature = "redis-encryption")]
+        d.field("encryption_key", &self.key);
+        d.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redis tests need a Redis: in CI (`CI` set) its absence fails the test,
+    /// elsewhere it skips it with a message.
+    async fn redis_url() -> Option<String> {
+        let url = std::env::var(REDIS_URL_ENV).unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
+        let probe = RedisStore::builder(url.as_str())
+            .operation_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let ping = probe
+            .run("ping", |mut c| async move {
+                ::redis::cmd("PING").query_async::<String>(&mut c).await
+            })
+            .await;
+        match ping {
+            Ok(_) => Some(url),
+            Err(e) if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") => {
+                panic!("Redis must answer at {url} in CI: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipped: no Redis at {url} ({e}); start redis-server or set REDIS_URL");
+                None
+            }
+        }
+    }
+
+    fn unique_prefix(test: &str) -> String {
+        format!("cxone-auth-test:{test}:{:016x}:", fastrand::u64(..))
+    }
+
+    /// A store with a generous timeout: these tests are about behaviour, not
+    /// about racing the clock.
+    fn store(url: &str, test: &str) -> RedisStore {
+        RedisStore::builder(url)
+            .prefix(unique_prefix(test))
+            .operation_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    }
+
+    async fn raw(store: &RedisStore, args: &[&str]) -> ::redis::Value {
+        let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
+        store
+            .run("raw", |mut c| {
+                let mut cmd = ::redis::cmd(&args[0]);
+                for arg in &args[1..] {
+                    cmd.arg(arg);
+                }
+                async move { cmd.query_async(&mut c).await }
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn pttl(store: &RedisStore, key: &str) -> i64 {
+        match raw(store, &["PTTL", key]).await {
+            ::redis::Value::Int(ms) => ms,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn round_trip_keeps_times_scopes_and_ttl() {
+        let Some(url) = redis_url().await else { return };
+        let store = store(&url, "round-trip");
+        let scopes = vec!["RealTimeApi".to_owned(), "AdminApi".to_owned()];
+        store
+            .store_entry(
+                "cred",
+                "tok.en-1",
+                HOUR,
+                HOUR - Duration::from_secs(600),
+                &scopes,
+                Duration::from_secs(2700),
+            )
+            .await
+            .unwrap();
+        let loaded = store.load_entry("cred").await.unwrap().unwrap();
+        assert_eq!(loaded.token, "tok.en-1");
+        assert_eq!(loaded.lifetime, HOUR);
+        let left = loaded.expires_in.as_secs();
+        assert!((2995..=3000).contains(&left), "{left}");
+        assert_eq!(loaded.scopes, scopes);
+        assert!(store.load_entry("other-cred").await.unwrap().is_none());
+
+        let keys = Keys::new(&store.inner.prefix, "cred");
+        let ttl = pttl(&store, &keys.token).await;
+        assert!((2_690_000..=2_700_000).contains(&ttl), "{ttl}");
+    }
+
+    #[tokio::test]
+    async fn ttl_never_outlives_the_token_and_zero_is_not_stored() {
+        let Some(url) = redis_url().await else { return };
+        let store = store(&url, "ttl");
+        store
+            .store_entry("a", "t", HOUR, Duration::from_secs(60), &[], HOUR)
+            .await
+            .unwrap();
+        let ttl = pttl(&store, &Keys::new(&store.inner.prefix, "a").token).await;
+        assert!((1..=60_000).contains(&ttl), "{ttl}");
+
+        store
+            .store_entry("b", "t", HOUR, HOUR, &[], Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(store.load_entry("b").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn lock_is_exclusive_expires_and_is_released_only_by_its_owner() {
+        let Some(url) = redis_url().await else { return };
+        let store = store(&url, "lock");
+        let ttl = Duration::from_secs(10);
+        assert!(store.lock_entry("c", "owner-a", ttl).await.unwrap());
+        assert!(!store.lock_entry("c", "owner-b", ttl).await.unwrap());
+        assert!(
+            store.lock_entry("c", "owner-a", ttl).await.unwrap(),
+            "retry by its owner"
+        );
+        assert!(
+            store.lock_entry("other", "owner-b", ttl).await.unwrap(),
+            "per credential"
+        );
+
+        let lock_ttl = pttl(&store, &Keys::new(&store.inner.prefix, "c").lock).await;
+        assert!(
+            (1..=10_000).contains(&lock_ttl),
+            "the lock expires on its own: {lock_ttl}"
+        );
+
+        assert!(!store.unlock_entry("c", "owner-b").await.unwrap());
+        assert!(!store.lock_entry("c", "owner-b", ttl).await.unwrap());
+        assert!(store.unlock_entry("c", "owner-a").await.unwrap());
+        assert!(
+            !store.unlock_entry("c", "owner-a").await.unwrap(),
+            "released once"
+        );
+        assert!(store.lock_entry("c", "owner-b", ttl).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn invalidation_removes_only_the_same_token() {
+        let Some(url) = redis_url().await else { return };
+        let store = store(&url, "invalidate");
+        store
+            .store_entry("c", "first", HOUR, HOUR, &[], HOUR)
+            .await
+            .unwrap();
+        assert!(!store.invalidate_entry("c", "older").await.unwrap());
+        assert_eq!(store.load_entry("c").await.unwrap().unwrap().token, "first");
+        assert!(store.invalidate_entry("c", "first").await.unwrap());
+        assert!(store.load_entry("c").await.unwrap().is_none());
+        assert!(!store.invalidate_entry("c", "first").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn values_written_by_hand_are_ignored() {
+        let Some(url) = redis_url().await else { return };
+        let store = store(&url, "by-hand");
+        let key = Keys::new(&store.inner.prefix, "c").token;
+        let now = entry::unix_millis(SystemTime::now());
+        let fp = entry::fingerprint("tok");
+        let valid_json = format!(
+            r#"{{"token":"tok","expires_at_ms":{},"issued_at_ms":{now},"scopes":[]}}"#,
+            now + 3_600_000
+        );
+        let bad = [
+            "tok".to_owned(),
+            valid_json.clone(),
+            format!(
+                "{}{valid_json}",
+                entry::header(&entry::fingerprint("other"))
+            ),
+            format!(
+                "{}{{\"token\":\"tok\",\"expires_at_ms\":{},\"issued_at_ms\":{}}}",
+                entry::header(&fp),
+                now - 1000,
+                now - 3_601_000
+            ),
+            format!(
+                "{}{{\"token\":\"to k\",\"expires_at_ms\":{},\"issued_at_ms\":{now}}}",
+                entry::header(&entry::fingerprint("to k")),
+                now + 1000
+            ),
+            format!("{}not json", entry::header(&fp)),
+            format!("{}enc.AAAA", entry::header(&fp)),
+        ];
+        for value in &bad {
+            raw(&store, &["SET", &key, value, "EX", "60"]).await;
+            assert!(store.load_entry("c").await.unwrap().is_none(), "{value}");
+        }
+        // Another type under the key: Redis refuses the read; no token.
+        raw(&store, &["DEL", &key]).await;
+        raw(&store, &["RPUSH", &key, "x"]).await;
+        raw(&store, &["EXPIRE", &key, "60"]).await;
+        assert!(store.load_entry("c").await.is_err());
+        assert!(store.is_available(), "Redis answered");
+
+        // Without encryption a well-formed value is taken as written.
+        raw(
+            &store,
+            &[
+                "SET",
+                &key,
+                &format!("{}{valid_json}", entry::header(&fp)),
+                "EX",
+                "60",
+            ],
+        )
+        .await;
+        assert_eq!(store.load_entry("c").await.unwrap().unwrap().token, "tok");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_an_error_not_a_hang() {
+        // Port 9 (discard) on loopback is closed on any machine that runs these tests.
+        let store = RedisStore::builder("redis://127.0.0.1:9")
+            .operation_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        assert!(store.is_available());
+        let err = store.load_entry("c").await.err().unwrap();
+        assert!(err.is_transient(), "{err:?}");
+        assert!(!store.is_available());
+        assert!(!store.lock_entry("c", "o", HOUR).await.is_ok());
+    }
+
+    #[test]
+    fn debug_and_errors_hide_the_password() {
+        let store = RedisStore::new("redis://user:hunter2@127.0.0.1:6379/3").unwrap();
+        let debug = format!("{store:?}");
+        assert!(debug.contains("127.0.0.1:6379/3"), "{debug}");
+        assert!(!debug.contains("hunter2"));
+        let builder = format!("{:?}", RedisStore::builder("redis://:hunter2@h"));
+        assert!(!builder.contains("hunter2"));
+        let err = RedisStore::new("http://:hunter2@nope").unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+        assert!(
+            RedisStore::builder(DEFAULT_REDIS_URL)
+                .operation_timeout(Duration::ZERO)
+                .build()
+                .is_err()
+        );
+    }
+
+    #[cfg(feature = "redis-encryption")]
+    mod encrypted {
+        use super::*;
+
+        fn encrypted(url: &str, prefix: &str, key: u8) -> RedisStore {
+            RedisStore::builder(url)
+                .prefix(prefix)
+                .operation_timeout(Duration::from_secs(5))
+                .encryption_key(EncryptionKey::new([key; 32]))
+                .build()
+                .unwrap()
+        }
+
+        #[tokio::test]
+        async fn values_are_unreadable_without_the_key() {
+            let Some(url) = redis_url().await else { return };
+            let prefix = unique_prefix("encrypted");
+            let (a, b) = (encrypted(&url, &prefix, 1), encrypted(&url, &prefix, 2));
+            let plain = RedisStore::builder(url.as_str())
+                .prefix(prefix.as_str())
+                .build()
+                .unwrap();
+            a.store_entry("c", "the-token-value", HOUR, HOUR, &["s".to_owned()], HOUR)
+                .await
+                .unwrap();
+            assert_eq!(
+                a.load_entry("c").await.unwrap().unwrap().token,
+                "the-token-value"
+            );
+            assert!(b.load_entry("c").await.unwrap().is_none(), "another key");
+            assert!(plain.load_entry("c").await.unwrap().is_none(), "no key");
+
+            let key = Keys::new(&prefix, "c").token;
+            let ::redis::Value::BulkString(stored) = raw(&a, &["GET", &key]).await else {
+                panic!("no value")
+            };
+            let stored = String::from_utf8(stored).unwrap();
+            assert!(!stored.contains("the-token-value"));
+            assert!(!stored.contains("\"s\""), "scopes are sealed too");
+
+            // Invalidation works on the fingerprint, without decrypting.
+            assert!(b.invalidate_entry("c", "the-token-value").await.unwrap());
+        }
+
+        #[tokio::test]
+        async fn values_moved_tampered_or_written_by_hand_are_refused() {
+            let Some(url) = redis_url().await else { return };
+            let prefix = unique_prefix("tamper");
+            let store = encrypted(&url, &prefix, 1);
+            store
+                .store_entry("c", "tok", HOUR, HOUR, &[], HOUR)
+                .await
+                .unwrap();
+            let (from, to) = (Keys::new(&prefix, "c").token, Keys::new(&prefix, "d").token);
+            let ::redis::Value::BulkString(sealed) = raw(&store, &["GET", &from]).await else {
+                panic!("no value")
+            };
+            let sealed = String::from_utf8(sealed).unwrap();
+
+            raw(&store, &["SET", &to, &sealed, "EX", "60"]).await;
+            assert!(
+                store.load_entry("d").await.unwrap().is_none(),
+                "moved to another key"
+            );
+
+            let mut flipped = sealed.clone().into_bytes();
+            let last = flipped.len() - 1;
+            flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+            raw(
+                &store,
+                &[
+                    "SET",
+                    &from,
+                    &String::from_utf8(flipped).unwrap(),
+                    "EX",
+                    "60",
+                ],
+            )
+            .await;
+            assert!(store.load_entry("c").await.unwrap().is_none(), "tampered");
+
+            let other_fp = sealed.replacen(&entry::fingerprint("tok"), &entry::fingerprint("x"), 1);
+            raw(&store, &["SET", &from, &other_fp, "EX", "60"]).await;
+            assert!(
+                store.load_entry("c").await.unwrap().is_none(),
+                "fingerprint changed"
+            );
+
+            let now = entry::unix_millis(SystemTime::now());
+            let by_hand = format!(
+                "{}{{\"token\":\"tok\",\"expires_at_ms\":{},\"issued_at_ms\":{now}}}",
+                entry::header(&entry::fingerprint("tok")),
+                now + 3_600_000
+            );
+            raw(&store, &["SET", &from, &by_hand, "EX", "60"]).await;
+            assert!(
+                store.load_entry("c").await.unwrap().is_none(),
+                "plaintext by hand"
+            );
+        }
+    }
+}
