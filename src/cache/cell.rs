@@ -44,11 +44,24 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub(crate) fn new(token: Arc<AccessToken>, schedule: Schedule, now: Instant) -> Self {
+    /// An entry whose reads skip the clock until its timer runs, if
+    /// `trust_timer`; else every read goes by the clock.
+    ///
+    /// Only trust a timer that has slack: one due before the hard expiry, so
+    /// that a timer running a little late never lets a read hand out a token
+    /// past `usable_until`.
+    pub(crate) fn new(
+        token: Arc<AccessToken>,
+        schedule: Schedule,
+        now: Instant,
+        trust_timer: bool,
+    ) -> Self {
+        let fresh =
+            trust_timer && now < schedule.refresh_at && schedule.refresh_at < schedule.usable_until;
         Self {
             token,
             schedule,
-            fresh: AtomicBool::new(now < schedule.refresh_at),
+            fresh: AtomicBool::new(fresh),
         }
     }
 

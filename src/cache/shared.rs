@@ -270,7 +270,7 @@ impl Shared {
                 flight.last_error = None;
                 flight.retry_at = None;
                 let token = Arc::new(token);
-                let entry = self.publish(&mut flight, Arc::clone(&token), schedule, now);
+                let entry = self.publish(&mut flight, Arc::clone(&token), schedule, now, true);
                 (Ok(token), Some(entry))
             }
             Err(error) => {
@@ -280,7 +280,9 @@ impl Shared {
                 flight.retry_at = Some(now + delay);
                 flight.last_error = Some(error.clone());
                 // A failed refresh never replaces a valid token: keep it, and
-                // refresh again when the backoff ends.
+                // refresh again when the backoff ends. Reads of it go by the
+                // clock: its retry point may be its hard expiry, and the
+                // clock, unlike a timer, is never late.
                 let kept = self
                     .cell
                     .load_full()
@@ -290,7 +292,7 @@ impl Shared {
                             refresh_at: (now + delay).min(entry.schedule.usable_until),
                             ..entry.schedule
                         };
-                        self.publish(&mut flight, Arc::clone(&entry.token), schedule, now)
+                        self.publish(&mut flight, Arc::clone(&entry.token), schedule, now, false)
                     });
                 (Err(error), kept)
             }
@@ -303,11 +305,15 @@ impl Shared {
         token: Arc<AccessToken>,
         schedule: Schedule,
         now: Instant,
+        trust_timer: bool,
     ) -> Arc<Entry> {
-        let entry = Arc::new(Entry::new(token, schedule, now));
+        let entry = Arc::new(Entry::new(token, schedule, now, trust_timer));
         self.cell.store(Some(Arc::clone(&entry)));
         if let Some(timer) = flight.timer.take() {
             timer.abort();
+        }
+        if !entry.is_fresh() {
+            return entry;
         }
         let aging = cell::age(Arc::downgrade(&entry), schedule.refresh_at);
         flight.timer = match Handle::try_current() {
