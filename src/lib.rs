@@ -6,6 +6,8 @@
 //!
 //! - [`token`]: [`AccessToken`] and the [`TokenSource`] trait, with CXone's
 //!   access key grant and the standard client credentials grant.
+//! - [`TokenCache`]: one per credential; hands out the current token without
+//!   locking, refreshes it ahead of expiry with one fetch for all callers.
 //! - [`Error`]: one error type whose message says what to fix.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -13,5 +15,6 @@ pub mod cache;
 pub mod error;
 pub mod token;
 
+pub use cache::{CacheStats, TokenCache, TokenCacheBuilder};
 pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
 pub use token::{AccessToken, TokenSource};
