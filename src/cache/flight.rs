@@ -164,9 +164,17 @@ impl FlightTask {
             return;
         };
         let publish = async {
-            if let (Origin::Source, Ok(token), Some(entry)) = (obtained.origin, &outcome, &entry) {
+            if let (Origin::Source, Ok(token), Some(_)) = (obtained.origin, &outcome, &entry) {
                 let now = Instant::now();
-                let ttl = entry.schedule.usable_until.saturating_duration_since(now);
+                // Shared for its remaining lifetime less the refresh buffer (the
+                // latest refresh point, without jitter), so the store never holds
+                // a token that is due for refresh.
+                let ttl = self
+                    .config
+                    .timing
+                    .schedule(token, 0.0)
+                    .refresh_at
+                    .saturating_duration_since(now);
                 let stored = StoredToken::from_token(token, now);
                 store_call("store", store.store(key, &stored, ttl)).await;
             }

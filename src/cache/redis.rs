@@ -1,4 +1,4 @@
-//! [`RedisStore`]: a [`TokenStore`](super::TokenStore) on Redis, so that a
+//! [`RedisStore`]: a [`TokenStore`] on Redis, so that a
 //! fleet of processes fetches one token per credential and lifetime, not one
 //! per process.
 //!
@@ -41,8 +41,10 @@ use std::time::{Duration, SystemTime};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError, Script};
+use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
+use super::{StoreLock, StoredToken, TokenStore};
 use crate::{AccessToken, Error};
 
 #[cfg(feature = "redis-encryption")]
@@ -98,7 +100,7 @@ if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then return redis.call
 return 0
 ";
 
-/// A [`TokenStore`](super::TokenStore) on Redis, through the `redis` crate's
+/// A [`TokenStore`] on Redis, through the `redis` crate's
 /// auto-reconnecting [`ConnectionManager`].
 ///
 /// Cheap to clone; clones share the connection. Build it with
@@ -261,14 +263,16 @@ impl RedisStore {
             })
             .await?;
         let Some(raw) = raw else { return Ok(None) };
-        let loaded = self.decode(&keys.token, &raw, entry::unix_millis(SystemTime::now()));
-        if loaded.is_none() {
-            tracing::debug!(
-                target: "cxone_auth::cache::redis",
-                "ignored a stored token value that this store did not write or cannot authenticate"
-            );
+        match self.decode(&keys.token, &raw, entry::unix_millis(SystemTime::now())) {
+            Ok(loaded) => {
+                self.inner.health.readable();
+                Ok(loaded)
+            }
+            Err(reason) => {
+                self.inner.health.unreadable(reason);
+                Ok(None)
+            }
         }
-        Ok(loaded)
     }
 
     /// Writes a token for `ttl` (at most what it has left).
@@ -370,51 +374,129 @@ impl RedisStore {
 
     /// Reads a value back, refusing anything this store would not have
     /// written: another format, another key's ciphertext, a plaintext value
-    /// when encryption is on, a fingerprint that does not match, an expired
-    /// or malformed token.
-    fn decode(&self, key: &str, raw: &[u8], now_ms: u64) -> Option<Loaded> {
+    /// when encryption is on, a fingerprint that does not match, a malformed
+    /// token. An expired token is `Ok(None)`: it was ours, it is just old.
+    fn decode(&self, key: &str, raw: &[u8], now_ms: u64) -> Result<Option<Loaded>, &'static str> {
         if raw.len() > entry::MAX_VALUE_BYTES {
-            return None;
+            return Err("the value is too large");
         }
-        let value = std::str::from_utf8(raw).ok()?;
-        let (fingerprint, body) = entry::split(value)?;
+        let value = std::str::from_utf8(raw).map_err(|_| "the value is not text")?;
+        let (fingerprint, body) =
+            entry::split(value).ok_or("the value is not in this crate's format")?;
         let json: Vec<u8> = match self.open(key, fingerprint, body) {
             Opened::Plain(json) => json.as_bytes().to_vec(),
             #[cfg(feature = "redis-encryption")]
             Opened::Decrypted(json) => json,
-            Opened::Refused => return None,
+            Opened::Refused(reason) => return Err(reason),
         };
-        let entry: Entry = serde_json::from_slice(&json).ok()?;
+        let entry: Entry =
+            serde_json::from_slice(&json).map_err(|_| "the value is not a token entry")?;
         if entry::fingerprint(&entry.token) != fingerprint {
-            return None;
+            return Err("the value's fingerprint does not match its token");
         }
-        let (lifetime, expires_in) = entry.remaining(now_ms)?;
         // The same checks as a token fresh from the endpoint: nothing that
         // cannot be a header value leaves the store.
-        AccessToken::new(entry.token.as_str()).ok()?;
-        Some(Loaded {
+        AccessToken::new(entry.token.as_str()).map_err(|_| "the stored token is malformed")?;
+        let Some((lifetime, expires_in)) = entry.remaining(now_ms) else {
+            return if entry.expires_at_ms <= now_ms {
+                Ok(None)
+            } else {
+                Err("the value's times are inconsistent")
+            };
+        };
+        Ok(Some(Loaded {
             token: entry.token,
             lifetime,
             expires_in,
             scopes: entry.scopes,
-        })
+        }))
     }
 
     fn open<'v>(&self, key: &str, fingerprint: &str, body: &'v str) -> Opened<'v> {
         #[cfg(feature = "redis-encryption")]
         if let Some(cipher) = &self.inner.cipher {
             let aad = associated_data(key, &entry::header(fingerprint));
-            return cipher
-                .open(&aad, body)
-                .map_or(Opened::Refused, Opened::Decrypted);
+            return cipher.open(&aad, body).map_or(
+                Opened::Refused("the value does not open with this store's encryption key"),
+                Opened::Decrypted,
+            );
         }
         let _ = (key, fingerprint);
         if body.starts_with('{') {
             Opened::Plain(body)
         } else {
-            // An encrypted value, for a store configured without the key.
-            Opened::Refused
+            Opened::Refused("the value is encrypted and this store has no encryption key")
         }
+    }
+}
+
+/// Every call is bounded by the store's operation timeout. Nothing here fails:
+/// when Redis does not answer, or holds a value this store cannot use, the
+/// cache is told what it would see without a store (no token; the lock is
+/// its own, so it fetches at once), and the change of state is logged once.
+impl TokenStore for RedisStore {
+    fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredToken>, Error>> {
+        Box::pin(async move {
+            Ok(self.load_entry(key).await.ok().flatten().map(|loaded| {
+                StoredToken::new(loaded.token, loaded.lifetime, loaded.expires_in)
+                    .with_scopes(loaded.scopes)
+            }))
+        })
+    }
+
+    fn store<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a StoredToken,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let stored = self
+                .store_entry(
+                    key,
+                    token.secret(),
+                    token.lifetime(),
+                    token.expires_in(),
+                    token.scopes(),
+                    ttl,
+                )
+                .await;
+            drop(stored);
+            Ok(())
+        })
+    }
+
+    fn invalidate<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a AccessToken,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            drop(self.invalidate_entry(key, token.secret()).await);
+            Ok(())
+        })
+    }
+
+    fn try_lock<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<StoreLock>, Error>> {
+        Box::pin(async move {
+            let lock = StoreLock::new_owner();
+            match self.lock_entry(key, lock.owner(), ttl).await {
+                Ok(false) => Ok(None),
+                // Taken, or Redis cannot say: either way this caller fetches.
+                Ok(true) | Err(_) => Ok(Some(lock)),
+            }
+        })
+    }
+
+    fn unlock<'a>(&'a self, key: &'a str, lock: StoreLock) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            drop(self.unlock_entry(key, lock.owner()).await);
+            Ok(())
+        })
     }
 }
 
@@ -422,7 +504,7 @@ enum Opened<'v> {
     Plain(&'v str),
     #[cfg(feature = "redis-encryption")]
     Decrypted(Vec<u8>),
-    Refused,
+    Refused(&'static str),
 }
 
 /// A token read back from Redis.

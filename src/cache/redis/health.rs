@@ -1,18 +1,23 @@
-//! Whether the Redis store answers, with each change logged once.
+//! Whether the Redis store answers and whether what it holds is readable,
+//! with each change logged once rather than on every call.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The store's last known state. It starts available: the first failure is
+const TARGET: &str = "cxone_auth::cache::redis";
+
+/// The store's last known state. It starts healthy: the first failure is
 /// news, the first success is not.
 #[derive(Debug)]
 pub(super) struct Health {
     available: AtomicBool,
+    readable: AtomicBool,
 }
 
 impl Health {
     pub(super) fn new() -> Self {
         Self {
             available: AtomicBool::new(true),
+            readable: AtomicBool::new(true),
         }
     }
 
@@ -20,24 +25,44 @@ impl Health {
         self.available.load(Ordering::Relaxed)
     }
 
-    /// Records an answer; logs when the store comes back.
+    /// Records an answer from Redis; logs when Redis comes back.
     pub(super) fn up(&self) {
         if !self.available.swap(true, Ordering::AcqRel) {
             tracing::info!(
-                target: "cxone_auth::cache::redis",
+                target: TARGET,
                 "Redis token store is answering again; sharing tokens through it"
             );
         }
     }
 
-    /// Records a failure; logs when the store was answering until now.
+    /// Records a failure to get an answer; logs when Redis was answering
+    /// until now.
     pub(super) fn down(&self, operation: &'static str, reason: &dyn std::fmt::Display) {
         if self.available.swap(false, Ordering::AcqRel) {
             tracing::warn!(
-                target: "cxone_auth::cache::redis",
+                target: TARGET,
                 operation,
                 %reason,
-                "Redis token store is not answering; each process uses its own tokens until it returns"
+                "Redis token store is not answering; each process fetches its own tokens until it returns"
+            );
+        }
+    }
+
+    /// Records a stored value that was read and accepted.
+    pub(super) fn readable(&self) {
+        if !self.readable.swap(true, Ordering::AcqRel) {
+            tracing::info!(target: TARGET, "Redis token store values are readable again");
+        }
+    }
+
+    /// Records a stored value that was refused; logs the first of a run.
+    pub(super) fn unreadable(&self, reason: &'static str) {
+        if self.readable.swap(false, Ordering::AcqRel) {
+            tracing::warn!(
+                target: TARGET,
+                reason,
+                "Redis token store holds a value this process cannot use (written by hand, \
+                 sealed with another encryption key, or altered); ignoring it"
             );
         }
     }
