@@ -207,6 +207,14 @@ impl FlightTask {
                 },
                 None => None,
             };
+        // Another cache may have published and released the lock between the
+        // look above and taking it: look once more under the lock.
+        if let Some(lock) = &lock
+            && let Some(token) = load_fresh(&**store, key, stale, timing).await
+        {
+            store_call("unlock", store.unlock(key, lock.clone())).await;
+            return self.loaded(token);
+        }
         Obtained::fetched(self.fetch().await, lock)
     }
 

@@ -76,6 +76,13 @@ pub const DEFAULT_KEY_PREFIX: &str = "cxone-auth:";
 /// clear of ordinary hiccups.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// After a call times out, calls within this many operation timeouts (one
+/// second by default) fail at once instead of waiting out another timeout:
+/// one cache fetch makes several calls, and a Redis that hangs should cost it
+/// one timeout, not one per call. A Redis that refuses connections fails fast
+/// anyway and is not held down, so its return is noticed on the next call.
+const STALL_HOLD_DOWN_TIMEOUTS: u32 = 4;
+
 /// Takes the fetch lock for KEYS[1] as owner ARGV[1] for ARGV[2] ms:
 /// `SET NX PX`, and also success when this owner already holds it, so a call
 /// retried after a lost reply does not lock its own caller out.
@@ -212,6 +219,12 @@ impl RedisStore {
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
+        let now = Instant::now();
+        if self.inner.health.holding_down(now) {
+            return Err(Error::timeout(format!(
+                "the Redis token store did not answer lately; {operation} not tried"
+            )));
+        }
         let connection = self.connection()?;
         let attempts = async {
             match call(connection.clone()).await {
@@ -219,7 +232,7 @@ impl RedisStore {
                 other => other,
             }
         };
-        match tokio::time::timeout_at(Instant::now() + self.inner.timeout, attempts).await {
+        match tokio::time::timeout_at(now + self.inner.timeout, attempts).await {
             Ok(Ok(value)) => {
                 self.inner.health.up();
                 Ok(value)
@@ -246,6 +259,8 @@ impl RedisStore {
                     self.inner.timeout.as_millis()
                 );
                 self.inner.health.down(operation, &message);
+                let hold_down = self.inner.timeout * STALL_HOLD_DOWN_TIMEOUTS;
+                self.inner.health.hold_down(Instant::now() + hold_down);
                 Err(Error::timeout(message))
             }
         }

@@ -2,6 +2,9 @@
 //! with each change logged once rather than on every call.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use tokio::time::Instant;
 
 const TARGET: &str = "cxone_auth::cache::redis";
 
@@ -11,6 +14,8 @@ const TARGET: &str = "cxone_auth::cache::redis";
 pub(super) struct Health {
     available: AtomicBool,
     readable: AtomicBool,
+    /// Until when calls fail without trying, after a timeout.
+    held_down_until: Mutex<Option<Instant>>,
 }
 
 impl Health {
@@ -18,7 +23,29 @@ impl Health {
         Self {
             available: AtomicBool::new(true),
             readable: AtomicBool::new(true),
+            held_down_until: Mutex::new(None),
         }
+    }
+
+    /// Whether calls should fail without trying Redis at `now`.
+    pub(super) fn holding_down(&self, now: Instant) -> bool {
+        self.held_down().is_some_and(|until| now < until)
+    }
+
+    /// Fails calls without trying Redis until `until`.
+    pub(super) fn hold_down(&self, until: Instant) {
+        *self
+            .held_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(until);
+    }
+
+    fn held_down(&self) -> Option<Instant> {
+        // A plain value: a panic elsewhere cannot leave it half-written.
+        *self
+            .held_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(super) fn is_available(&self) -> bool {
@@ -27,12 +54,22 @@ impl Health {
 
     /// Records an answer from Redis; logs when Redis comes back.
     pub(super) fn up(&self) {
+        if self.held_down().is_some() {
+            self.hold_down_clear();
+        }
         if !self.available.swap(true, Ordering::AcqRel) {
             tracing::info!(
                 target: TARGET,
                 "Redis token store is answering again; sharing tokens through it"
             );
         }
+    }
+
+    fn hold_down_clear(&self) {
+        *self
+            .held_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// Records a failure to get an answer; logs when Redis was answering
