@@ -36,7 +36,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -76,6 +76,9 @@ pub const DEFAULT_KEY_PREFIX: &str = "cxone-auth:";
 /// clear of ordinary hiccups.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// The most unreleased locks remembered; older ones expire on their own.
+const MAX_UNRELEASED_LOCKS: usize = 32;
+
 /// After a call times out, calls within this many operation timeouts (one
 /// second by default) fail at once instead of waiting out another timeout:
 /// one cache fetch makes several calls, and a Redis that hangs should cost it
@@ -99,12 +102,24 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// Deletes KEYS[1] only if its value starts with ARGV[1] (format tag and
-/// token fingerprint): an invalidation removes that token, never a newer one.
+/// Marks a token invalid for the rest of its life (KEYS[2], for ARGV[2] ms),
+/// then deletes KEYS[1] only if its value starts with ARGV[1] (format tag and
+/// token fingerprint): an invalidation removes that token, never a newer one,
+/// and the mark keeps a late publication of it out.
 const INVALIDATE_SCRIPT: &str = r"
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+";
+
+/// Writes ARGV[1] to KEYS[1] for ARGV[2] ms unless its token was marked
+/// invalid (KEYS[2]): a publication that arrives after a 401 for the same
+/// token (from this process or another) does not bring it back.
+const STORE_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 ";
 
 /// A [`TokenStore`] on Redis, through the `redis` crate's
@@ -127,9 +142,14 @@ struct Inner {
     #[cfg(feature = "redis-encryption")]
     cipher: Option<cipher::Cipher>,
     health: Health,
+    /// Locks this store took and could not release because Redis went away:
+    /// (shared key, owner). Released once Redis answers again, so that an
+    /// outage does not leave the fleet waiting on a lock nobody holds.
+    unreleased: Mutex<Vec<(String, String)>>,
     lock_script: Script,
     unlock_script: Script,
     invalidate_script: Script,
+    store_script: Script,
     /// `host:port/db`, for `Debug`: no user name or password.
     endpoint: String,
 }
@@ -313,29 +333,41 @@ impl RedisStore {
                 &Entry::new(token, lifetime, expires_in, scopes, now_ms),
             )
             .ok_or_else(|| Error::invalid_response("the token could not be sealed for Redis"))?;
-        self.run("store", |mut c| {
-            let (key, value) = (keys.token.clone(), value.clone());
-            async move {
-                ::redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("PX")
-                    .arg(ttl_ms)
-                    .query_async::<()>(&mut c)
-                    .await
-            }
-        })
-        .await
+        let invalid = keys.invalid(&entry::fingerprint(token));
+        let stored: i64 = self
+            .run("store", |mut c| {
+                let mut call = self.inner.store_script.key(&keys.token);
+                call.key(&invalid).arg(&value).arg(ttl_ms);
+                async move { call.invoke_async(&mut c).await }
+            })
+            .await?;
+        if stored == 0 {
+            tracing::debug!(
+                target: "cxone_auth::cache::redis",
+                "not publishing a token that was invalidated meanwhile"
+            );
+        }
+        Ok(())
     }
 
-    /// Deletes the stored token if it is still `token`; `true` if it was.
-    async fn invalidate_entry(&self, shared_key: &str, token: &str) -> Result<bool, Error> {
+    /// Marks `token` invalid for `remaining` (its life left) and deletes the
+    /// stored token if it is still `token`; `true` if it was.
+    async fn invalidate_entry(
+        &self,
+        shared_key: &str,
+        token: &str,
+        remaining: Duration,
+    ) -> Result<bool, Error> {
         let keys = Keys::new(&self.inner.prefix, shared_key);
-        let header = entry::header(&entry::fingerprint(token));
+        let fingerprint = entry::fingerprint(token);
+        let (header, invalid) = (entry::header(&fingerprint), keys.invalid(&fingerprint));
+        let mark_ms = u64::try_from(remaining.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let deleted: i64 = self
             .run("invalidate", |mut c| {
                 let mut call = self.inner.invalidate_script.key(&keys.token);
-                call.arg(&header);
+                call.key(&invalid).arg(&header).arg(mark_ms);
                 async move { call.invoke_async(&mut c).await }
             })
             .await?;
@@ -372,6 +404,45 @@ impl RedisStore {
             })
             .await?;
         Ok(released == 1)
+    }
+
+    /// Remembers a lock whose release failed, to release it later.
+    fn remember_unreleased(&self, shared_key: &str, owner: &str) {
+        let mut unreleased = self.unreleased();
+        if unreleased.len() == MAX_UNRELEASED_LOCKS {
+            unreleased.remove(0);
+        }
+        unreleased.push((shared_key.to_owned(), owner.to_owned()));
+    }
+
+    /// Releases the locks whose release failed earlier, now that Redis may
+    /// answer again; keeps those it still cannot release.
+    async fn release_unreleased(&self) {
+        let pending = std::mem::take(&mut *self.unreleased());
+        for (shared_key, owner) in pending {
+            if self.unlock_entry(&shared_key, &owner).await.is_err() {
+                self.remember_unreleased(&shared_key, &owner);
+            }
+        }
+    }
+
+    fn has_unreleased(&self) -> bool {
+        !self.unreleased().is_empty()
+    }
+
+    fn unreleased(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
+        // Each change is one push or take: a panic cannot leave it half-done.
+        self.inner
+            .unreleased
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Before a call: releases what an outage left locked, if anything.
+    async fn settle(&self) {
+        if self.has_unreleased() && !self.inner.health.holding_down(Instant::now()) {
+            self.release_unreleased().await;
+        }
     }
 
     /// The value written to Redis for `entry` under `key`.
@@ -452,6 +523,7 @@ impl RedisStore {
 impl TokenStore for RedisStore {
     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredToken>, Error>> {
         Box::pin(async move {
+            self.settle().await;
             Ok(self.load_entry(key).await.ok().flatten().map(|loaded| {
                 StoredToken::new(loaded.token, loaded.lifetime, loaded.expires_in)
                     .with_scopes(loaded.scopes)
@@ -466,6 +538,7 @@ impl TokenStore for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            self.settle().await;
             let stored = self
                 .store_entry(
                     key,
@@ -487,7 +560,9 @@ impl TokenStore for RedisStore {
         token: &'a AccessToken,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            drop(self.invalidate_entry(key, token.secret()).await);
+            self.settle().await;
+            let remaining = token.expires_at().saturating_duration_since(Instant::now());
+            drop(self.invalidate_entry(key, token.secret(), remaining).await);
             Ok(())
         })
     }
@@ -498,6 +573,7 @@ impl TokenStore for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Option<StoreLock>, Error>> {
         Box::pin(async move {
+            self.settle().await;
             let lock = StoreLock::new_owner();
             match self.lock_entry(key, lock.owner(), ttl).await {
                 Ok(false) => Ok(None),
@@ -509,7 +585,9 @@ impl TokenStore for RedisStore {
 
     fn unlock<'a>(&'a self, key: &'a str, lock: StoreLock) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            drop(self.unlock_entry(key, lock.owner()).await);
+            if self.unlock_entry(key, lock.owner()).await.is_err() {
+                self.remember_unreleased(key, lock.owner());
+            }
             Ok(())
         })
     }
@@ -608,9 +686,11 @@ impl RedisStoreBuilder {
                 #[cfg(feature = "redis-encryption")]
                 cipher: self.key.as_ref().map(cipher::Cipher::new),
                 health: Health::new(),
+                unreleased: Mutex::new(Vec::new()),
                 lock_script: Script::new(LOCK_SCRIPT),
                 unlock_script: Script::new(UNLOCK_SCRIPT),
                 invalidate_script: Script::new(INVALIDATE_SCRIPT),
+                store_script: Script::new(STORE_SCRIPT),
                 endpoint,
             }),
         })
@@ -801,11 +881,30 @@ mod tests {
             .store_entry("c", "first", HOUR, HOUR, &[], HOUR)
             .await
             .unwrap();
-        assert!(!store.invalidate_entry("c", "older").await.unwrap());
+        assert!(!store.invalidate_entry("c", "older", HOUR).await.unwrap());
         assert_eq!(store.load_entry("c").await.unwrap().unwrap().token, "first");
-        assert!(store.invalidate_entry("c", "first").await.unwrap());
+        assert!(store.invalidate_entry("c", "first", HOUR).await.unwrap());
         assert!(store.load_entry("c").await.unwrap().is_none());
-        assert!(!store.invalidate_entry("c", "first").await.unwrap());
+        assert!(!store.invalidate_entry("c", "first", HOUR).await.unwrap());
+
+        // A publication of "first" arriving late (after its 401) is refused,
+        // for the rest of its life; other tokens are not affected.
+        store
+            .store_entry("c", "first", HOUR, HOUR, &[], HOUR)
+            .await
+            .unwrap();
+        assert!(store.load_entry("c").await.unwrap().is_none());
+        let keys = Keys::new(&store.inner.prefix, "c");
+        let mark = pttl(&store, &keys.invalid(&entry::fingerprint("first"))).await;
+        assert!((3_590_000..=3_600_000).contains(&mark), "{mark}");
+        store
+            .store_entry("c", "second", HOUR, HOUR, &[], HOUR)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.load_entry("c").await.unwrap().unwrap().token,
+            "second"
+        );
     }
 
     #[tokio::test]
@@ -939,7 +1038,11 @@ mod tests {
             assert!(!stored.contains("\"s\""), "scopes are sealed too");
 
             // Invalidation works on the fingerprint, without decrypting.
-            assert!(b.invalidate_entry("c", "the-token-value").await.unwrap());
+            assert!(
+                b.invalidate_entry("c", "the-token-value", HOUR)
+                    .await
+                    .unwrap()
+            );
         }
 
         #[tokio::test]

@@ -29,11 +29,13 @@ pub(super) const ENCRYPTED_MARKER: &str = "enc.";
 /// was not written by this crate and is not parsed.
 pub(super) const MAX_VALUE_BYTES: usize = 64 * 1024;
 
-/// The Redis names of one credential's token and fetch lock.
+/// The Redis names of one credential's token, fetch lock and invalidation
+/// marks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Keys {
     pub(super) token: String,
     pub(super) lock: String,
+    invalid: String,
 }
 
 impl Keys {
@@ -42,7 +44,13 @@ impl Keys {
         Self {
             token: format!("{prefix}token:{digest}"),
             lock: format!("{prefix}lock:{digest}"),
+            invalid: format!("{prefix}invalid:{digest}:"),
         }
+    }
+
+    /// The mark that the token with `fingerprint` was invalidated.
+    pub(super) fn invalid(&self, fingerprint: &str) -> String {
+        format!("{}{fingerprint}", self.invalid)
     }
 }
 
