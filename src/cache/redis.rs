@@ -976,7 +976,7 @@ mod tests {
         let err = store.load_entry("c").await.err().unwrap();
         assert!(err.is_transient(), "{err:?}");
         assert!(!store.is_available());
-        assert!(!store.lock_entry("c", "o", HOUR).await.is_ok());
+        assert!(store.lock_entry("c", "o", HOUR).await.is_err());
     }
 
     #[test]
