@@ -229,6 +229,43 @@ async fn a_thousand_invalidations_of_one_token_cause_one_fetch() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_header_path_invalidates_by_id_once() {
+    let endpoint = Endpoint::new(HOUR).delay(Duration::from_millis(100));
+    let cache = TokenCache::new(endpoint.source());
+    assert!(cache.cached_header().is_none());
+    let (header, id) = cache.header_with_id().await.unwrap();
+    assert_eq!(header, "Bearer token-1");
+    assert_eq!(cache.cached_header().unwrap(), (header.clone(), id));
+    let retries: Vec<_> = (0..1_000)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache.invalidate_id(id);
+                cache.header_with_id().await
+            })
+        })
+        .collect();
+    let fresh: Vec<_> = join_all(retries)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().unwrap())
+        .collect();
+    assert!(
+        fresh
+            .iter()
+            .all(|(h, i)| h == "Bearer token-2" && *i == fresh[0].1)
+    );
+    assert_ne!(fresh[0].1, id);
+    assert_eq!(endpoint.calls(), 2);
+    assert_eq!(cache.stats().invalidations, 1);
+    // Ids and tokens name the same thing.
+    let token = cache.cached().unwrap();
+    assert!(!cache.invalidate_id(id));
+    assert!(cache.invalidate(&token));
+    assert!(!cache.invalidate_id(fresh[0].1), "already dropped");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_day_of_one_hour_tokens_costs_at_most_27_fetches_and_no_waits() {
     let endpoint = Endpoint::new(HOUR).delay(Duration::from_millis(500));
     let cache = TokenCache::new(endpoint.source());

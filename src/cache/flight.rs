@@ -39,6 +39,7 @@ use tracing::Instrument as _;
 use tracing::field::{Empty, display};
 
 use super::builder::Config;
+use super::cell::Entry;
 use super::shared::Shared;
 use super::stats::Counters;
 use super::store::{StoreLock, StoredToken, TokenStore};
@@ -57,8 +58,8 @@ const STORE_POLL_FIRST: Duration = Duration::from_millis(50);
 /// The longest pause between looks at the store while waiting on its lock.
 const STORE_POLL_MAX: Duration = Duration::from_millis(500);
 
-/// What every caller waiting on one fetch gets.
-pub(crate) type Outcome = Result<Arc<AccessToken>, Error>;
+/// What every caller waiting on one fetch gets: the new entry, or the error.
+pub(crate) type Outcome = Result<Arc<Entry>, Error>;
 
 /// Why a fetch started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,14 +141,15 @@ impl FlightTask {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
-        let (outcome, entry) = shared.land(obtained.result);
+        let outcome = shared.land(obtained.result);
         landing.landed = true;
         drop(shared);
 
         span.record("origin", obtained.origin.as_str());
         span.record("duration_ms", started.elapsed().as_millis());
         match &outcome {
-            Ok(token) => {
+            Ok(entry) => {
+                let token = &entry.token;
                 span.record("outcome", "ok");
                 span.record("lifetime_s", token.lifetime().as_secs());
                 span.record("scopes", display(token.scopes().join(" ")));
@@ -164,10 +166,10 @@ impl FlightTask {
             return;
         };
         let publish = async {
-            if let (Origin::Source, Ok(token), Some(entry)) = (obtained.origin, &outcome, &entry) {
+            if let (Origin::Source, Ok(entry)) = (obtained.origin, &outcome) {
                 let now = Instant::now();
                 let ttl = entry.schedule.usable_until.saturating_duration_since(now);
-                let stored = StoredToken::from_token(token, now);
+                let stored = StoredToken::from_token(&entry.token, now);
                 store_call("store", store.store(key, &stored, ttl)).await;
             }
             if let Some(lock) = obtained.lock {
