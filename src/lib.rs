@@ -15,6 +15,6 @@ pub mod cache;
 pub mod error;
 pub mod token;
 
-pub use cache::{CacheStats, TokenCache, TokenCacheBuilder, TokenId};
+pub use cache::{CacheStats, TokenCache, TokenCacheBuilder, TokenId, TokenReader};
 pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
 pub use token::{AccessToken, TokenSource};

@@ -266,6 +266,38 @@ async fn the_header_path_invalidates_by_id_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_reader_follows_refreshes_and_invalidations() {
+    let endpoint = Endpoint::new(Duration::from_secs(60));
+    let cache = TokenCache::builder(endpoint.source())
+        .refresh_jitter(0.0)
+        .build();
+    let mut reader = cache.reader();
+    assert!(reader.cached_header().is_none());
+    let (_, first) = cache.header_with_id().await.unwrap();
+    assert_eq!(reader.cached_header().unwrap().1, first);
+    // Past the refresh point, the reader starts the refresh and keeps the token.
+    sleep(Duration::from_secs(31)).await;
+    assert_eq!(reader.cached_header().unwrap().1, first);
+    tokio::task::yield_now().await;
+    assert_eq!(endpoint.calls(), 2);
+    let (header, second) = reader.cached_header().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(header, "Bearer token-2");
+    // Invalidated: the reader sees no token, then the replacement.
+    assert!(reader.cache().invalidate_id(second));
+    assert!(reader.cached().is_none());
+    tokio::task::yield_now().await;
+    assert_eq!(reader.cached().unwrap().secret(), "token-3");
+    // Past the hard expiry, the reader hands out nothing.
+    sleep(Duration::from_secs(56)).await;
+    assert!(reader.cached().is_none());
+    // Its hits reach the stats in batches, and when it is dropped.
+    let hits = cache.stats().hits;
+    drop(reader);
+    assert_eq!(cache.stats().hits, hits + 4, "four reads found a token");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_day_of_one_hour_tokens_costs_at_most_27_fetches_and_no_waits() {
     let endpoint = Endpoint::new(HOUR).delay(Duration::from_millis(500));
     let cache = TokenCache::new(endpoint.source());

@@ -89,7 +89,11 @@ impl Entry {
     }
 
     pub(crate) fn mark_stale(&self) {
-        self.fresh.store(false, Relaxed);
+        // Store only on a change: every read past the refresh point comes
+        // here, and a store would take the entry's line from other readers.
+        if self.fresh.load(Relaxed) {
+            self.fresh.store(false, Relaxed);
+        }
     }
 }
 

@@ -40,7 +40,7 @@ use tracing::field::{Empty, display};
 
 use super::builder::Config;
 use super::cell::Entry;
-use super::shared::Shared;
+use super::shared::{Shared, later};
 use super::stats::Counters;
 use super::store::{StoreLock, StoredToken, TokenStore};
 use super::timing::Timing;
@@ -217,10 +217,10 @@ impl FlightTask {
     /// the lock comes free, for at most `store_wait`, so that a lock holder
     /// that died never stalls this cache for longer.
     async fn wait_for_store(&self, store: &dyn TokenStore, key: &str) -> Waited {
-        let deadline = Instant::now() + self.config.store_wait;
+        let deadline = later(Instant::now(), self.config.store_wait);
         let mut pause = STORE_POLL_FIRST;
         while Instant::now() < deadline {
-            tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
+            tokio::time::sleep_until(later(Instant::now(), pause).min(deadline)).await;
             pause = (pause * 2).min(STORE_POLL_MAX);
             let stale = self.stale.as_deref();
             if let Some(token) = load_fresh(store, key, stale, &self.config.timing).await {

@@ -63,6 +63,7 @@ mod builder;
 mod cell;
 mod flight;
 mod memory;
+mod reader;
 mod shared;
 mod stats;
 pub mod store;
@@ -78,6 +79,7 @@ pub use builder::{
 };
 pub use cell::TokenId;
 pub use memory::MemoryStore;
+pub use reader::{HIT_BATCH, TokenReader};
 pub use stats::CacheStats;
 pub use store::{StoreLock, StoredToken, TokenStore};
 pub use timing::{
@@ -145,6 +147,14 @@ impl TokenCache {
     #[inline]
     pub fn cached_header(&self) -> Option<(HeaderValue, TokenId)> {
         self.shared.read(|entry| (entry.header.clone(), entry.id))
+    }
+
+    /// A reader of this cache for one owner (one service instance): the
+    /// same reads as [`cached`](Self::cached) and
+    /// [`cached_header`](Self::cached_header), through `&mut`, with fewer
+    /// atomic operations each.
+    pub fn reader(&self) -> TokenReader {
+        TokenReader::new(&self.shared)
     }
 
     /// The current token, fetching one if there is no usable token.

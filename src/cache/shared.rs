@@ -19,6 +19,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::runtime::Handle;
@@ -36,7 +37,7 @@ use crate::token::DynTokenSource;
 use crate::{AccessToken, Error};
 
 pub(crate) struct Shared {
-    cell: ArcSwapOption<Entry>,
+    pub(crate) cell: ArcSwapOption<Entry>,
     /// A hint mirroring `flight.running.is_some()`, read without the lock so
     /// that reads past the refresh point do not all take it.
     in_flight: AtomicBool,
@@ -101,35 +102,32 @@ impl Shared {
     pub(crate) fn read<R>(self: &Arc<Self>, take: impl FnOnce(&Entry) -> R) -> Option<R> {
         let guard = self.cell.load();
         let entry = guard.as_ref()?;
-        if entry.is_fresh() {
-            let n = self.counters.hits.bump();
-            if !n.is_multiple_of(CLOCK_CHECK_INTERVAL) {
-                return Some(take(entry));
-            }
-            return self.usable_by_clock(entry, true).then(|| take(entry));
+        let n = self.counters.hits.bump();
+        if self.usable(entry, n.is_multiple_of(CLOCK_CHECK_INTERVAL)) {
+            return Some(take(entry));
         }
-        self.usable_by_clock(entry, false).then(|| take(entry))
+        self.counters.hits.unbump();
+        None
     }
 
-    /// The read past the refresh point (or the periodic check), by the
-    /// clock: whether the token is usable. Counts the hit if `counted` is
-    /// false, takes it back if the token is not usable and it is true.
+    /// Whether `entry`'s token may be handed out now: at once while its
+    /// fresh flag is set (unless `check_clock`), else by the clock, starting
+    /// one refresh ahead when it is past its refresh point.
+    #[inline]
+    pub(crate) fn usable(self: &Arc<Self>, entry: &Arc<Entry>, check_clock: bool) -> bool {
+        (entry.is_fresh() && !check_clock) || self.usable_by_clock(entry)
+    }
+
     #[cold]
-    fn usable_by_clock(self: &Arc<Self>, entry: &Arc<Entry>, counted: bool) -> bool {
+    fn usable_by_clock(self: &Arc<Self>, entry: &Arc<Entry>) -> bool {
         let now = Instant::now();
         if now >= entry.schedule.usable_until {
             entry.mark_stale();
-            if counted {
-                self.counters.hits.unbump();
-            }
             return false;
         }
         if now >= entry.schedule.refresh_at {
             entry.mark_stale();
             self.refresh_ahead(entry, now);
-        }
-        if !counted {
-            self.counters.hits.bump();
         }
         true
     }
@@ -272,7 +270,7 @@ impl Shared {
                 Counters::bump(&self.counters.fetch_failures);
                 flight.failures = flight.failures.saturating_add(1);
                 let delay = timing.backoff(flight.failures, &error, fastrand::f64());
-                flight.retry_at = Some(now + delay);
+                flight.retry_at = Some(later(now, delay));
                 flight.last_error = Some(error.clone());
                 // A failed refresh never replaces a valid token: keep it, and
                 // refresh again when the backoff ends. Reads of it go by the
@@ -284,7 +282,7 @@ impl Shared {
                     .filter(|entry| now < entry.schedule.usable_until)
                 {
                     let schedule = Schedule {
-                        refresh_at: (now + delay).min(entry.schedule.usable_until),
+                        refresh_at: later(now, delay).min(entry.schedule.usable_until),
                         ..entry.schedule
                     };
                     let token = Arc::clone(&entry.token);
@@ -339,6 +337,13 @@ impl Shared {
             .as_ref()
             .is_some_and(|entry| Instant::now() < entry.schedule.usable_until)
     }
+}
+
+/// `now + wait`, or a year from now if that is past the clock's range (a
+/// user may configure `Duration::MAX`).
+pub(crate) fn later(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 impl Drop for Shared {

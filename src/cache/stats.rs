@@ -93,6 +93,11 @@ impl Striped {
         self.stripes[stripe_index()].0.fetch_add(1, Relaxed)
     }
 
+    /// Adds `n` on this thread's stripe.
+    pub(crate) fn add(&self, n: u64) {
+        self.stripes[stripe_index()].0.fetch_add(n, Relaxed);
+    }
+
     /// Takes back a [`bump`](Self::bump) made on this thread.
     pub(crate) fn unbump(&self) {
         self.stripes[stripe_index()].0.fetch_sub(1, Relaxed);
