@@ -222,6 +222,7 @@ impl Error {
         Self::new(ErrorKind::InvalidResponse, message)
     }
 
+    #[allow(dead_code, reason = "the layer refuses hosts with it")]
     pub(crate) fn host_not_allowed(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::HostNotAllowed, message)
     }
@@ -278,6 +279,14 @@ impl Error {
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.source = Some(source.into());
+        }
+        self
+    }
+
+    /// Sets the message, for errors built from a status alone.
+    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.message = message.into();
         }
         self
     }

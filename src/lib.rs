@@ -9,12 +9,21 @@
 //! - [`TokenCache`]: one per credential; hands out the current token without
 //!   locking, refreshes it ahead of expiry with one fetch for all callers.
 //! - [`Error`]: one error type whose message says what to fix.
+//! - `mock` (feature `mock`): an in-process mock of CXone's identity provider
+//!   and API, for tests.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cache;
 pub mod error;
+#[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
+pub mod mock;
+mod retry_after;
 pub mod token;
 
 pub use cache::{CacheStats, TokenCache, TokenCacheBuilder, TokenId, TokenReader};
 pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
-pub use token::{AccessToken, TokenSource};
+pub use token::{
+    AccessKeyGrant, AccessToken, ClientAuth, ClientCredentials, Environment, TenantConfig,
+    TokenEndpoint, TokenSource,
+};

@@ -1,0 +1,394 @@
+//! Where tokens are asked for: [`Environment`] and [`TokenEndpoint`].
+//!
+//! CXone has two issuers, commercial and FedRAMP ([`Environment`]); any other
+//! OAuth 2.0 server is named by its token URL, or by its issuer, whose OpenID
+//! configuration names the token URL (NICE's advice).
+//!
+//! Every URL follows one rule, checked when it is configured: `https`, except
+//! on loopback hosts (`127.0.0.0/8`, `::1`, `localhost`) where `http` is
+//! allowed for tests and local proxies. Credentials in the URL are refused.
+//!
+//! ```
+//! use cxone_auth::ErrorKind;
+//! use cxone_auth::token::{Environment, TokenEndpoint};
+//!
+//! let cxone = TokenEndpoint::from(Environment::Cxone);
+//! assert_eq!(cxone.token_url().unwrap().as_str(), "https://cxone.niceincontact.com/auth/token");
+//!
+//! let local = TokenEndpoint::url("http://127.0.0.1:8080/auth/token")?;
+//! assert_eq!(local.base_url().as_str(), "http://127.0.0.1:8080/");
+//!
+//! let err = TokenEndpoint::url("http://auth.example.com/token").unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::Config);
+//!
+//! let discovered = TokenEndpoint::discover("https://cxone-gov.niceincontact.com")?;
+//! assert_eq!(discovered.token_url(), None); // known after the first fetch
+//! # Ok::<(), cxone_auth::Error>(())
+//! ```
+
+use std::fmt;
+use std::net::IpAddr;
+
+use url::{Host, Url};
+
+use crate::Error;
+
+/// The issuer of CXone's commercial environment (all areas).
+const CXONE_ISSUER: &str = "https://cxone.niceincontact.com";
+
+/// The issuer of CXone's FedRAMP environment.
+const CXONE_GOV_ISSUER: &str = "https://cxone-gov.niceincontact.com";
+
+/// The path of the token endpoint under a CXone issuer.
+const CXONE_TOKEN_PATH: &str = "/auth/token";
+
+/// A CXone environment, named by its issuer.
+///
+/// There are no per-area token hosts: every tenant of an environment gets its
+/// tokens from the same issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Environment {
+    /// Commercial CXone, `https://cxone.niceincontact.com` (the default).
+    #[default]
+    Cxone,
+    /// CXone for US government (FedRAMP), `https://cxone-gov.niceincontact.com`.
+    CxoneGov,
+}
+
+impl Environment {
+    /// The issuer URL.
+    pub fn issuer(self) -> Url {
+        parse_known(match self {
+            Self::Cxone => CXONE_ISSUER,
+            Self::CxoneGov => CXONE_GOV_ISSUER,
+        })
+    }
+
+    /// The token URL, `<issuer>/auth/token`.
+    pub fn token_url(self) -> Url {
+        parse_known(&format!(
+            "{}{CXONE_TOKEN_PATH}",
+            self.issuer().as_str().trim_end_matches('/')
+        ))
+    }
+}
+
+/// Parses a URL written in this file.
+///
+/// # Panics
+///
+/// Never: the inputs are constants checked by the tests below.
+fn parse_known(url: &str) -> Url {
+    Url::parse(url).expect("the CXone issuer URLs are valid")
+}
+
+/// Where a token source asks for tokens.
+///
+/// Built from an [`Environment`] (its `/auth/token`), a token URL
+/// ([`TokenEndpoint::url`]), or an issuer whose OpenID configuration names the
+/// token URL ([`TokenEndpoint::discover`]; looked up on the first fetch and
+/// remembered). The constructors check the URL rule (`https`, except `http`
+/// on loopback hosts; no credentials in the URL), so a bad URL fails when it
+/// is configured, not on the first fetch.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TokenEndpoint {
+    kind: Kind,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Kind {
+    /// A known token URL, and the base URL its server's `.well-known`
+    /// documents live under.
+    Fixed { token_url: Url, base: Url },
+    /// An issuer whose OpenID configuration names the token URL.
+    Discover { issuer: Url },
+}
+
+impl TokenEndpoint {
+    /// A fixed token URL.
+    ///
+    /// Tenant discovery then asks the URL's origin (scheme, host and port).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when `token_url` is not
+    /// a URL, is not `https` on a non-loopback host, or carries a user name or
+    /// password.
+    pub fn url(token_url: impl AsRef<str>) -> Result<Self, Error> {
+        let token_url = checked_url("token URL", token_url.as_ref())?;
+        let base = origin(&token_url);
+        Ok(Self {
+            kind: Kind::Fixed { token_url, base },
+        })
+    }
+
+    /// An issuer whose `/.well-known/openid-configuration` names the token
+    /// URL. The document is read on the first fetch and remembered; the token
+    /// URL it names must follow the same rule.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) as for
+    /// [`url`](Self::url), and when the issuer has a query or fragment.
+    pub fn discover(issuer: impl AsRef<str>) -> Result<Self, Error> {
+        let issuer = checked_url("issuer URL", issuer.as_ref())?;
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(Error::config(
+                "the issuer URL must not have a query or fragment",
+            ));
+        }
+        Ok(Self {
+            kind: Kind::Discover { issuer },
+        })
+    }
+
+    /// The token URL, when it is known without discovery.
+    pub fn token_url(&self) -> Option<&Url> {
+        match &self.kind {
+            Kind::Fixed { token_url, .. } => Some(token_url),
+            Kind::Discover { .. } => None,
+        }
+    }
+
+    /// The issuer to discover the token URL from, if this endpoint is one.
+    pub fn issuer(&self) -> Option<&Url> {
+        match &self.kind {
+            Kind::Fixed { .. } => None,
+            Kind::Discover { issuer } => Some(issuer),
+        }
+    }
+
+    /// The URL `.well-known` documents (tenant discovery) are read under: the
+    /// issuer, or the origin of a fixed token URL.
+    pub fn base_url(&self) -> &Url {
+        match &self.kind {
+            Kind::Fixed { base, .. } => base,
+            Kind::Discover { issuer } => issuer,
+        }
+    }
+
+    /// A stable text naming this endpoint, for [`shared_key`](crate::TokenSource::shared_key).
+    pub(crate) fn identity(&self) -> String {
+        match &self.kind {
+            Kind::Fixed { token_url, .. } => format!("token_url={token_url}"),
+            Kind::Discover { issuer } => format!("issuer={issuer}"),
+        }
+    }
+}
+
+impl Default for TokenEndpoint {
+    /// [`Environment::Cxone`].
+    fn default() -> Self {
+        Environment::default().into()
+    }
+}
+
+impl From<Environment> for TokenEndpoint {
+    fn from(environment: Environment) -> Self {
+        Self {
+            kind: Kind::Fixed {
+                token_url: environment.token_url(),
+                base: environment.issuer(),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for TokenEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Fixed { token_url, .. } => f
+                .debug_struct("TokenEndpoint")
+                .field("token_url", &token_url.as_str())
+                .finish(),
+            Kind::Discover { issuer } => f
+                .debug_struct("TokenEndpoint")
+                .field("issuer", &issuer.as_str())
+                .finish(),
+        }
+    }
+}
+
+/// Parses `url` and checks the crate's URL rule: `https`, or `http` on a
+/// loopback host; no user name or password. `what` names the URL in errors.
+///
+/// The URL itself is never quoted in the error: a mistyped one may hold a
+/// secret pasted into the wrong variable.
+pub(crate) fn checked_url(what: &str, url: &str) -> Result<Url, Error> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(Error::config(format!("the {what} is empty")));
+    }
+    let parsed =
+        Url::parse(url).map_err(|err| Error::config(format!("the {what} is not a URL: {err}")))?;
+    check_url_rule(what, &parsed).map_err(Error::config)?;
+    Ok(parsed)
+}
+
+/// The URL rule alone, for URLs that arrive from a server. Returns what is
+/// wrong.
+pub(crate) fn check_url_rule(what: &str, url: &Url) -> Result<(), String> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "the {what} must not contain a user name or password"
+        ));
+    }
+    let Some(host) = url.host() else {
+        return Err(format!("the {what} has no host"));
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&host) => Ok(()),
+        "http" => Err(format!(
+            "the {what} must use https (http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost)"
+        )),
+        scheme => Err(format!(
+            "the {what} must use https, not the scheme `{scheme}`"
+        )),
+    }
+}
+
+fn is_loopback(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(domain) => domain.eq_ignore_ascii_case("localhost"),
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => IpAddr::V6(*ip).to_canonical().is_loopback(),
+    }
+}
+
+/// `scheme://host[:port]/` of `url`.
+fn origin(url: &Url) -> Url {
+    let mut base = url.clone();
+    base.set_path("/");
+    base.set_query(None);
+    base.set_fragment(None);
+    base
+}
+
+/// `base` with `path` (starting with `/`) appended to its path, as OpenID
+/// Connect Discovery §4 appends `/.well-known/openid-configuration` to an
+/// issuer that may itself have a path.
+pub(crate) fn join_path(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!("{}{path}", base.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    url.set_query(None);
+    url.set_fragment(None);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn cxone_environments() {
+        assert_eq!(
+            Environment::Cxone.token_url().as_str(),
+            "https://cxone.niceincontact.com/auth/token"
+        );
+        assert_eq!(
+            Environment::CxoneGov.token_url().as_str(),
+            "https://cxone-gov.niceincontact.com/auth/token"
+        );
+        assert_eq!(
+            Environment::CxoneGov.issuer().as_str(),
+            "https://cxone-gov.niceincontact.com/"
+        );
+        let default = TokenEndpoint::default();
+        assert_eq!(default.token_url(), Some(&Environment::Cxone.token_url()));
+        assert_eq!(default.base_url(), &Environment::Cxone.issuer());
+    }
+
+    #[test]
+    fn https_required_except_loopback() {
+        for ok in [
+            "https://auth.example.com/token",
+            "https://auth.example.com:8443/oauth2/token?p=policy",
+            "http://127.0.0.1:3000/auth/token",
+            "http://127.8.9.10/auth/token",
+            "http://[::1]:3000/auth/token",
+            "http://localhost/auth/token",
+            "http://LOCALHOST:1/auth/token",
+            "http://[::ffff:127.0.0.1]/auth/token",
+        ] {
+            assert!(TokenEndpoint::url(ok).is_ok(), "{ok}");
+        }
+        for (bad, says) in [
+            ("http://auth.example.com/token", "must use https"),
+            ("http://10.0.0.1/token", "must use https"),
+            ("http://[::2]/token", "must use https"),
+            ("http://localhost.example.com/token", "must use https"),
+            ("ftp://auth.example.com/token", "not the scheme `ftp`"),
+            ("auth.example.com/token", "is not a URL"),
+            ("", "is empty"),
+            ("   ", "is empty"),
+            ("https://", "is not a URL"),
+            (
+                "https://user:hunter2@auth.example.com/token",
+                "user name or password",
+            ),
+            ("file:///etc/passwd", "no host"),
+        ] {
+            let err = TokenEndpoint::url(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{bad}");
+            let text = err.to_string();
+            assert!(text.contains("token URL"), "{text}");
+            assert!(text.contains(says), "{bad}: {text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
+
+    #[test]
+    fn issuers_follow_the_same_rule() {
+        let err = TokenEndpoint::discover("http://issuer.example.com").unwrap_err();
+        assert!(
+            err.to_string().contains("issuer URL must use https"),
+            "{err}"
+        );
+        let err = TokenEndpoint::discover("https://issuer.example.com/?x=1").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let issuer = TokenEndpoint::discover("https://issuer.example.com/realms/a/").unwrap();
+        assert_eq!(issuer.token_url(), None);
+        assert_eq!(
+            issuer.issuer().map(Url::as_str),
+            Some("https://issuer.example.com/realms/a/")
+        );
+    }
+
+    #[test]
+    fn base_of_a_token_url_is_its_origin() {
+        let endpoint = TokenEndpoint::url("https://auth.example.com:8443/a/b/token?x=1").unwrap();
+        assert_eq!(
+            endpoint.base_url().as_str(),
+            "https://auth.example.com:8443/"
+        );
+    }
+
+    #[test]
+    fn well_known_paths_append_to_issuer_paths() {
+        let root = Url::parse("https://issuer.example.com").unwrap();
+        assert_eq!(
+            join_path(&root, "/.well-known/openid-configuration").as_str(),
+            "https://issuer.example.com/.well-known/openid-configuration"
+        );
+        let realm = Url::parse("https://issuer.example.com/realms/a/").unwrap();
+        assert_eq!(
+            join_path(&realm, "/.well-known/openid-configuration").as_str(),
+            "https://issuer.example.com/realms/a/.well-known/openid-configuration"
+        );
+    }
+
+    #[test]
+    fn identity_distinguishes_endpoints() {
+        let a = TokenEndpoint::url("https://a.example.com/token").unwrap();
+        let b = TokenEndpoint::discover("https://a.example.com").unwrap();
+        assert_ne!(a.identity(), b.identity());
+        assert_eq!(
+            format!("{a:?}"),
+            "TokenEndpoint { token_url: \"https://a.example.com/token\" }"
+        );
+    }
+}

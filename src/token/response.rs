@@ -1,0 +1,399 @@
+//! Reading a token endpoint's answer (RFC 6749 §5.1 and §5.2).
+//!
+//! The rules, each learned from a server that broke them:
+//!
+//! - a 3xx is refused: redirects are not followed, the token URL must be the
+//!   final address;
+//! - a 4xx or 5xx becomes an [`Error`] classified by its RFC 6749 `error`
+//!   code (when the body has one) and its status, with `Retry-After`;
+//! - an `error` field is a failure even on a 200;
+//! - the body must be a JSON object with a string `access_token` (which
+//!   [`AccessToken::new`] checks can be a header: no CR/LF);
+//! - `token_type`, when present, must be `Bearer` (any case);
+//! - `expires_in` may be a number or a numeric string; negative or garbled is
+//!   an error; absent or zero falls back to the JWT `exp`, then to
+//!   [`DEFAULT_LIFETIME`](crate::token::DEFAULT_LIFETIME); beyond
+//!   [`MAX_LIFETIME`](crate::token::MAX_LIFETIME) it is cut;
+//! - `scope` is the granted scopes; when absent, RFC 6749 §5.1 says they are
+//!   the requested ones.
+//!
+//! No error quotes the body: it may hold the token.
+//!
+//! ```
+//! use cxone_auth::ErrorKind;
+//! use cxone_auth::token::{ClientCredentials, ServiceTransport};
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use bytes::Bytes;
+//!
+//! // A server that answers 200 with an error, as some do.
+//! let server = tower::service_fn(|_: Request<Full<Bytes>>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+//!         br#"{"error":"invalid_client","error_description":"unknown client"}"#,
+//!     ))))
+//! });
+//! let source = ClientCredentials::new("id", "secret")?
+//!     .token_url("https://auth.example.com/token")?
+//!     .transport(ServiceTransport::new(server));
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! use cxone_auth::TokenSource as _;
+//! let err = source.fetch().await.unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::InvalidCredentials);
+//! # Ok::<(), cxone_auth::Error>(()) }).unwrap();
+//! # Ok::<(), cxone_auth::Error>(())
+//! ```
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::retry_after::retry_after;
+use crate::{AccessToken, Error, OAuthError};
+
+/// Turns a token endpoint's response into a token or a typed error.
+///
+/// `requested_at` is when the request was sent; `requested_scopes` are the
+/// scopes asked for, granted when the response does not list any.
+pub(crate) fn token_from_response(
+    response: &Response<Bytes>,
+    requested_at: Instant,
+    requested_scopes: &[String],
+) -> Result<AccessToken, Error> {
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(Error::invalid_response(
+            "the token endpoint answered with a redirect, and redirects are not followed: \
+             configure the final token URL",
+        )
+        .with_status(status));
+    }
+    if !status.is_success() {
+        let oauth = json_object(response.body()).and_then(|body| oauth_error(&body));
+        return Err(Error::from_token_response(
+            status,
+            oauth,
+            retry_after(response.headers()),
+        ));
+    }
+    let body = json_object(response.body()).ok_or_else(|| {
+        Error::invalid_response("the token response is not a JSON object").with_status(status)
+    })?;
+    if let Some(oauth) = oauth_error(&body) {
+        return Err(Error::from_token_response(
+            status,
+            Some(oauth),
+            retry_after(response.headers()),
+        ));
+    }
+
+    let Some(value) = body.get("access_token").and_then(Value::as_str) else {
+        return Err(Error::invalid_response(
+            "the token response has no string `access_token`",
+        ));
+    };
+    match body.get("token_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => {}
+        Some(_) => {
+            return Err(Error::invalid_response(
+                "the token response's `token_type` is not Bearer; only bearer tokens are supported",
+            ));
+        }
+    }
+    let lifetime = expires_in(body.get("expires_in"))?;
+
+    let mut token = AccessToken::new(value)?.with_requested_at(requested_at);
+    if let Some(lifetime) = lifetime {
+        token = token.with_lifetime(lifetime);
+    }
+    Ok(match body.get("scope").and_then(Value::as_str) {
+        Some(scope) => token.with_scopes(scope.split_ascii_whitespace()),
+        None => token.with_scopes(requested_scopes.iter().cloned()),
+    })
+}
+
+/// The body as a JSON object, if it is one.
+pub(crate) fn json_object(body: &Bytes) -> Option<Map<String, Value>> {
+    match serde_json::from_slice(body).ok()? {
+        Value::Object(object) => Some(object),
+        _ => None,
+    }
+}
+
+/// The RFC 6749 §5.2 error of a body, when it has a string `error` field.
+fn oauth_error(body: &Map<String, Value>) -> Option<OAuthError> {
+    let code = body.get("error")?.as_str()?;
+    let description = body.get("error_description").and_then(Value::as_str);
+    Some(OAuthError::new(code, description))
+}
+
+/// `expires_in` as a lifetime. `None` when absent or zero (fall back to the
+/// JWT `exp`, then the default).
+fn expires_in(value: Option<&Value>) -> Result<Option<Duration>, Error> {
+    let seconds = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    let Some(seconds) = seconds.filter(|s| s.is_finite()) else {
+        return Err(Error::invalid_response(
+            "the token response's `expires_in` is not a number",
+        ));
+    };
+    if seconds < 0.0 {
+        return Err(Error::invalid_response(
+            "the token response's `expires_in` is negative",
+        ));
+    }
+    if seconds == 0.0 {
+        return Ok(None);
+    }
+    // `AccessToken::with_lifetime` cuts absurd values; this only keeps the
+    // conversion itself from overflowing.
+    let max = crate::token::MAX_LIFETIME.as_secs_f64();
+    Ok(Some(Duration::from_secs_f64(seconds.min(max))))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use http::StatusCode;
+    use http::header::RETRY_AFTER;
+
+    use super::*;
+    use crate::token::{DEFAULT_LIFETIME, MAX_LIFETIME};
+    use crate::{ErrorKind, OAuthErrorCode};
+
+    fn response(status: u16, body: &str) -> Response<Bytes> {
+        Response::builder()
+            .status(status)
+            .body(Bytes::copy_from_slice(body.as_bytes()))
+            .unwrap()
+    }
+
+    fn parse(status: u16, body: &str) -> Result<AccessToken, Error> {
+        token_from_response(&response(status, body), Instant::now(), &[])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rfc6749_section_5_1_example() {
+        let requested_at = Instant::now();
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let token = token_from_response(
+            &response(
+                200,
+                r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"Bearer","expires_in":3600}"#,
+            ),
+            requested_at,
+            &["openid".to_owned()],
+        )
+        .unwrap();
+        assert_eq!(token.secret(), "2YotnFZFEjr1zCsicMWpAA");
+        assert_eq!(token.lifetime(), Duration::from_secs(3600));
+        assert_eq!(token.requested_at(), requested_at);
+        assert_eq!(
+            token.scopes(),
+            ["openid"],
+            "absent scope means as requested"
+        );
+    }
+
+    #[tokio::test]
+    async fn expires_in_number_or_string() {
+        for body in [
+            r#"{"access_token":"t","token_type":"bearer","expires_in":"120"}"#,
+            r#"{"access_token":"t","token_type":"BEARER","expires_in":120}"#,
+            r#"{"access_token":"t","expires_in":120.0}"#,
+            r#"{"access_token":"t","expires_in":" 120 "}"#,
+        ] {
+            let token = parse(200, body).unwrap();
+            assert_eq!(token.lifetime(), Duration::from_secs(120), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_or_zero_expires_in_falls_back_to_exp_then_default() {
+        let opaque = parse(200, r#"{"access_token":"t","token_type":"Bearer"}"#).unwrap();
+        assert_eq!(opaque.lifetime(), DEFAULT_LIFETIME);
+        let zero = parse(200, r#"{"access_token":"t","expires_in":0}"#).unwrap();
+        assert_eq!(zero.lifetime(), DEFAULT_LIFETIME);
+
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 900;
+        let jwt = format!(
+            "e30.{}.sig",
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp}}}"#))
+        );
+        let token = parse(200, &format!(r#"{{"access_token":"{jwt}"}}"#)).unwrap();
+        assert!((898..=900).contains(&token.lifetime().as_secs()));
+    }
+
+    #[tokio::test]
+    async fn absurd_expires_in_is_cut() {
+        for huge in ["1e300", "99999999999999999999999", "\"31536000\""] {
+            let token = parse(
+                200,
+                &format!(r#"{{"access_token":"t","expires_in":{huge}}}"#),
+            )
+            .unwrap();
+            assert_eq!(token.lifetime(), MAX_LIFETIME, "{huge}");
+        }
+    }
+
+    #[tokio::test]
+    async fn negative_or_garbled_expires_in_is_refused() {
+        for bad in [
+            "-1",
+            "\"-3600\"",
+            "\"soon\"",
+            "true",
+            "[1]",
+            "\"NaN\"",
+            "\"inf\"",
+        ] {
+            let err = parse(
+                200,
+                &format!(r#"{{"access_token":"t","expires_in":{bad}}}"#),
+            )
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidResponse, "{bad}");
+            assert!(err.to_string().contains("expires_in"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn scope_lists_granted_scopes() {
+        let token = token_from_response(
+            &response(200, r#"{"access_token":"t","scope":"openid  agents:read"}"#),
+            Instant::now(),
+            &["openid".to_owned(), "admin".to_owned()],
+        )
+        .unwrap();
+        assert_eq!(token.scopes(), ["openid", "agents:read"]);
+    }
+
+    #[tokio::test]
+    async fn error_on_200_is_a_failure() {
+        let err = parse(
+            200,
+            r#"{"access_token":"t","error":"invalid_grant","error_description":"key disabled"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::GrantRejected);
+        assert_eq!(err.status(), Some(StatusCode::OK));
+        assert_eq!(
+            err.oauth_error().map(OAuthError::code),
+            Some(&OAuthErrorCode::InvalidGrant)
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_that_are_not_token_responses() {
+        for (body, says) in [
+            ("<html><body>Sign in</body></html>", "not a JSON object"),
+            (
+                r#"{"access_token":"tok-SECRET","expires_in":36"#,
+                "not a JSON object",
+            ),
+            ("", "not a JSON object"),
+            ("[]", "not a JSON object"),
+            (r#""tok-SECRET""#, "not a JSON object"),
+            (r#"{"token_type":"Bearer"}"#, "no string `access_token`"),
+            (r#"{"access_token":42}"#, "no string `access_token`"),
+            (
+                r#"{"access_token":"tok-SECRET","token_type":"mac"}"#,
+                "not Bearer",
+            ),
+            (
+                r#"{"access_token":"tok-SECRET","token_type":"DPoP"}"#,
+                "not Bearer",
+            ),
+            (
+                r#"{"access_token":"tok-SECRET","token_type":7}"#,
+                "not Bearer",
+            ),
+        ] {
+            let err = parse(200, body).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidResponse, "{body}");
+            let text = format!("{err} {err:?}");
+            assert!(text.contains(says), "{body}: {text}");
+            assert!(!text.contains("SECRET"), "{text}");
+            assert!(!text.contains("Sign in"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_that_cannot_be_headers_are_refused() {
+        for token in [r"tok\r\nX-Injected: 1", r"tok\n", "", r"tok en"] {
+            let err = parse(200, &format!(r#"{{"access_token":"{token}"}}"#)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidResponse, "{token}");
+            assert!(!format!("{err} {err:?}").contains("Injected"));
+        }
+    }
+
+    #[tokio::test]
+    async fn redirects_are_refused() {
+        let mut redirect = response(302, "");
+        redirect.headers_mut().insert(
+            http::header::LOCATION,
+            "https://elsewhere.example.com/token".parse().unwrap(),
+        );
+        let err = token_from_response(&redirect, Instant::now(), &[]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidResponse);
+        assert_eq!(err.status(), Some(StatusCode::FOUND));
+        assert!(
+            err.to_string().contains("redirects are not followed"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn error_statuses_with_and_without_oauth_bodies() {
+        let err = parse(
+            400,
+            r#"{"error":"invalid_client","error_description":"bad secret"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidCredentials);
+        assert_eq!(err.oauth_error().unwrap().description(), Some("bad secret"));
+
+        let err = parse(401, "<html>nope</html>").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidCredentials);
+        assert!(err.oauth_error().is_none());
+
+        let err = parse(403, r#"{"message":"forbidden","route":"/auth/token"}"#).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidScope);
+
+        let err = parse(502, "").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.is_transient());
+
+        let mut limited = response(429, r#"{"error":"slow_down"}"#);
+        limited
+            .headers_mut()
+            .insert(RETRY_AFTER, "12".parse().unwrap());
+        let err = token_from_response(&limited, Instant::now(), &[]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RateLimited);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(12)));
+
+        let mut unavailable = response(503, "");
+        let later =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        unavailable
+            .headers_mut()
+            .insert(RETRY_AFTER, later.parse().unwrap());
+        let err = token_from_response(&unavailable, Instant::now(), &[]).unwrap_err();
+        let wait = err.retry_after().unwrap().as_secs();
+        assert!((118..=120).contains(&wait), "{wait}");
+    }
+}

@@ -1,0 +1,482 @@
+//! Tenant discovery: which API host serves the tenant of a token.
+//!
+//! A CXone access token names its tenant in the `tenantId` claim. The issuer
+//! answers `GET /.well-known/cxone-configuration?tenantId=<id>` (no
+//! authentication) with the tenant's area, cluster and `api_endpoint`, the
+//! base URL of every API call:
+//!
+//! ```no_run
+//! use cxone_auth::TokenSource as _;
+//! use cxone_auth::token::AccessKeyGrant;
+//!
+//! # async fn run() -> Result<(), cxone_auth::Error> {
+//! let source = AccessKeyGrant::from_env()?;
+//! let token = source.fetch().await?;
+//! let tenant = source.discover_tenant(&token).await?;
+//! println!("{} serves area {:?}", tenant.api_endpoint(), tenant.area());
+//! # Ok(()) }
+//! ```
+//!
+//! The `api_endpoint` will receive the token, so it must follow the crate's
+//! URL rule (`https`, except on loopback hosts); a document that names
+//! anything else is a [`Discovery`](crate::ErrorKind::Discovery) error. So is
+//! a token without `tenantId`, an unknown tenant (HTTP 404), and a document
+//! about another tenant. Unknown fields are ignored.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
+use tracing::field::Empty;
+use url::Url;
+
+use crate::token::discovery::get_json;
+use crate::token::endpoint::{check_url_rule, checked_url, join_path};
+use crate::token::http_client::HttpClient;
+use crate::token::{Environment, HttpTransport, TokenEndpoint};
+use crate::{AccessToken, Error};
+
+/// Where the tenant configuration lives, under the issuer.
+const CXONE_CONFIGURATION_PATH: &str = "/.well-known/cxone-configuration";
+
+/// The longest tenant id sent. CXone's are UUIDs (36 characters).
+const MAX_TENANT_ID_CHARS: usize = 128;
+
+/// What `/.well-known/cxone-configuration` says about a tenant.
+///
+/// Serializes to and from the document's own field names (`api_endpoint`,
+/// `tenantId`, `acdDomain`, ...); unknown fields are ignored, and every field
+/// but `api_endpoint` is optional.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawTenantConfig", into = "RawTenantConfig")]
+pub struct TenantConfig {
+    api_endpoint: Url,
+    ui_endpoint: Option<Url>,
+    auth_endpoint: Option<Url>,
+    tenant_id: Option<String>,
+    area: Option<String>,
+    cluster: Option<String>,
+    region: Option<String>,
+    domain: Option<String>,
+    acd_domain: Option<String>,
+    uh_domain: Option<String>,
+    global_domain: Option<String>,
+    private: bool,
+}
+
+impl TenantConfig {
+    /// The base URL of the tenant's API calls, e.g.
+    /// `https://api-na1.niceincontact.com`.
+    pub fn api_endpoint(&self) -> &Url {
+        &self.api_endpoint
+    }
+
+    /// The tenant's web UI, when given (and a valid URL).
+    pub fn ui_endpoint(&self) -> Option<&Url> {
+        self.ui_endpoint.as_ref()
+    }
+
+    /// The tenant's authentication host, when given (and a valid URL).
+    pub fn auth_endpoint(&self) -> Option<&Url> {
+        self.auth_endpoint.as_ref()
+    }
+
+    /// The tenant id, as the document states it.
+    pub fn tenant_id(&self) -> Option<&str> {
+        self.tenant_id.as_deref()
+    }
+
+    /// The area (`na1`, `au1`, `eu1`, `uk1`, ...).
+    pub fn area(&self) -> Option<&str> {
+        self.area.as_deref()
+    }
+
+    /// The cluster (`B32`, ...).
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
+    /// The region, when given.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// The tenant's domain (`niceincontact.com`).
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+
+    /// The ACD domain (`acdDomain`).
+    pub fn acd_domain(&self) -> Option<&str> {
+        self.acd_domain.as_deref()
+    }
+
+    /// The UserHub domain (`uhDomain`).
+    pub fn uh_domain(&self) -> Option<&str> {
+        self.uh_domain.as_deref()
+    }
+
+    /// The global domain (`globaldomain`), when given.
+    pub fn global_domain(&self) -> Option<&str> {
+        self.global_domain.as_deref()
+    }
+
+    /// Whether the tenant is on a private cloud.
+    pub fn is_private(&self) -> bool {
+        self.private
+    }
+}
+
+/// The document as sent, before `api_endpoint` is checked.
+#[derive(Serialize, Deserialize)]
+struct RawTenantConfig {
+    api_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ui_endpoint: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth_endpoint: Option<serde_json::Value>,
+    #[serde(rename = "tenantId", default, skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    area: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    domain: Option<String>,
+    #[serde(rename = "acdDomain", default, skip_serializing_if = "Option::is_none")]
+    acd_domain: Option<String>,
+    #[serde(rename = "uhDomain", default, skip_serializing_if = "Option::is_none")]
+    uh_domain: Option<String>,
+    #[serde(
+        rename = "globaldomain",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    global_domain: Option<String>,
+    #[serde(default)]
+    private: bool,
+}
+
+impl TryFrom<RawTenantConfig> for TenantConfig {
+    type Error = Error;
+
+    fn try_from(raw: RawTenantConfig) -> Result<Self, Error> {
+        let Some(api_endpoint) = raw.api_endpoint else {
+            return Err(Error::discovery(
+                "the tenant configuration has no `api_endpoint`",
+            ));
+        };
+        let api_endpoint = Url::parse(&api_endpoint).map_err(|err| {
+            Error::discovery(format!(
+                "the tenant configuration's `api_endpoint` is not a URL: {err}"
+            ))
+        })?;
+        check_url_rule("tenant's api_endpoint", &api_endpoint).map_err(Error::discovery)?;
+        Ok(Self {
+            api_endpoint,
+            ui_endpoint: lenient_url(raw.ui_endpoint),
+            auth_endpoint: lenient_url(raw.auth_endpoint),
+            tenant_id: raw.tenant_id,
+            area: raw.area,
+            cluster: raw.cluster,
+            region: raw.region,
+            domain: raw.domain,
+            acd_domain: raw.acd_domain,
+            uh_domain: raw.uh_domain,
+            global_domain: raw.global_domain,
+            private: raw.private,
+        })
+    }
+}
+
+impl From<TenantConfig> for RawTenantConfig {
+    fn from(config: TenantConfig) -> Self {
+        let url = |url: Option<Url>| url.map(|url| serde_json::Value::String(url.into()));
+        Self {
+            api_endpoint: Some(config.api_endpoint.into()),
+            ui_endpoint: url(config.ui_endpoint),
+            auth_endpoint: url(config.auth_endpoint),
+            tenant_id: config.tenant_id,
+            area: config.area,
+            cluster: config.cluster,
+            region: config.region,
+            domain: config.domain,
+            acd_domain: config.acd_domain,
+            uh_domain: config.uh_domain,
+            global_domain: config.global_domain,
+            private: config.private,
+        }
+    }
+}
+
+/// Informational URLs: kept when they parse, dropped otherwise.
+fn lenient_url(value: Option<serde_json::Value>) -> Option<Url> {
+    Url::parse(value?.as_str()?).ok()
+}
+
+/// Reads tenant configurations from an issuer.
+///
+/// Sources have [`discover_tenant`](crate::token::AccessKeyGrant::discover_tenant),
+/// which uses their own issuer and transport; this type serves tokens from
+/// elsewhere (a [`StaticToken`](crate::token::StaticToken), a secrets manager).
+///
+/// ```
+/// use cxone_auth::token::{Environment, TenantDiscovery};
+///
+/// let discovery = TenantDiscovery::new(Environment::CxoneGov);
+/// assert_eq!(discovery.base_url().as_str(), "https://cxone-gov.niceincontact.com/");
+/// ```
+#[derive(Clone)]
+pub struct TenantDiscovery {
+    base: Url,
+    http: HttpClient,
+}
+
+impl TenantDiscovery {
+    /// Discovery at a CXone environment's issuer.
+    pub fn new(environment: Environment) -> Self {
+        Self::with_client(environment.issuer(), HttpClient::new())
+    }
+
+    /// Discovery under `base_url` (an issuer, or the mock server's base URL).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when `base_url` is
+    /// not a URL or breaks the URL rule of [`TokenEndpoint`].
+    pub fn from_url(base_url: impl AsRef<str>) -> Result<Self, Error> {
+        Ok(Self::with_client(
+            checked_url("tenant discovery URL", base_url.as_ref())?,
+            HttpClient::new(),
+        ))
+    }
+
+    /// Discovery under `endpoint`'s [`base_url`](TokenEndpoint::base_url).
+    pub fn for_endpoint(endpoint: &TokenEndpoint) -> Self {
+        Self::with_client(endpoint.base_url().clone(), HttpClient::new())
+    }
+
+    pub(crate) fn with_client(base: Url, http: HttpClient) -> Self {
+        Self { base, http }
+    }
+
+    /// Sends requests through `transport` instead of the default `reqwest`
+    /// client.
+    pub fn transport(mut self, transport: impl HttpTransport) -> Self {
+        self.http.set_transport(transport);
+        self
+    }
+
+    /// The total time one discovery may take (default
+    /// [`DEFAULT_TIMEOUT`](crate::token::DEFAULT_TIMEOUT)).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.http.set_timeout(timeout);
+        self
+    }
+
+    /// The base URL the configuration is read under.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// The configuration of the tenant `token` belongs to (its `tenantId`
+    /// claim).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Discovery`](crate::ErrorKind::Discovery) when the token
+    /// has no usable `tenantId` claim, the tenant is unknown (404), or the
+    /// document has no valid `api_endpoint`; transient kinds for timeouts,
+    /// 429 and 5xx answers; [`ErrorKind::InvalidResponse`](crate::ErrorKind::InvalidResponse)
+    /// when the body is not JSON.
+    pub async fn discover(&self, token: &AccessToken) -> Result<TenantConfig, Error> {
+        let Some(tenant_id) = token.claims().and_then(|claims| claims.tenant_id()) else {
+            return Err(Error::discovery(
+                "the access token has no `tenantId` claim; is it a CXone token?",
+            ));
+        };
+        self.tenant(tenant_id).await
+    }
+
+    /// The configuration of the tenant `tenant_id`.
+    ///
+    /// # Errors
+    ///
+    /// As [`discover`](Self::discover).
+    pub async fn tenant(&self, tenant_id: &str) -> Result<TenantConfig, Error> {
+        if tenant_id.is_empty()
+            || tenant_id.chars().count() > MAX_TENANT_ID_CHARS
+            || !tenant_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::discovery("the tenant id is not a valid tenant id"));
+        }
+        let mut url = join_path(&self.base, CXONE_CONFIGURATION_PATH);
+        url.query_pairs_mut().append_pair("tenantId", tenant_id);
+
+        let span = tracing::info_span!(
+            "cxone_auth.discover_tenant",
+            host = self.base.host_str(),
+            outcome = Empty,
+            area = Empty,
+        );
+        let result = self
+            .http
+            .within_timeout("tenant discovery", self.read(&url, tenant_id))
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(config) => {
+                span.record("outcome", "ok");
+                span.record("area", config.area());
+            }
+            Err(err) => {
+                span.record("outcome", tracing::field::debug(err.kind()));
+            }
+        }
+        result
+    }
+
+    async fn read(&self, url: &Url, tenant_id: &str) -> Result<TenantConfig, Error> {
+        let transport = self.http.transport()?;
+        let document = get_json(
+            &*transport,
+            url,
+            "the tenant configuration",
+            "unknown tenant (HTTP 404): the issuer does not know this tenant id",
+        )
+        .await?;
+        let raw: RawTenantConfig = serde_json::from_value(serde_json::Value::Object(document))
+            .map_err(|err| {
+                Error::discovery(format!(
+                    "the tenant configuration has a field of the wrong type: {err}"
+                ))
+            })?;
+        let config = TenantConfig::try_from(raw)?;
+        if let Some(stated) = config.tenant_id()
+            && !stated.eq_ignore_ascii_case(tenant_id)
+        {
+            return Err(Error::discovery(
+                "the tenant configuration describes another tenant",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+impl fmt::Debug for TenantDiscovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantDiscovery")
+            .field("base_url", &self.base.as_str())
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+/// The configuration of `token`'s tenant in commercial CXone
+/// ([`Environment::Cxone`]) through the default transport.
+///
+/// For CXone Gov, another issuer, or another transport, use
+/// [`TenantDiscovery`] or a source's `discover_tenant`.
+///
+/// # Errors
+///
+/// As [`TenantDiscovery::discover`].
+pub async fn discover_tenant(token: &AccessToken) -> Result<TenantConfig, Error> {
+    TenantDiscovery::new(Environment::Cxone)
+        .discover(token)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    const NICE_EXAMPLE: &str = r#"{"private":false,"area":"na1","cluster":"B32","domain":"niceincontact.com",
+        "acdDomain":"nice-incontact.com","uhDomain":"nice-incontact.com",
+        "ui_endpoint":"https://na1.nice-incontact.com","auth_endpoint":"https://na1.nice-incontact.com",
+        "api_endpoint":"https://api-na1.niceincontact.com","tenantId":"11eb0358-2a5b-4a60-a2c4-0242ac110003",
+        "somethingNew":{"nested":[1,2]}}"#;
+
+    #[test]
+    fn reads_nice_example() {
+        let config: TenantConfig = serde_json::from_str(NICE_EXAMPLE).unwrap();
+        assert_eq!(
+            config.api_endpoint().as_str(),
+            "https://api-na1.niceincontact.com/"
+        );
+        assert_eq!(config.area(), Some("na1"));
+        assert_eq!(config.cluster(), Some("B32"));
+        assert_eq!(config.domain(), Some("niceincontact.com"));
+        assert_eq!(config.acd_domain(), Some("nice-incontact.com"));
+        assert_eq!(
+            config.tenant_id(),
+            Some("11eb0358-2a5b-4a60-a2c4-0242ac110003")
+        );
+        assert_eq!(
+            config.ui_endpoint().map(Url::as_str),
+            Some("https://na1.nice-incontact.com/")
+        );
+        assert!(!config.is_private());
+
+        let round_trip: TenantConfig =
+            serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
+        assert_eq!(round_trip, config);
+    }
+
+    #[test]
+    fn api_endpoint_must_be_a_safe_url() {
+        for (api_endpoint, says) in [
+            (r#""not a url""#, "is not a URL"),
+            (r#""http://api.example.com""#, "must use https"),
+            (
+                r#""https://user:pw@api.example.com""#,
+                "user name or password",
+            ),
+            ("null", "no `api_endpoint`"),
+        ] {
+            let json = format!(r#"{{"api_endpoint":{api_endpoint},"area":"na1"}}"#);
+            let raw: RawTenantConfig = serde_json::from_str(&json).unwrap();
+            let err = TenantConfig::try_from(raw).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Discovery, "{json}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        let loopback: TenantConfig =
+            serde_json::from_str(r#"{"api_endpoint":"http://127.0.0.1:4000"}"#).unwrap();
+        assert_eq!(loopback.area(), None);
+    }
+
+    #[test]
+    fn informational_urls_are_lenient() {
+        let config: TenantConfig = serde_json::from_str(
+            r#"{"api_endpoint":"https://api.example.com","ui_endpoint":"??","auth_endpoint":7}"#,
+        )
+        .unwrap();
+        assert_eq!(config.ui_endpoint(), None);
+        assert_eq!(config.auth_endpoint(), None);
+    }
+
+    #[tokio::test]
+    async fn tokens_without_tenant_are_refused_before_any_request() {
+        let token = AccessToken::new("opaque").unwrap();
+        let err = TenantDiscovery::new(Environment::Cxone)
+            .discover(&token)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Discovery);
+        assert!(err.to_string().contains("no `tenantId` claim"), "{err}");
+
+        for bad in ["", "a&b=c", "x/../y", &"a".repeat(200)] {
+            let err = TenantDiscovery::new(Environment::Cxone)
+                .tenant(bad)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Discovery, "{bad}");
+        }
+    }
+}
