@@ -30,6 +30,25 @@
 //! # Ok::<(), cxone_auth::Error>(()) }).unwrap();
 //! ```
 //!
+//! # Reading on every request
+//!
+//! Three reads, from most convenient to cheapest; none waits, locks or
+//! allocates while the token is fresh:
+//!
+//! - [`TokenCache::cached`]: the `Arc<AccessToken>` (its claims, scopes,
+//!   expiry), invalidated with [`TokenCache::invalidate`].
+//! - [`TokenCache::cached_header`]: the `Authorization` header and a
+//!   [`TokenId`], invalidated with [`TokenCache::invalidate_id`]; no reference
+//!   count taken on the token.
+//! - [`TokenReader::cached_header`]: the same through a per-owner reader
+//!   (`&mut self`, e.g. inside a tower `Service`), which checks that its entry
+//!   is current with one plain load and counts its hits locally, so that a
+//!   read costs little more than cloning a header.
+//!
+//! While a token is before its refresh point, a flag set by a timer tells
+//! reads it is fresh, so they do not read the clock; past it (or every few
+//! hundred reads anyway) they go by tokio's clock.
+//!
 //! # Timing
 //!
 //! A token is refreshed at `expires_at - min(refresh_before, lifetime / 2)`,
