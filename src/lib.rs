@@ -21,7 +21,7 @@ pub mod mock;
 mod retry_after;
 pub mod token;
 
-pub use cache::{CacheStats, TokenCache, TokenCacheBuilder};
+pub use cache::{CacheStats, TokenCache, TokenCacheBuilder, TokenId, TokenReader};
 pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
 pub use token::{
     AccessKeyGrant, AccessToken, ClientAuth, ClientCredentials, Environment, TenantConfig,

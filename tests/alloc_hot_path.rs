@@ -1,5 +1,6 @@
 //! The fresh-token read path allocates nothing: `TokenCache::cached` and
-//! cloning the token's header, as the auth layer does per request.
+//! cloning the token's header, `TokenCache::cached_header`, and the same reads
+//! through a `TokenReader`, as the auth layer does per request.
 //!
 //! Its own test binary, because the counting allocator is process-wide.
 
@@ -49,6 +50,26 @@ fn fresh_reads_allocate_nothing() {
         let change = region.change();
         assert_eq!(change.allocations, 0, "{change:?}");
         assert_eq!(change.reallocations, 0, "{change:?}");
-        assert_eq!(cache.stats().hits, READS as u64 + 16);
+
+        let region = Region::new(GLOBAL);
+        for _ in 0..READS {
+            black_box(cache.cached_header().expect("the token is fresh"));
+        }
+        let change = region.change();
+        assert_eq!(change.allocations, 0, "{change:?}");
+        assert_eq!(change.reallocations, 0, "{change:?}");
+
+        let mut reader = cache.reader();
+        black_box(reader.cached_header());
+        let region = Region::new(GLOBAL);
+        for _ in 0..READS {
+            black_box(reader.cached_header().expect("the token is fresh"));
+            black_box(reader.cached().expect("the token is fresh"));
+        }
+        let change = region.change();
+        assert_eq!(change.allocations, 0, "{change:?}");
+        assert_eq!(change.reallocations, 0, "{change:?}");
+        drop(reader);
+        assert_eq!(cache.stats().hits, 4 * READS as u64 + 17);
     });
 }

@@ -229,6 +229,75 @@ async fn a_thousand_invalidations_of_one_token_cause_one_fetch() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_header_path_invalidates_by_id_once() {
+    let endpoint = Endpoint::new(HOUR).delay(Duration::from_millis(100));
+    let cache = TokenCache::new(endpoint.source());
+    assert!(cache.cached_header().is_none());
+    let (header, id) = cache.header_with_id().await.unwrap();
+    assert_eq!(header, "Bearer token-1");
+    assert_eq!(cache.cached_header().unwrap(), (header.clone(), id));
+    let retries: Vec<_> = (0..1_000)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache.invalidate_id(id);
+                cache.header_with_id().await
+            })
+        })
+        .collect();
+    let fresh: Vec<_> = join_all(retries)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().unwrap())
+        .collect();
+    assert!(
+        fresh
+            .iter()
+            .all(|(h, i)| h == "Bearer token-2" && *i == fresh[0].1)
+    );
+    assert_ne!(fresh[0].1, id);
+    assert_eq!(endpoint.calls(), 2);
+    assert_eq!(cache.stats().invalidations, 1);
+    // Ids and tokens name the same thing.
+    let token = cache.cached().unwrap();
+    assert!(!cache.invalidate_id(id));
+    assert!(cache.invalidate(&token));
+    assert!(!cache.invalidate_id(fresh[0].1), "already dropped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_follows_refreshes_and_invalidations() {
+    let endpoint = Endpoint::new(Duration::from_secs(60));
+    let cache = TokenCache::builder(endpoint.source())
+        .refresh_jitter(0.0)
+        .build();
+    let mut reader = cache.reader();
+    assert!(reader.cached_header().is_none());
+    let (_, first) = cache.header_with_id().await.unwrap();
+    assert_eq!(reader.cached_header().unwrap().1, first);
+    // Past the refresh point, the reader starts the refresh and keeps the token.
+    sleep(Duration::from_secs(31)).await;
+    assert_eq!(reader.cached_header().unwrap().1, first);
+    tokio::task::yield_now().await;
+    assert_eq!(endpoint.calls(), 2);
+    let (header, second) = reader.cached_header().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(header, "Bearer token-2");
+    // Invalidated: the reader sees no token, then the replacement.
+    assert!(reader.cache().invalidate_id(second));
+    assert!(reader.cached().is_none());
+    tokio::task::yield_now().await;
+    assert_eq!(reader.cached().unwrap().secret(), "token-3");
+    // Past the hard expiry, the reader hands out nothing.
+    sleep(Duration::from_secs(56)).await;
+    assert!(reader.cached().is_none());
+    // Its hits reach the stats in batches, and when it is dropped.
+    let hits = cache.stats().hits;
+    drop(reader);
+    assert_eq!(cache.stats().hits, hits + 4, "four reads found a token");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_day_of_one_hour_tokens_costs_at_most_27_fetches_and_no_waits() {
     let endpoint = Endpoint::new(HOUR).delay(Duration::from_millis(500));
     let cache = TokenCache::new(endpoint.source());
@@ -912,4 +981,245 @@ async fn a_store_lock_holder_that_dies_stalls_no_one_past_the_wait() {
             .secret(),
         "token-1"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Against the mock CXone, in memory, through the access key grant.
+
+mod against_the_mock {
+    use axum::body::Body;
+    use cxone_auth::mock::{
+        ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
+    };
+    use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
+    use http::{Request, header};
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn source(mock: &MockCxone) -> AccessKeyGrant {
+        AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+            .unwrap()
+            .token_url(mock.token_url())
+            .unwrap()
+            .transport(ServiceTransport::new(mock.router()))
+    }
+
+    fn requests(mock: &MockCxone) -> u64 {
+        mock.stats().token_requests
+    }
+
+    /// `GET server-time` with `header`, as the API sees it.
+    async fn api_status(mock: &MockCxone, header: &HeaderValue) -> StatusCode {
+        let url = format!(
+            "{}/inContactAPI/services/v34.0/server-time",
+            mock.api_endpoint()
+        );
+        let request = Request::get(url)
+            .header(header::AUTHORIZATION, header.clone())
+            .body(Body::empty())
+            .unwrap();
+        mock.router().oneshot(request).await.unwrap().status()
+    }
+
+    use http::HeaderValue;
+
+    #[tokio::test(start_paused = true)]
+    async fn ten_thousand_cold_callers_send_one_token_request() {
+        let mock = MockCxone::builder()
+            .token_delay(Duration::from_millis(200))
+            .build();
+        let cache = TokenCache::new(source(&mock));
+        let callers: Vec<_> = (0..10_000)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { get(&cache).await })
+            })
+            .collect();
+        let tokens: Vec<_> = join_all(callers)
+            .await
+            .into_iter()
+            .map(|joined| joined.unwrap().unwrap())
+            .collect();
+        assert_eq!(requests(&mock), 1);
+        assert!(tokens.iter().all(|t| Arc::ptr_eq(t, &tokens[0])));
+        assert_eq!(
+            api_status(&mock, tokens[0].header_value()).await,
+            StatusCode::OK
+        );
+        assert_eq!(tokens[0].lifetime(), HOUR);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_day_of_traffic_sends_at_most_27_token_requests_and_never_a_dead_token() {
+        let mock = MockCxone::builder()
+            .token_delay(Duration::from_millis(300))
+            .build();
+        let cache = TokenCache::new(source(&mock));
+        let start = Instant::now();
+        let mut calls = 0;
+        while start.elapsed() < Duration::from_secs(24 * 3600) {
+            let (header, _) = match cache.cached_header() {
+                Some(cached) => cached,
+                None => cache.header_with_id().await.unwrap(),
+            };
+            // Every few minutes, ask the API whether the token is alive.
+            if calls % 30 == 0 {
+                assert_eq!(api_status(&mock, &header).await, StatusCode::OK);
+            }
+            calls += 1;
+            sleep(Duration::from_secs(10)).await;
+        }
+        let sent = requests(&mock);
+        println!("mock, 24 h: {sent} token requests, {:?}", cache.stats());
+        assert!((26..=27).contains(&sent), "{sent}");
+        assert_eq!(cache.stats().waits, 1);
+        assert_eq!(mock.stats().api_unauthorized, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sixty_second_tokens_are_refreshed_at_about_thirty_seconds() {
+        let mock = MockCxone::builder()
+            .token_lifetime(Duration::from_secs(60))
+            .build();
+        let cache = TokenCache::new(source(&mock));
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(120) {
+            get(&cache).await.unwrap();
+            sleep(Duration::from_millis(250)).await;
+        }
+        let received: Vec<_> = mock
+            .token_requests()
+            .iter()
+            .map(|r| r.received_at())
+            .collect();
+        let gaps: Vec<f64> = received.windows(2).map(|w| secs(w[1] - w[0])).collect();
+        assert!((4..=5).contains(&received.len()), "{gaps:?}");
+        assert!(
+            gaps.iter().all(|gap| (27.0..=30.3).contains(gap)),
+            "{gaps:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_expires_in_the_jwt_exp_sets_the_refresh() {
+        let mock = MockCxone::builder()
+            .omit_expires_in()
+            .token_lifetime(Duration::from_secs(1200))
+            .build();
+        let cache = TokenCache::builder(source(&mock))
+            .refresh_jitter(0.0)
+            .build();
+        let token = cache.token().await.unwrap();
+        let lifetime = token.lifetime().as_secs();
+        assert!((1198..=1200).contains(&lifetime), "{lifetime}");
+        sleep(Duration::from_secs(880)).await;
+        get(&cache).await.unwrap();
+        assert_eq!(requests(&mock), 1);
+        sleep(Duration::from_secs(25)).await;
+        get(&cache).await.unwrap();
+        tokio::task::yield_now().await;
+        assert_eq!(requests(&mock), 2, "refreshed 5 min before exp");
+    }
+
+    /// A fault of the mock's token endpoint: while the token is valid callers
+    /// keep it; after, the typed error within the backoff's budget; then
+    /// recovery once the endpoint answers again.
+    async fn token_endpoint_fault(fault: TokenFault, kind: ErrorKind, floor: Duration) {
+        let mock = MockCxone::new();
+        let cache = TokenCache::new(source(&mock));
+        let first = get(&cache).await.unwrap();
+        sleep(Duration::from_secs(3301)).await;
+        mock.fail_next_token_requests(10_000, fault);
+        let failing_since = Instant::now();
+        while first.requested_at().elapsed() < Duration::from_secs(3594) {
+            let token = get(&cache).await.expect("the valid token is kept");
+            assert!(Arc::ptr_eq(&token, &first));
+            sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(
+            api_status(&mock, first.header_value()).await,
+            StatusCode::OK
+        );
+        sleep(Duration::from_secs(2)).await;
+        let until = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < until {
+            let error = get(&cache).await.unwrap_err();
+            assert_eq!(error.kind(), kind, "{error}");
+            sleep(Duration::from_secs(1)).await;
+        }
+        let failed = requests(&mock) as usize - 1;
+        let allowed = max_fetches(failing_since.elapsed(), floor);
+        println!("mock {kind:?}: {failed} failed token requests (backoff allows {allowed})");
+        assert!(failed <= allowed, "{failed} > {allowed}");
+
+        mock.clear_token_faults();
+        let recovering = Instant::now();
+        let token = loop {
+            if let Ok(token) = get(&cache).await {
+                break token;
+            }
+            sleep(Duration::from_secs(1)).await;
+        };
+        assert!(recovering.elapsed() <= Duration::from_secs(41));
+        assert_eq!(
+            api_status(&mock, token.header_value()).await,
+            StatusCode::OK
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_endpoint_503() {
+        token_endpoint_fault(
+            TokenFault::status(503),
+            ErrorKind::Unavailable,
+            Duration::ZERO,
+        )
+        .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_endpoint_429_retry_after_7() {
+        let fault = TokenFault::rate_limited(Duration::from_secs(7));
+        token_endpoint_fault(fault, ErrorKind::RateLimited, Duration::from_secs(7)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_endpoint_timeouts() {
+        // Slower than the source's own 10 s timeout.
+        let fault = TokenFault::slow(Duration::from_secs(60));
+        token_endpoint_fault(fault, ErrorKind::Timeout, Duration::from_secs(10)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_endpoint_garbage() {
+        let fault = TokenFault::html();
+        token_endpoint_fault(fault, ErrorKind::InvalidResponse, Duration::ZERO).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_revoked_token_answered_401_a_thousand_times_is_replaced_once() {
+        let mock = MockCxone::new();
+        let cache = TokenCache::new(source(&mock));
+        let (header, id) = cache.header_with_id().await.unwrap();
+        mock.revoke_all();
+        let requests_401: Vec<_> = (0..1_000)
+            .map(|_| {
+                let cache = cache.clone();
+                let mock = mock.clone();
+                let header = header.clone();
+                tokio::spawn(async move {
+                    assert_eq!(api_status(&mock, &header).await, StatusCode::UNAUTHORIZED);
+                    cache.invalidate_id(id);
+                    let (fresh, _) = cache.header_with_id().await.unwrap();
+                    api_status(&mock, &fresh).await
+                })
+            })
+            .collect();
+        for status in join_all(requests_401).await {
+            assert_eq!(status.unwrap(), StatusCode::OK);
+        }
+        assert_eq!(requests(&mock), 2);
+        assert_eq!(cache.stats().invalidations, 1);
+    }
 }

@@ -25,6 +25,7 @@
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 
+use http::HeaderValue;
 use tokio::time::Instant;
 
 use super::timing::Schedule;
@@ -35,10 +36,21 @@ use crate::AccessToken;
 /// driven. A power of two, so the check is a mask; rare enough to cost nothing.
 pub(crate) const CLOCK_CHECK_INTERVAL: u64 = 256;
 
+/// Which token a request carried: a number given to each token the cache
+/// takes in, for [`TokenCache::invalidate_id`](crate::TokenCache::invalidate_id).
+///
+/// Cheap to copy and keep with a request, unlike the token itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenId(pub(crate) u64);
+
 /// The current token and when it is due.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) token: Arc<AccessToken>,
+    /// A copy of the token's header, so that a read touches only this entry
+    /// (read-only once published) and the header's own reference count.
+    pub(crate) header: HeaderValue,
+    pub(crate) id: TokenId,
     pub(crate) schedule: Schedule,
     fresh: AtomicBool,
 }
@@ -52,6 +64,7 @@ impl Entry {
     /// past `usable_until`.
     pub(crate) fn new(
         token: Arc<AccessToken>,
+        id: TokenId,
         schedule: Schedule,
         now: Instant,
         trust_timer: bool,
@@ -59,7 +72,9 @@ impl Entry {
         let fresh =
             trust_timer && now < schedule.refresh_at && schedule.refresh_at < schedule.usable_until;
         Self {
+            header: token.header_value().clone(),
             token,
+            id,
             schedule,
             fresh: AtomicBool::new(fresh),
         }
@@ -74,7 +89,11 @@ impl Entry {
     }
 
     pub(crate) fn mark_stale(&self) {
-        self.fresh.store(false, Relaxed);
+        // Store only on a change: every read past the refresh point comes
+        // here, and a store would take the entry's line from other readers.
+        if self.fresh.load(Relaxed) {
+            self.fresh.store(false, Relaxed);
+        }
     }
 }
 

@@ -39,7 +39,8 @@ use tracing::Instrument as _;
 use tracing::field::{Empty, display};
 
 use super::builder::Config;
-use super::shared::Shared;
+use super::cell::Entry;
+use super::shared::{Shared, later};
 use super::stats::Counters;
 use super::store::{StoreLock, StoredToken, TokenStore};
 use super::timing::Timing;
@@ -57,8 +58,8 @@ const STORE_POLL_FIRST: Duration = Duration::from_millis(50);
 /// The longest pause between looks at the store while waiting on its lock.
 const STORE_POLL_MAX: Duration = Duration::from_millis(500);
 
-/// What every caller waiting on one fetch gets.
-pub(crate) type Outcome = Result<Arc<AccessToken>, Error>;
+/// What every caller waiting on one fetch gets: the new entry, or the error.
+pub(crate) type Outcome = Result<Arc<Entry>, Error>;
 
 /// Why a fetch started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,14 +141,15 @@ impl FlightTask {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
-        let (outcome, entry) = shared.land(obtained.result);
+        let outcome = shared.land(obtained.result);
         landing.landed = true;
         drop(shared);
 
         span.record("origin", obtained.origin.as_str());
         span.record("duration_ms", started.elapsed().as_millis());
         match &outcome {
-            Ok(token) => {
+            Ok(entry) => {
+                let token = &entry.token;
                 span.record("outcome", "ok");
                 span.record("lifetime_s", token.lifetime().as_secs());
                 span.record("scopes", display(token.scopes().join(" ")));
@@ -164,7 +166,7 @@ impl FlightTask {
             return;
         };
         let publish = async {
-            if let (Origin::Source, Ok(token), Some(_)) = (obtained.origin, &outcome, &entry) {
+            if let (Origin::Source, Ok(entry)) = (obtained.origin, &outcome) {
                 let now = Instant::now();
                 // Shared for its remaining lifetime less the refresh buffer (the
                 // latest refresh point, without jitter), so the store never holds
@@ -172,10 +174,10 @@ impl FlightTask {
                 let ttl = self
                     .config
                     .timing
-                    .schedule(token, 0.0)
+                    .schedule(&entry.token, 0.0)
                     .refresh_at
                     .saturating_duration_since(now);
-                let stored = StoredToken::from_token(token, now);
+                let stored = StoredToken::from_token(&entry.token, now);
                 store_call("store", store.store(key, &stored, ttl)).await;
             }
             if let Some(lock) = obtained.lock {
@@ -231,10 +233,10 @@ impl FlightTask {
     /// the lock comes free, for at most `store_wait`, so that a lock holder
     /// that died never stalls this cache for longer.
     async fn wait_for_store(&self, store: &dyn TokenStore, key: &str) -> Waited {
-        let deadline = Instant::now() + self.config.store_wait;
+        let deadline = later(Instant::now(), self.config.store_wait);
         let mut pause = STORE_POLL_FIRST;
         while Instant::now() < deadline {
-            tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
+            tokio::time::sleep_until(later(Instant::now(), pause).min(deadline)).await;
             pause = (pause * 2).min(STORE_POLL_MAX);
             let stale = self.stale.as_deref();
             if let Some(token) = load_fresh(store, key, stale, &self.config.timing).await {

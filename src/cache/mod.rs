@@ -30,6 +30,25 @@
 //! # Ok::<(), cxone_auth::Error>(()) }).unwrap();
 //! ```
 //!
+//! # Reading on every request
+//!
+//! Three reads, from most convenient to cheapest; none waits, locks or
+//! allocates while the token is fresh:
+//!
+//! - [`TokenCache::cached`]: the `Arc<AccessToken>` (its claims, scopes,
+//!   expiry), invalidated with [`TokenCache::invalidate`].
+//! - [`TokenCache::cached_header`]: the `Authorization` header and a
+//!   [`TokenId`], invalidated with [`TokenCache::invalidate_id`]; no reference
+//!   count taken on the token.
+//! - [`TokenReader::cached_header`]: the same through a per-owner reader
+//!   (`&mut self`, e.g. inside a tower `Service`), which checks that its entry
+//!   is current with one plain load and counts its hits locally, so that a
+//!   read costs little more than cloning a header.
+//!
+//! While a token is before its refresh point, a flag set by a timer tells
+//! reads it is fresh, so they do not read the clock; past it (or every few
+//! hundred reads anyway) they go by tokio's clock.
+//!
 //! # Timing
 //!
 //! A token is refreshed at `expires_at - min(refresh_before, lifetime / 2)`,
@@ -63,6 +82,7 @@ mod builder;
 mod cell;
 mod flight;
 mod memory;
+mod reader;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
@@ -79,6 +99,7 @@ use http::HeaderValue;
 pub use builder::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_LOAD_TIMEOUT, DEFAULT_STORE_WAIT, TokenCacheBuilder,
 };
+pub use cell::TokenId;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{
@@ -87,6 +108,7 @@ pub use redis::{
 };
 #[cfg(feature = "redis-encryption")]
 pub use redis::{ENCRYPTION_KEY_BYTES, EncryptionKey};
+pub use reader::{HIT_BATCH, TokenReader};
 pub use stats::CacheStats;
 pub use store::{StoreLock, StoredToken, TokenStore};
 pub use timing::{
@@ -95,6 +117,7 @@ pub use timing::{
 };
 
 use self::builder::Config;
+use self::cell::Entry;
 use self::flight::Outcome;
 use self::shared::{Next, Shared};
 use crate::token::{DynTokenSource, TokenSource};
@@ -138,9 +161,29 @@ impl TokenCache {
     ///
     /// Keep the returned token with the request it authorized, to
     /// [`invalidate`](Self::invalidate) exactly it if the server answers 401.
+    /// Middleware that needs only the header and the token's identity saves a
+    /// reference count with [`cached_header`](Self::cached_header).
     #[inline]
     pub fn cached(&self) -> Option<Arc<AccessToken>> {
-        self.shared.read()
+        self.shared.read(|entry| Arc::clone(&entry.token))
+    }
+
+    /// The current token's `Authorization` header and its [`TokenId`], if the
+    /// token is usable: [`cached`](Self::cached) at the cost of cloning the
+    /// header alone, for a per-request path.
+    ///
+    /// On a 401, pass the id to [`invalidate_id`](Self::invalidate_id).
+    #[inline]
+    pub fn cached_header(&self) -> Option<(HeaderValue, TokenId)> {
+        self.shared.read(|entry| (entry.header.clone(), entry.id))
+    }
+
+    /// A reader of this cache for one owner (one service instance): the
+    /// same reads as [`cached`](Self::cached) and
+    /// [`cached_header`](Self::cached_header), through `&mut`, with fewer
+    /// atomic operations each.
+    pub fn reader(&self) -> TokenReader {
+        TokenReader::new(&self.shared)
     }
 
     /// The current token, fetching one if there is no usable token.
@@ -156,11 +199,42 @@ impl TokenCache {
     /// within the [`load_timeout`](TokenCacheBuilder::load_timeout), or
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) outside a tokio runtime.
     pub async fn token(&self) -> Result<Arc<AccessToken>, Error> {
-        if let Some(token) = self.shared.read() {
+        if let Some(token) = self.cached() {
             return Ok(token);
         }
+        Ok(Arc::clone(&self.load().await?.token))
+    }
+
+    /// The `Authorization` header of the current token: `Bearer <token>`,
+    /// marked sensitive. See [`token`](Self::token).
+    ///
+    /// # Errors
+    ///
+    /// As [`token`](Self::token).
+    pub async fn header(&self) -> Result<HeaderValue, Error> {
+        Ok(self.header_with_id().await?.0)
+    }
+
+    /// The current token's header and [`TokenId`], fetching the token if
+    /// there is no usable one: the waiting twin of
+    /// [`cached_header`](Self::cached_header).
+    ///
+    /// # Errors
+    ///
+    /// As [`token`](Self::token).
+    pub async fn header_with_id(&self) -> Result<(HeaderValue, TokenId), Error> {
+        if let Some(cached) = self.cached_header() {
+            return Ok(cached);
+        }
+        let entry = self.load().await?;
+        Ok((entry.header.clone(), entry.id))
+    }
+
+    /// The slow path: the entry that landed meanwhile, the fetch in flight,
+    /// the error of the last fetch during its backoff, or a new fetch.
+    async fn load(&self) -> Result<Arc<Entry>, Error> {
         let receiver = match self.shared.next()? {
-            Next::Ready(token) => return Ok(token),
+            Next::Ready(entry) => return Ok(entry),
             Next::Wait(receiver) => receiver,
         };
         stats::Counters::bump(&self.shared.counters.waits);
@@ -173,16 +247,6 @@ impl TokenCache {
         }
     }
 
-    /// The `Authorization` header of the current token: `Bearer <token>`,
-    /// marked sensitive. See [`token`](Self::token).
-    ///
-    /// # Errors
-    ///
-    /// As [`token`](Self::token).
-    pub async fn header(&self) -> Result<HeaderValue, Error> {
-        Ok(self.token().await?.header_value().clone())
-    }
-
     /// Drops `token` if it is still the current token, and starts fetching
     /// its replacement. Returns whether it was dropped.
     ///
@@ -190,7 +254,15 @@ impl TokenCache {
     /// Invalidating a token that was already replaced does nothing, so a burst
     /// of 401s for one token causes one fetch.
     pub fn invalidate(&self, token: &AccessToken) -> bool {
-        self.shared.invalidate(token)
+        self.shared
+            .invalidate(|entry| std::ptr::eq(&*entry.token, token) || entry.token.same_token(token))
+    }
+
+    /// [`invalidate`](Self::invalidate) by the [`TokenId`] that
+    /// [`cached_header`](Self::cached_header) or
+    /// [`header_with_id`](Self::header_with_id) returned.
+    pub fn invalidate_id(&self, id: TokenId) -> bool {
+        self.shared.invalidate(|entry| entry.id == id)
     }
 
     /// The cache's counters so far.

@@ -19,6 +19,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::runtime::Handle;
@@ -27,7 +28,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::builder::Config;
-use super::cell::{self, CLOCK_CHECK_INTERVAL, Entry};
+use super::cell::{self, CLOCK_CHECK_INTERVAL, Entry, TokenId};
 use super::flight::{FlightTask, Outcome, Reason};
 use super::stats::Counters;
 use super::store::TokenStore;
@@ -36,7 +37,7 @@ use crate::token::DynTokenSource;
 use crate::{AccessToken, Error};
 
 pub(crate) struct Shared {
-    cell: ArcSwapOption<Entry>,
+    pub(crate) cell: ArcSwapOption<Entry>,
     /// A hint mirroring `flight.running.is_some()`, read without the lock so
     /// that reads past the refresh point do not all take it.
     in_flight: AtomicBool,
@@ -62,11 +63,13 @@ struct Flight {
     last_error: Option<Error>,
     /// No new fetch before this.
     retry_at: Option<Instant>,
+    /// The id of the last token taken in.
+    last_id: u64,
 }
 
 /// What a caller without a usable token does next.
 pub(crate) enum Next {
-    Ready(Arc<AccessToken>),
+    Ready(Arc<Entry>),
     Wait(watch::Receiver<Option<Outcome>>),
 }
 
@@ -93,45 +96,40 @@ impl Shared {
         self.flight.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The hot path: the current token if it is usable, starting one
-    /// refresh ahead when it is past its refresh point.
+    /// The hot path: `take` of the current entry if its token is usable,
+    /// starting one refresh ahead when it is past its refresh point.
     #[inline]
-    pub(crate) fn read(self: &Arc<Self>) -> Option<Arc<AccessToken>> {
+    pub(crate) fn read<R>(self: &Arc<Self>, take: impl FnOnce(&Entry) -> R) -> Option<R> {
         let guard = self.cell.load();
         let entry = guard.as_ref()?;
-        if entry.is_fresh() {
-            let n = Counters::bump(&self.counters.hits);
-            if n % CLOCK_CHECK_INTERVAL != 0 {
-                return Some(Arc::clone(&entry.token));
-            }
-            return self.read_by_clock(entry, true);
+        let n = self.counters.hits.bump();
+        if self.usable(entry, n.is_multiple_of(CLOCK_CHECK_INTERVAL)) {
+            return Some(take(entry));
         }
-        self.read_by_clock(entry, false)
+        self.counters.hits.unbump();
+        None
     }
 
-    /// The read past the refresh point (or the periodic check): by the clock.
+    /// Whether `entry`'s token may be handed out now: at once while its
+    /// fresh flag is set (unless `check_clock`), else by the clock, starting
+    /// one refresh ahead when it is past its refresh point.
+    #[inline]
+    pub(crate) fn usable(self: &Arc<Self>, entry: &Arc<Entry>, check_clock: bool) -> bool {
+        (entry.is_fresh() && !check_clock) || self.usable_by_clock(entry)
+    }
+
     #[cold]
-    fn read_by_clock(
-        self: &Arc<Self>,
-        entry: &Arc<Entry>,
-        counted: bool,
-    ) -> Option<Arc<AccessToken>> {
+    fn usable_by_clock(self: &Arc<Self>, entry: &Arc<Entry>) -> bool {
         let now = Instant::now();
         if now >= entry.schedule.usable_until {
             entry.mark_stale();
-            if counted {
-                self.counters.hits.fetch_sub(1, Ordering::Relaxed);
-            }
-            return None;
+            return false;
         }
         if now >= entry.schedule.refresh_at {
             entry.mark_stale();
             self.refresh_ahead(entry, now);
         }
-        if !counted {
-            Counters::bump(&self.counters.hits);
-        }
-        Some(Arc::clone(&entry.token))
+        true
     }
 
     /// Starts one background refresh of `entry`, unless one runs already or
@@ -172,8 +170,8 @@ impl Shared {
         if let Some(entry) = &current
             && now < entry.schedule.usable_until
         {
-            Counters::bump(&self.counters.hits);
-            return Ok(Next::Ready(Arc::clone(&entry.token)));
+            self.counters.hits.bump();
+            return Ok(Next::Ready(Arc::clone(entry)));
         }
         if let Some(running) = &flight.running {
             return Ok(Next::Wait(running.clone()));
@@ -195,13 +193,12 @@ impl Shared {
         )))
     }
 
-    /// Drops the current token if it is `token`; starts its replacement.
-    pub(crate) fn invalidate(self: &Arc<Self>, token: &AccessToken) -> bool {
+    /// Drops the current token if `is_it` says it is the one; starts its
+    /// replacement.
+    pub(crate) fn invalidate(self: &Arc<Self>, is_it: impl FnOnce(&Entry) -> bool) -> bool {
         let mut flight = self.flight();
         let current = self.cell.load_full();
-        let Some(entry) = current
-            .filter(|entry| std::ptr::eq(&*entry.token, token) || entry.token.same_token(token))
-        else {
+        let Some(entry) = current.filter(|entry| is_it(entry)) else {
             return false;
         };
         self.cell.store(None);
@@ -217,12 +214,8 @@ impl Shared {
             && !backing_off
             && let Ok(runtime) = Handle::try_current()
         {
-            self.start(
-                &mut flight,
-                &runtime,
-                Reason::Invalidated,
-                Some(Arc::clone(&entry.token)),
-            );
+            let stale = Some(Arc::clone(&entry.token));
+            self.start(&mut flight, &runtime, Reason::Invalidated, stale);
         }
         true
     }
@@ -245,8 +238,8 @@ impl Shared {
     /// Takes in what a fetch produced: publishes a usable token, or records
     /// the failure and its backoff (keeping a still-valid token).
     ///
-    /// Returns what waiters get, and the entry now in the cell, if any.
-    pub(crate) fn land(&self, result: Result<AccessToken, Error>) -> (Outcome, Option<Arc<Entry>>) {
+    /// Returns what waiters get.
+    pub(crate) fn land(&self, result: Result<AccessToken, Error>) -> Outcome {
         let mut flight = self.flight();
         let now = Instant::now();
         flight.running = None;
@@ -269,32 +262,33 @@ impl Shared {
                 flight.failures = 0;
                 flight.last_error = None;
                 flight.retry_at = None;
-                let token = Arc::new(token);
-                let entry = self.publish(&mut flight, Arc::clone(&token), schedule, now, true);
-                (Ok(token), Some(entry))
+                flight.last_id += 1;
+                let id = TokenId(flight.last_id);
+                Ok(self.publish(&mut flight, Arc::new(token), id, schedule, now, true))
             }
             Err(error) => {
                 Counters::bump(&self.counters.fetch_failures);
                 flight.failures = flight.failures.saturating_add(1);
                 let delay = timing.backoff(flight.failures, &error, fastrand::f64());
-                flight.retry_at = Some(now + delay);
+                flight.retry_at = Some(later(now, delay));
                 flight.last_error = Some(error.clone());
                 // A failed refresh never replaces a valid token: keep it, and
                 // refresh again when the backoff ends. Reads of it go by the
                 // clock: its retry point may be its hard expiry, and the
                 // clock, unlike a timer, is never late.
-                let kept = self
+                if let Some(entry) = self
                     .cell
                     .load_full()
                     .filter(|entry| now < entry.schedule.usable_until)
-                    .map(|entry| {
-                        let schedule = Schedule {
-                            refresh_at: (now + delay).min(entry.schedule.usable_until),
-                            ..entry.schedule
-                        };
-                        self.publish(&mut flight, Arc::clone(&entry.token), schedule, now, false)
-                    });
-                (Err(error), kept)
+                {
+                    let schedule = Schedule {
+                        refresh_at: later(now, delay).min(entry.schedule.usable_until),
+                        ..entry.schedule
+                    };
+                    let token = Arc::clone(&entry.token);
+                    self.publish(&mut flight, token, entry.id, schedule, now, false);
+                }
+                Err(error)
             }
         }
     }
@@ -303,11 +297,12 @@ impl Shared {
         &self,
         flight: &mut Flight,
         token: Arc<AccessToken>,
+        id: TokenId,
         schedule: Schedule,
         now: Instant,
         trust_timer: bool,
     ) -> Arc<Entry> {
-        let entry = Arc::new(Entry::new(token, schedule, now, trust_timer));
+        let entry = Arc::new(Entry::new(token, id, schedule, now, trust_timer));
         self.cell.store(Some(Arc::clone(&entry)));
         if let Some(timer) = flight.timer.take() {
             timer.abort();
@@ -342,6 +337,13 @@ impl Shared {
             .as_ref()
             .is_some_and(|entry| Instant::now() < entry.schedule.usable_until)
     }
+}
+
+/// `now + wait`, or a year from now if that is past the clock's range (a
+/// user may configure `Duration::MAX`).
+pub(crate) fn later(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 impl Drop for Shared {

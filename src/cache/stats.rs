@@ -13,7 +13,7 @@
 //! # Ok::<(), cxone_auth::Error>(()) }).unwrap();
 //! ```
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// A snapshot of a cache's counters, shared by all its clones.
 ///
@@ -43,7 +43,7 @@ pub struct CacheStats {
 /// The live counters behind [`CacheStats`]. Relaxed: they order nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
+    pub(crate) hits: Striped,
     pub(crate) waits: AtomicU64,
     pub(crate) fetches: AtomicU64,
     pub(crate) fetch_failures: AtomicU64,
@@ -59,7 +59,7 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> CacheStats {
         CacheStats {
-            hits: self.hits.load(Relaxed),
+            hits: self.hits.sum(),
             waits: self.waits.load(Relaxed),
             fetches: self.fetches.load(Relaxed),
             fetch_failures: self.fetch_failures.load(Relaxed),
@@ -68,4 +68,55 @@ impl Counters {
             store_loads: self.store_loads.load(Relaxed),
         }
     }
+}
+
+/// How many stripes a hot counter is split into. Threads beyond this share
+/// stripes, which costs contention, never counts.
+const STRIPES: usize = 16;
+
+/// A counter bumped on every read: one stripe per thread (each on its own
+/// cache line), so that threads reading at once do not fight over one line.
+#[derive(Debug, Default)]
+pub(crate) struct Striped {
+    stripes: [Stripe; STRIPES],
+}
+
+/// 128 bytes: a cache line pair, as adjacent-line prefetchers fetch them.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe(AtomicU64);
+
+impl Striped {
+    /// Adds one on this thread's stripe; returns the stripe's previous count.
+    #[inline]
+    pub(crate) fn bump(&self) -> u64 {
+        self.stripes[stripe_index()].0.fetch_add(1, Relaxed)
+    }
+
+    /// Adds `n` on this thread's stripe.
+    pub(crate) fn add(&self, n: u64) {
+        self.stripes[stripe_index()].0.fetch_add(n, Relaxed);
+    }
+
+    /// Takes back a [`bump`](Self::bump) made on this thread.
+    pub(crate) fn unbump(&self) {
+        self.stripes[stripe_index()].0.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn sum(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|stripe| stripe.0.load(Relaxed))
+            .sum()
+    }
+}
+
+#[inline]
+fn stripe_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+    }
+    // During thread teardown the slot may be gone; any stripe will do.
+    INDEX.try_with(|index| *index).unwrap_or(0)
 }
