@@ -8,6 +8,9 @@
 //!   access key grant and the standard client credentials grant.
 //! - [`TokenCache`]: one per credential; hands out the current token without
 //!   locking, refreshes it ahead of expiry with one fetch for all callers.
+//! - `cache::RedisStore` (feature `redis`): a fleet of processes shares one
+//!   token per credential through Redis, optionally encrypted at rest
+//!   (feature `redis-encryption`).
 //! - [`Error`]: one error type whose message says what to fix.
 //! - `mock` (feature `mock`): an in-process mock of CXone's identity provider
 //!   and API, for tests.

@@ -76,7 +76,9 @@
 //!
 //! With a [`TokenStore`] and a source that has a
 //! [`shared_key`](crate::TokenSource::shared_key), a cache looks in the store
-//! before fetching and publishes what it fetched; see [`store`].
+//! before fetching and publishes what it fetched; see [`store`]. With the
+//! `redis` feature, `RedisStore` shares tokens between the processes of a
+//! fleet.
 
 mod builder;
 mod cell;
@@ -101,6 +103,7 @@ pub use builder::{
 };
 pub use cell::TokenId;
 pub use memory::MemoryStore;
+pub use reader::{HIT_BATCH, TokenReader};
 #[cfg(feature = "redis")]
 pub use redis::{
     DEFAULT_KEY_PREFIX, DEFAULT_OPERATION_TIMEOUT, DEFAULT_REDIS_URL, REDIS_URL_ENV, RedisStore,
@@ -108,7 +111,6 @@ pub use redis::{
 };
 #[cfg(feature = "redis-encryption")]
 pub use redis::{ENCRYPTION_KEY_BYTES, EncryptionKey};
-pub use reader::{HIT_BATCH, TokenReader};
 pub use stats::CacheStats;
 pub use store::{StoreLock, StoredToken, TokenStore};
 pub use timing::{

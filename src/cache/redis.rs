@@ -1,38 +1,74 @@
-//! [`RedisStore`]: a [`TokenStore`] on Redis, so that a
-//! fleet of processes fetches one token per credential and lifetime, not one
-//! per process.
-//!
-//! The store keeps each credential's token under a key derived from the
-//! source's [`shared_key`](crate::TokenSource::shared_key) (a hash, never a
-//! secret), with its wall-clock expiry, for the remaining lifetime less the
-//! refresh buffer. A process that finds no usable token takes a lock in Redis
-//! (`SET lock owner NX PX ttl`), fetches, publishes and releases the lock only
-//! if it still holds it; the others wait for the published token, and fetch on
-//! their own once the lock's time is up, so a crashed holder never stalls the
-//! fleet.
-//!
-//! Redis is an optimisation, never a dependency: every call is bounded by a
-//! short timeout ([`DEFAULT_OPERATION_TIMEOUT`]), and a Redis that is down,
-//! slow or answers garbage reads as an empty store, so requests keep being
-//! served with per-process tokens. The connection comes back on its own; each
-//! change between "answering" and "not answering" is logged once.
+//! [`RedisStore`]: a [`TokenStore`] on Redis, so that a fleet of processes
+//! fetches one token per credential and lifetime, not one per process.
 //!
 //! ```
 //! use std::time::Duration;
+//! use cxone_auth::TokenCache;
 //! use cxone_auth::cache::RedisStore;
+//! use cxone_auth::token::AccessKeyGrant;
 //!
+//! let source = AccessKeyGrant::new("client-id", "client-secret", "ACCESSKEYID", "c2VjcmV0+/x====")?;
+//! // `redis://[user:password@]host[:port][/db]`; or `RedisStore::from_env()?` for `REDIS_URL`.
 //! let store = RedisStore::builder("redis://127.0.0.1:6379")
 //!     .prefix("my-service:cxone:")
-//!     .operation_timeout(Duration::from_millis(100))
 //!     .build()?;
-//! // Or from `REDIS_URL`: `RedisStore::from_env()?`.
+//! // Every process of the fleet builds its cache the same way.
+//! let tokens = TokenCache::builder(source).store(store.clone()).build();
 //! assert!(!format!("{store:?}").contains("password"));
+//! # drop(tokens);
 //! # Ok::<(), cxone_auth::Error>(())
 //! ```
 //!
-//! With the `redis-encryption` feature, tokens are encrypted before they reach
-//! Redis ([`EncryptionKey`]); a store then ignores any value it cannot
-//! authenticate, including values written by hand.
+//! # How the fleet shares a token
+//!
+//! A cache looks in Redis before it fetches. The token of a credential is kept
+//! under `<prefix>token:<hex SHA-256 of the source's`
+//! [`shared_key`](crate::TokenSource::shared_key)`>`: the key names no client
+//! id, access key or URL, and never a secret. The value holds the token, its
+//! wall-clock expiry and issue time (Unix milliseconds, since it crosses
+//! machines) and its scopes, in a versioned format, and lives in Redis for the
+//! token's remaining lifetime less the refresh buffer. Machines' clocks should
+//! agree to well within that buffer (five minutes by default).
+//!
+//! A process that finds no usable token takes the fetch lock
+//! (`SET <prefix>lock:<hash> <owner> NX PX <fetch timeout>`), fetches,
+//! publishes, and releases the lock with a compare-and-delete script, so only
+//! while it still owns it. The others look again with growing pauses until the
+//! token appears or the cache's
+//! [`store_wait`](crate::TokenCacheBuilder::store_wait) runs out, and then fetch
+//! on their own: a holder that crashed never stalls the fleet for longer.
+//!
+//! A 401 on one process invalidates the shared token only if Redis still holds
+//! that same token (a compare-and-delete on its fingerprint), and marks it
+//! invalid for the rest of its life, so that a publication of it arriving late
+//! does not bring it back.
+//!
+//! # When Redis fails
+//!
+//! Redis is an optimisation, never a dependency. Every call is bounded by a
+//! short timeout ([`DEFAULT_OPERATION_TIMEOUT`]); a Redis that is down, hangs,
+//! or answers garbage reads as an empty store whose lock is always free, so
+//! each process fetches its own tokens and no request fails because of Redis.
+//! After a timeout, calls fail at once for a moment rather than each waiting
+//! out its own. The connection is re-established on the next call once Redis
+//! is back ([`ConnectionManager`]), and a lock whose release the outage
+//! prevented is released then. Each change between "answering" and "not
+//! answering", and the first value in a run that cannot be used, is logged
+//! once with `tracing` (target `cxone_auth::cache::redis`), not per call.
+//!
+//! # Trusting what Redis holds
+//!
+//! Values this store did not write (another format, a broken fingerprint, a
+//! malformed or expired token) are ignored. Without encryption, though, anyone
+//! who can write to the Redis can plant a well-formed token, and anyone who can
+//! read it can use the tokens. With the `redis-encryption` feature and an
+//! `EncryptionKey` (ChaCha20-Poly1305, a random nonce per value, the Redis key
+//! name bound as associated data), tokens are unreadable without the key, and
+//! values that do not authenticate (written by hand, with another key, moved
+//! from another key, altered) are ignored.
+//!
+//! The store speaks to one Redis server (or a primary); Redis Cluster is not
+//! supported, since its scripts touch two keys.
 
 use std::fmt;
 use std::future::Future;

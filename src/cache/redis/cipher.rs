@@ -12,8 +12,10 @@ use chacha20poly1305::aead::{Aead, Generate, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use secrecy::{ExposeSecret, SecretBox};
 
-use super::entry::ENCRYPTED_MARKER;
 use crate::Error;
+
+/// The body marker of an encrypted value.
+const ENCRYPTED_MARKER: &str = "enc.";
 
 /// The size of an [`EncryptionKey`], in bytes (256 bits).
 pub const ENCRYPTION_KEY_BYTES: usize = 32;

@@ -21,9 +21,6 @@ use crate::token::MAX_LIFETIME;
 /// The first part of every value this version writes.
 pub(super) const FORMAT_TAG: &str = "cxa1";
 
-/// The body marker of an encrypted value.
-pub(super) const ENCRYPTED_MARKER: &str = "enc.";
-
 /// The longest value read back, in bytes. A token is at most
 /// [`MAX_TOKEN_BYTES`](crate::token::MAX_TOKEN_BYTES); anything much larger
 /// was not written by this crate and is not parsed.
