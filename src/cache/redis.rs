@@ -1015,6 +1015,37 @@ mod tests {
         assert!(store.lock_entry("c", "o", HOUR).await.is_err());
     }
 
+    #[tokio::test]
+    async fn a_hung_redis_costs_one_timeout_then_calls_fail_at_once() {
+        // A server that accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        // The timeout is what is tested: as short as the test can make it.
+        let store = RedisStore::builder(format!("redis://{addr}"))
+            .operation_timeout(Duration::from_millis(50))
+            .build()
+            .unwrap();
+
+        let err = store.load_entry("c").await.err().unwrap();
+        assert!(err.is_timeout(), "{err:?}");
+        assert!(!store.is_available());
+        assert!(store.inner.health.holding_down(Instant::now()));
+        let err = store.lock_entry("c", "o", HOUR).await.err().unwrap();
+        assert!(err.to_string().contains("not tried"), "{err}");
+
+        // Through the trait, nothing fails: no token, and the lock is the
+        // caller's, so it fetches on its own.
+        assert!(TokenStore::load(&store, "c").await.unwrap().is_none());
+        assert!(store.try_lock("c", HOUR).await.unwrap().is_some());
+        server.abort();
+    }
+
     #[test]
     fn debug_and_errors_hide_the_password() {
         let store = RedisStore::new("redis://user:hunter2@127.0.0.1:6379/3").unwrap();
