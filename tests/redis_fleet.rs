@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 use cxone_auth::cache::RedisStore;
 use cxone_auth::mock::MockCxone;
 use cxone_auth::{AccessToken, Error, TokenCache, TokenSource};
+use futures_util::future::join_all;
 use redis_support::{
-    Mode, Proxy, all_ok, callers, delete_under, distinct, fleet, lone_caches, redis_url, token_key,
-    unique_prefix,
+    Mode, Observed, Proxy, all_ok, callers, delete_under, distinct, fleet, lone_caches, redis_url,
+    token_key, unique_prefix,
 };
 
 const FLEET: usize = 8;
@@ -220,7 +221,7 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_is_used() {
     let mut proxy = Proxy::start(&url).await;
     let mock = MockCxone::new();
     let stores: Vec<_> = (0..FLEET)
-        .map(|_| redis_support::store(proxy.url(), &prefix))
+        .map(|_| Observed::new(redis_support::store(proxy.url(), &prefix)))
         .collect();
     let caches: Vec<_> = stores
         .iter()
@@ -230,17 +231,21 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_is_used() {
                 .build()
         })
         .collect();
+    // Every landed fetch has published (or failed to): Redis is quiet.
+    let settled = || join_all(stores.iter().map(Observed::settled));
 
     // Up: one token for everyone.
     let first = all_ok(callers(&caches, CALLERS).await);
     assert_eq!(distinct(&first), 1);
     assert_eq!(mock.stats().token_requests, 1);
-    assert!(stores.iter().all(RedisStore::is_available));
+    settled().await;
+    assert!(stores.iter().all(|s| s.store().is_available()));
 
     // Redis stops while the fleet is refreshing: no caller fails.
     invalidate_all(&caches);
     let (outcomes, ()) = tokio::join!(callers(&caches, CALLERS), proxy.close());
     all_ok(outcomes);
+    settled().await;
     let requests = mock.stats().token_requests;
     assert!((2..=1 + FLEET as u64).contains(&requests), "{requests}");
 
@@ -250,7 +255,8 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_is_used() {
     let tokens = all_ok(callers(&caches, CALLERS).await);
     assert_eq!(mock.stats().token_requests - before, FLEET as u64);
     assert_eq!(distinct(&tokens), FLEET);
-    assert!(stores.iter().all(|s| !s.is_available()));
+    settled().await;
+    assert!(stores.iter().all(|s| !s.store().is_available()));
 
     // Back, an hour later: the tokens have ended at the server and their
     // copies in Redis have expired. One token request serves the fleet again.
@@ -263,7 +269,7 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_is_used() {
     assert_eq!(mock.stats().token_requests - before, 1);
     assert_eq!(distinct(&tokens), 1, "everyone is back on one shared token");
     assert!(mock.is_token_active(tokens[0].secret()));
-    assert!(stores.iter().all(RedisStore::is_available));
+    assert!(stores.iter().all(|s| s.store().is_available()));
 
     // And a process starting now takes it from Redis.
     let newcomers = fleet(&mock, proxy.url(), &prefix, 2);

@@ -125,7 +125,8 @@ fn fleet_member() {
             .operation_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
-        let cache = TokenCache::builder(source).store(store).build();
+        let store = redis_support::Observed::new(store);
+        let cache = TokenCache::builder(source).store(store.clone()).build();
 
         let callers: Vec<_> = (0..CALLERS)
             .map(|_| {
@@ -138,6 +139,8 @@ fn fleet_member() {
             tokens.push(caller.await.unwrap().unwrap());
         }
         assert!(tokens.iter().all(|t| t.same_token(&tokens[0])));
+        // Publish before the process ends, as a long-running service would.
+        store.settled().await;
         let stats = cache.stats();
         println!(
             "fleet-member {} fetches={} store_loads={}",

@@ -16,7 +16,8 @@ use cxone_auth::cache::{RedisStore, StoreLock, StoredToken, TokenStore};
 use cxone_auth::mock::{self, MockCxone};
 use cxone_auth::{TokenCache, TokenSource as _};
 use redis_support::{
-    Proxy, delete_under, keys_under, raw_connection, redis_url, source, token_key, unique_prefix,
+    Proxy, delete_under, fetch_and_publish, keys_under, raw_connection, redis_url, source,
+    token_key, unique_prefix,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -78,10 +79,8 @@ async fn keys_name_no_credential_and_values_keep_wall_clock_times() {
     let Some(url) = redis_url().await else { return };
     let prefix = unique_prefix("layout");
     let mock = MockCxone::new();
-    let cache = TokenCache::builder(source(&mock))
-        .store(redis_support::store(&url, &prefix))
-        .build();
-    let token = cache.token().await.unwrap();
+    let (_cache, token) =
+        fetch_and_publish(source(&mock), redis_support::store(&url, &prefix)).await;
 
     let keys = keys_under(&url, &prefix).await;
     assert_eq!(keys.len(), 1, "the lock is released: {keys:?}");
@@ -165,10 +164,7 @@ async fn a_value_written_by_hand_is_ignored() {
     let Some(url) = redis_url().await else { return };
     let prefix = unique_prefix("by-hand");
     let mock = MockCxone::new();
-    let first = TokenCache::builder(source(&mock))
-        .store(redis_support::store(&url, &prefix))
-        .build();
-    first.token().await.unwrap();
+    fetch_and_publish(source(&mock), redis_support::store(&url, &prefix)).await;
     let key = token_key(&url, &prefix).await.unwrap();
     let mut connection = raw_connection(&url).await;
 
@@ -178,10 +174,8 @@ async fn a_value_written_by_hand_is_ignored() {
         "{\"token\":\"forged\"}",
     ] {
         set(&mut connection, &key, by_hand).await;
-        let cache = TokenCache::builder(source(&mock))
-            .store(redis_support::store(&url, &prefix))
-            .build();
-        let token = cache.token().await.unwrap();
+        let (cache, token) =
+            fetch_and_publish(source(&mock), redis_support::store(&url, &prefix)).await;
         assert!(mock.is_token_active(token.secret()), "{by_hand}");
         assert_eq!(cache.stats().store_loads, 0, "{by_hand}");
         assert_eq!(cache.stats().fetches, 1, "{by_hand}");
@@ -214,8 +208,8 @@ mod encrypted {
         let prefix = unique_prefix("sealed");
         let mock = MockCxone::new();
 
-        let writer = cache(&mock, sealed_store(&url, &prefix, 1));
-        let token = writer.token().await.unwrap();
+        let (_writer, token) =
+            fetch_and_publish(source(&mock), sealed_store(&url, &prefix, 1)).await;
         let key = token_key(&url, &prefix).await.unwrap();
         let value = get(&mut raw_connection(&url).await, &key).await.unwrap();
         assert!(!value.contains(token.secret()), "the token is sealed");
@@ -242,8 +236,8 @@ mod encrypted {
         let Some(url) = redis_url().await else { return };
         let prefix = unique_prefix("sealed-by-hand");
         let mock = MockCxone::new();
-        let writer = cache(&mock, sealed_store(&url, &prefix, 1));
-        let real = writer.token().await.unwrap();
+        let (_writer, real) =
+            fetch_and_publish(source(&mock), sealed_store(&url, &prefix, 1)).await;
         let key = token_key(&url, &prefix).await.unwrap();
 
         // What a plaintext store writes, in the crate's own format, at the
@@ -268,8 +262,9 @@ mod encrypted {
         let (logs, _guard) = capture_logs();
         for _ in 0..3 {
             forge().await;
-            let reader = cache(&mock, process.clone());
-            let token = reader.token().await.unwrap();
+            // Each reader fetches and publishes its own token over the
+            // forgery; wait for that before forging again.
+            let (reader, token) = fetch_and_publish(source(&mock), process.clone()).await;
             assert_ne!(token.secret(), forged, "the forged token is never used");
             assert_eq!(reader.stats().store_loads, 0);
         }

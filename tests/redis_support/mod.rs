@@ -9,12 +9,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cxone_auth::cache::{REDIS_URL_ENV, RedisStore};
+use cxone_auth::cache::{REDIS_URL_ENV, RedisStore, StoreLock, StoredToken, TokenStore};
 use cxone_auth::mock::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone};
 use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
 use cxone_auth::{AccessToken, Error, TokenCache};
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The Redis the tests use: `REDIS_URL`, else the local default.
@@ -312,4 +314,100 @@ async fn serve(mut client: TcpStream, target: SocketAddr, mode: Mode) {
             }
         }
     }
+}
+
+/// A store that counts the fetch locks taken and released through it.
+///
+/// A cache serves its callers first and publishes after (store, then
+/// unlock), so a test that looks at Redis, or changes it, first waits until
+/// every landed fetch has published instead of racing it.
+#[derive(Debug, Clone)]
+pub(crate) struct Observed {
+    inner: RedisStore,
+    locks: Arc<std::sync::atomic::AtomicU64>,
+    unlocks: watch::Sender<u64>,
+}
+
+impl Observed {
+    pub(crate) fn new(inner: RedisStore) -> Self {
+        Self {
+            inner,
+            locks: Arc::default(),
+            unlocks: watch::Sender::new(0),
+        }
+    }
+
+    /// The store itself.
+    pub(crate) fn store(&self) -> &RedisStore {
+        &self.inner
+    }
+
+    /// Waits until every lock taken so far was released. Call it when the
+    /// fetches of interest have landed (their callers have their tokens):
+    /// each then releases its lock once, after publishing.
+    pub(crate) async fn settled(&self) {
+        let taken = self.locks.load(std::sync::atomic::Ordering::SeqCst);
+        let mut seen = self.unlocks.subscribe();
+        let waited = tokio::time::timeout(Duration::from_secs(30), seen.wait_for(|&u| u >= taken));
+        waited.await.expect("a fetch never published").unwrap();
+    }
+}
+
+impl TokenStore for Observed {
+    fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredToken>, Error>> {
+        self.inner.load(key)
+    }
+
+    fn store<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a StoredToken,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.inner.store(key, token, ttl)
+    }
+
+    fn invalidate<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a AccessToken,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.inner.invalidate(key, token)
+    }
+
+    fn try_lock<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<StoreLock>, Error>> {
+        Box::pin(async move {
+            let lock = self.inner.try_lock(key, ttl).await;
+            if matches!(lock, Ok(Some(_))) {
+                self.locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            lock
+        })
+    }
+
+    fn unlock<'a>(&'a self, key: &'a str, lock: StoreLock) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let released = self.inner.unlock(key, lock).await;
+            self.unlocks.send_modify(|n| *n += 1);
+            released
+        })
+    }
+}
+
+/// A cache on an observed store: fetch, then wait until it has published.
+pub(crate) async fn fetch_and_publish(
+    cache_source: AccessKeyGrant,
+    store: RedisStore,
+) -> (TokenCache, Arc<AccessToken>) {
+    let observed = Observed::new(store);
+    let cache = TokenCache::builder(cache_source)
+        .store(observed.clone())
+        .build();
+    let token = cache.token().await.unwrap();
+    observed.settled().await;
+    (cache, token)
 }
