@@ -6,6 +6,11 @@
 //!
 //! - [`token`]: [`AccessToken`] and the [`TokenSource`] trait, with CXone's
 //!   access key grant and the standard client credentials grant.
+//! - [`TokenCache`]: one per credential; hands out the current token without
+//!   locking, refreshes it ahead of expiry with one fetch for all callers.
+//! - `cache::RedisStore` (feature `redis`): a fleet of processes shares one
+//!   token per credential through Redis, optionally encrypted at rest
+//!   (feature `redis-encryption`).
 //! - [`retry`]: [`CxoneRetryLayer`], which replays a 401 once with a fresh
 //!   token and honours `Retry-After` on 429 and 503, within a budget.
 //! - [`Error`]: one error type whose message says what to fix.
@@ -13,6 +18,7 @@
 //!   and API, for tests.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod cache;
 pub mod error;
 mod marker;
 #[cfg(feature = "mock")]
@@ -22,6 +28,7 @@ pub mod retry;
 mod retry_after;
 pub mod token;
 
+pub use cache::{CacheStats, TokenCache, TokenCacheBuilder, TokenId, TokenReader};
 pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
 pub use retry::CxoneRetryLayer;
 pub use token::{
