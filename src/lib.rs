@@ -9,8 +9,12 @@
 //! - [`Error`]: one error type whose message says what to fix.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod cache;
 pub mod error;
+pub mod layer;
 pub mod token;
 
+pub use cache::TokenCache;
 pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
+pub use layer::{CxoneAuth, CxoneAuthLayer};
 pub use token::{AccessToken, TokenSource};
