@@ -8,6 +8,7 @@
 //!   access key grant and the standard client credentials grant.
 //! - [`Error`]: one error type whose message says what to fix.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod error;
