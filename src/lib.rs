@@ -17,10 +17,11 @@
 //! - `mock` (feature `mock`): an in-process mock of CXone's identity provider
 //!   and API, for tests.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod error;
-mod marker;
+pub mod layer;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
@@ -30,6 +31,7 @@ pub mod token;
 
 pub use cache::{CacheStats, TokenCache, TokenCacheBuilder, TokenId, TokenReader};
 pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
+pub use layer::{CxoneAuth, CxoneAuthLayer};
 pub use retry::CxoneRetryLayer;
 pub use token::{
     AccessKeyGrant, AccessToken, ClientAuth, ClientCredentials, Environment, TenantConfig,

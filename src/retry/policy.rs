@@ -125,7 +125,7 @@ impl CxoneRetryPolicy {
             tracing::debug!("second 401 for one request: returned as is");
             return None;
         }
-        if !request.prepare_unauthorized_replay() {
+        if !request.can_replay_unauthorized() {
             tracing::debug!("401 for a request that carries its own Authorization: not replayed");
             return None;
         }
@@ -246,74 +246,5 @@ where
             return None;
         }
         req.try_replay(self.shared.config.max_replay_body_bytes)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::convert::Infallible;
-    use std::sync::Mutex;
-
-    use http::header::{AUTHORIZATION, RETRY_AFTER};
-    use http::{HeaderValue, Request, Response};
-    use tower::{Layer as _, ServiceExt as _};
-
-    use super::*;
-    use crate::marker::InsertedAuthorization;
-    use crate::retry::CxoneRetryLayer;
-
-    /// Sends a request that already carries a header the auth layer set (as
-    /// when an auth layer sits outside the retry layer too) to a server that
-    /// answers `first`, then 200. Returns the `Authorization` of each call.
-    async fn replay_after(first: StatusCode) -> Vec<Option<HeaderValue>> {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let api = tower::service_fn(move |request: Request<()>| {
-            let mut seen = log.lock().unwrap();
-            seen.push(request.headers().get(AUTHORIZATION).cloned());
-            let status = if seen.len() == 1 {
-                first
-            } else {
-                StatusCode::OK
-            };
-            let response = Response::builder()
-                .status(status)
-                .header(RETRY_AFTER, "0")
-                .body(())
-                .unwrap();
-            std::future::ready(Ok::<_, Infallible>(response))
-        });
-        let mut request = Request::get("https://api-na1.niceincontact.com/")
-            .header(AUTHORIZATION, "Bearer refused")
-            .body(())
-            .unwrap();
-        request.extensions_mut().insert(InsertedAuthorization);
-
-        let response = CxoneRetryLayer::default()
-            .layer(api)
-            .oneshot(request)
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let seen = seen.lock().unwrap();
-        seen.clone()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_401_replay_drops_the_token_the_auth_layer_inserted() {
-        let refused = Some(HeaderValue::from_static("Bearer refused"));
-        assert_eq!(
-            replay_after(StatusCode::UNAUTHORIZED).await,
-            [refused, None]
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_429_replay_keeps_the_token() {
-        let token = Some(HeaderValue::from_static("Bearer refused"));
-        assert_eq!(
-            replay_after(StatusCode::TOO_MANY_REQUESTS).await,
-            [token.clone(), token]
-        );
     }
 }

@@ -43,7 +43,6 @@ use http_body::Body as _;
 use http_body_util::{Empty, Full};
 
 use super::cooldown::HostKey;
-use crate::marker::InsertedAuthorization;
 
 /// The longest request body the retry layer keeps a copy of, in bytes.
 ///
@@ -162,12 +161,12 @@ pub(crate) mod sealed {
         /// is longer than `max_body_bytes`.
         fn try_replay(&self, max_body_bytes: usize) -> Option<Self>;
 
-        /// Readies this copy for a replay after a 401. Returns whether the
-        /// replay can carry a different token: true when the request had no
-        /// `Authorization` or the auth layer inserted it (it is removed here
-        /// so the auth layer attaches a fresh one); false when the caller set
-        /// it, since the same credentials would be refused again.
-        fn prepare_unauthorized_replay(&mut self) -> bool;
+        /// Whether a replay after a 401 can carry a different token: true when
+        /// the copy has no
+        /// `Authorization` (it is taken before the auth layer, inside, adds
+        /// one); false when the caller set it, since the same credentials
+        /// would be refused again.
+        fn can_replay_unauthorized(&self) -> bool;
     }
 
     #[allow(
@@ -208,15 +207,7 @@ impl<B: ReplayBody> sealed::Request for Request<B> {
         Some(replay)
     }
 
-    fn prepare_unauthorized_replay(&mut self) -> bool {
-        if self
-            .extensions_mut()
-            .remove::<InsertedAuthorization>()
-            .is_some()
-        {
-            self.headers_mut().remove(AUTHORIZATION);
-            return true;
-        }
+    fn can_replay_unauthorized(&self) -> bool {
         !self.headers().contains_key(AUTHORIZATION)
     }
 }
@@ -259,10 +250,7 @@ impl sealed::Request for reqwest::Request {
         self.try_clone()
     }
 
-    fn prepare_unauthorized_replay(&mut self) -> bool {
-        // `reqwest::Request` has no public extensions, so no marker: the
-        // copy is taken before the auth layer runs and has no header unless
-        // the caller set one.
+    fn can_replay_unauthorized(&self) -> bool {
         !self.headers().contains_key(AUTHORIZATION)
     }
 }
@@ -318,25 +306,12 @@ mod tests {
     }
 
     #[test]
-    fn layer_inserted_authorization_is_stripped_for_a_401_replay() {
-        let mut request = Request::get("https://api-na1.niceincontact.com/")
-            .header(AUTHORIZATION, "Bearer stale")
-            .body(())
-            .unwrap();
-        request.extensions_mut().insert(InsertedAuthorization);
-        let mut replay = request.try_replay(0).unwrap();
-        assert!(replay.prepare_unauthorized_replay());
-        assert!(!replay.headers().contains_key(AUTHORIZATION));
-        assert!(replay.extensions().get::<InsertedAuthorization>().is_none());
-    }
-
-    #[test]
     fn user_authorization_is_kept_and_not_replayed() {
-        let mut request = Request::get("https://api-na1.niceincontact.com/")
+        let request = Request::get("https://api-na1.niceincontact.com/")
             .header(AUTHORIZATION, HeaderValue::from_static("Bearer mine"))
             .body(())
             .unwrap();
-        assert!(!request.prepare_unauthorized_replay());
+        assert!(!request.can_replay_unauthorized());
         assert_eq!(request.headers()[AUTHORIZATION], "Bearer mine");
     }
 

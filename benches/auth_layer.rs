@@ -1,0 +1,247 @@
+//! Per-request cost of the auth layer with a cached token, against
+//! - the physical limit: tower-http's `SetRequestHeaderLayer` with a static header;
+//! - what other libraries do: a token behind a `std::sync::Mutex`, and behind a
+//!   `tokio::sync::RwLock` read in a boxed async block.
+//!
+//! Each variant wraps the same no-op inner service. After criterion's groups
+//! the bench prints each variant's time and allocations per request, and its
+//! ratio to the static header.
+
+use std::alloc::System;
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, criterion_group};
+use cxone_auth::token::StaticToken;
+use cxone_auth::{CxoneAuthLayer, TokenCache};
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::{Layer, Service, ServiceExt as _};
+use tower_http::set_header::SetRequestHeaderLayer;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const URI: &str = "https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents";
+const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJ0ZW5hbnRJZCI6ImJlbmNoIn0.c2lnbmF0dXJl";
+
+#[derive(Clone, Copy)]
+struct NoOp;
+
+impl<B> Service<Request<B>> for NoOp {
+    type Response = Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<Response<()>, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        black_box(&request);
+        ready(Ok(Response::new(())))
+    }
+}
+
+/// A token behind a `Mutex`, read per request.
+#[derive(Clone)]
+struct MutexAuth<S> {
+    inner: S,
+    token: Arc<Mutex<HeaderValue>>,
+}
+
+impl<S: Service<Request<()>>> Service<Request<()>> for MutexAuth<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<()>) -> Self::Future {
+        let header = self.token.lock().unwrap().clone();
+        request.headers_mut().insert(AUTHORIZATION, header);
+        self.inner.call(request)
+    }
+}
+
+/// A token behind a tokio `RwLock`, read in a boxed async block per request.
+#[derive(Clone)]
+struct RwLockAuth<S> {
+    inner: S,
+    token: Arc<tokio::sync::RwLock<HeaderValue>>,
+}
+
+impl<S> Service<Request<()>> for RwLockAuth<S>
+where
+    S: Service<Request<()>> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<()>) -> Self::Future {
+        let token = Arc::clone(&self.token);
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let header = token.read().await.clone();
+            request.headers_mut().insert(AUTHORIZATION, header);
+            inner.call(request).await
+        })
+    }
+}
+
+fn header() -> HeaderValue {
+    let mut header = HeaderValue::from_str(&format!("Bearer {TOKEN}")).unwrap();
+    header.set_sensitive(true);
+    header
+}
+
+fn request() -> Request<()> {
+    Request::get(URI).body(()).unwrap()
+}
+
+/// Sends one request through `service`, whose futures complete at once.
+fn send<S>(service: &mut S, request: Request<()>)
+where
+    S: Service<Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let service = service.ready().now_or_never().unwrap().unwrap();
+    black_box(service.call(request).now_or_never().unwrap().unwrap());
+}
+
+struct Variants {
+    static_header: tower_http::set_header::SetRequestHeader<NoOp, HeaderValue>,
+    cxone: cxone_auth::CxoneAuth<NoOp>,
+    mutex: MutexAuth<NoOp>,
+    rwlock: RwLockAuth<NoOp>,
+}
+
+fn variants(runtime: &tokio::runtime::Runtime) -> Variants {
+    let tokens = TokenCache::new(StaticToken::new(TOKEN).lifetime(Duration::from_secs(3600)));
+    runtime.block_on(tokens.token()).unwrap();
+    Variants {
+        static_header: SetRequestHeaderLayer::overriding(AUTHORIZATION, header()).layer(NoOp),
+        cxone: CxoneAuthLayer::new(tokens).layer(NoOp),
+        mutex: MutexAuth {
+            inner: NoOp,
+            token: Arc::new(Mutex::new(header())),
+        },
+        rwlock: RwLockAuth {
+            inner: NoOp,
+            token: Arc::new(tokio::sync::RwLock::new(header())),
+        },
+    }
+}
+
+fn per_request(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let mut v = variants(&runtime);
+    let mut group = c.benchmark_group("per_request");
+    group.bench_function("static_header", |b| {
+        b.iter_batched(
+            request,
+            |r| send(&mut v.static_header, r),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("cxone_auth", |b| {
+        b.iter_batched(request, |r| send(&mut v.cxone, r), BatchSize::SmallInput)
+    });
+    group.bench_function("mutex", |b| {
+        b.iter_batched(request, |r| send(&mut v.mutex, r), BatchSize::SmallInput)
+    });
+    group.bench_function("tokio_rwlock", |b| {
+        b.iter_batched(request, |r| send(&mut v.rwlock, r), BatchSize::SmallInput)
+    });
+    group.finish();
+}
+
+/// Time and allocations per request for one variant, measured over `n`
+/// requests built beforehand (so building them is not counted).
+fn measure<S>(service: &mut S, n: usize) -> (Duration, f64)
+where
+    S: Service<Request<()>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut best = Duration::MAX;
+    let mut allocations = 0;
+    for _ in 0..5 {
+        let requests: Vec<_> = (0..n).map(|_| request()).collect();
+        let region = Region::new(GLOBAL);
+        let start = Instant::now();
+        for r in requests {
+            send(service, r);
+        }
+        let elapsed = start.elapsed();
+        allocations = region.change().allocations;
+        best = best.min(elapsed);
+    }
+    (best / n as u32, allocations as f64 / n as f64)
+}
+
+fn report() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let mut v = variants(&runtime);
+    const N: usize = 200_000;
+    let floor = measure(&mut v.static_header, N);
+    let rows = [
+        ("static header (floor)", floor),
+        ("cxone-auth layer", measure(&mut v.cxone, N)),
+        ("Mutex<HeaderValue>", measure(&mut v.mutex, N)),
+        ("tokio RwLock, boxed", measure(&mut v.rwlock, N)),
+    ];
+    println!("\nper request through a no-op service (best of 5 x {N}; request building excluded):");
+    println!(
+        "{:<24} {:>10} {:>14} {:>12}",
+        "variant", "ns/req", "allocs/req", "vs floor"
+    );
+    for (name, (time, allocs)) in rows {
+        println!(
+            "{name:<24} {:>10.1} {allocs:>14.2} {:>11.2}x",
+            time.as_secs_f64() * 1e9,
+            time.as_secs_f64() / floor.0.as_secs_f64()
+        );
+    }
+}
+
+criterion_group!(benches, per_request);
+
+fn main() {
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+    report();
+}

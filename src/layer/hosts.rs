@@ -1,0 +1,210 @@
+//! [`AllowedHosts`]: which requests may carry a CXone token.
+//!
+//! A bearer token is a password for as long as it lives. The layer sends it
+//! only over https, only to CXone's own domains and the hosts a user adds;
+//! plain http only to loopback hosts, and only when that is enabled.
+//!
+//! ```
+//! use cxone_auth::layer::AllowedHosts;
+//!
+//! let hosts = AllowedHosts::default().allow_host("*.example.com");
+//! assert!(hosts.allows("https", "api-na1.niceincontact.com"));
+//! assert!(hosts.allows("https", "reports.example.com"));
+//! assert!(!hosts.allows("http", "api-na1.niceincontact.com"));
+//! assert!(!hosts.allows("https", "niceincontact.com.evil.test"));
+//! assert!(!hosts.allows("http", "127.0.0.1"));
+//! assert!(hosts.clone().allow_loopback_http(true).allows("http", "127.0.0.1"));
+//! ```
+
+use std::net::IpAddr;
+
+/// The domains that serve CXone's APIs, with every subdomain: the issuers
+/// (`cxone.niceincontact.com`, `cxone-gov.niceincontact.com`), the API hosts
+/// (`api-<area>.niceincontact.com`) and the UI/auth hosts
+/// (`<area>.nice-incontact.com`) that tenant discovery names.
+pub const CXONE_DOMAINS: [&str; 2] = ["niceincontact.com", "nice-incontact.com"];
+
+/// The hosts that may receive a token, and over which schemes.
+///
+/// By default: https to [`CXONE_DOMAINS`] and their subdomains. Hosts are
+/// compared without regard to ASCII case or a trailing dot.
+#[derive(Debug, Clone)]
+pub struct AllowedHosts {
+    patterns: Vec<HostPattern>,
+    loopback_http: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPattern {
+    /// This host exactly.
+    Exact(String),
+    /// This domain and every subdomain of it.
+    Domain(String),
+}
+
+impl HostPattern {
+    fn parse(pattern: &str) -> Self {
+        let pattern = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
+        match pattern.strip_prefix("*.") {
+            Some(domain) => Self::Domain(domain.to_owned()),
+            None => Self::Exact(pattern),
+        }
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            Self::Exact(exact) => host.eq_ignore_ascii_case(exact),
+            Self::Domain(domain) => is_within(host, domain),
+        }
+    }
+}
+
+impl Default for AllowedHosts {
+    fn default() -> Self {
+        Self {
+            patterns: CXONE_DOMAINS
+                .iter()
+                .map(|domain| HostPattern::Domain((*domain).to_owned()))
+                .collect(),
+            loopback_http: false,
+        }
+    }
+}
+
+impl AllowedHosts {
+    /// Only the hosts added with [`allow_host`](Self::allow_host): not even
+    /// CXone's domains.
+    pub fn none() -> Self {
+        Self {
+            patterns: Vec::new(),
+            loopback_http: false,
+        }
+    }
+
+    /// Allows a host over https: `api.example.com` for that host alone, or
+    /// `*.example.com` for `example.com` and every subdomain.
+    pub fn allow_host(mut self, pattern: &str) -> Self {
+        let pattern = HostPattern::parse(pattern);
+        if !self.patterns.contains(&pattern) {
+            self.patterns.push(pattern);
+        }
+        self
+    }
+
+    /// Allows loopback hosts (`localhost`, `127.0.0.0/8`, `::1`) over http and
+    /// https, for tests and local mocks. Off by default.
+    pub fn allow_loopback_http(mut self, allow: bool) -> Self {
+        self.loopback_http = allow;
+        self
+    }
+
+    /// Whether a request with this scheme and host may carry the token.
+    pub fn allows(&self, scheme: &str, host: &str) -> bool {
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if self.loopback_http && is_loopback(host) {
+            return scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+        }
+        scheme.eq_ignore_ascii_case("https") && self.patterns.iter().any(|p| p.matches(host))
+    }
+}
+
+/// Whether `host` is `domain` or a subdomain of it, comparing whole labels.
+fn is_within(host: &str, domain: &str) -> bool {
+    if host.len() == domain.len() {
+        return host.eq_ignore_ascii_case(domain);
+    }
+    // The byte before the suffix must be a dot, which also makes the suffix
+    // start on a character boundary.
+    host.len() > domain.len() + 1
+        && host.as_bytes()[host.len() - domain.len() - 1] == b'.'
+        && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
+}
+
+/// Whether `host` names this machine: `localhost`, `*.localhost`, or a
+/// loopback address (IPv6 in brackets, as URIs write it).
+pub(crate) fn is_loopback(host: &str) -> bool {
+    if is_within(host, "localhost") {
+        return true;
+    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cxone_domains_by_default_over_https_only() {
+        let hosts = AllowedHosts::default();
+        for host in [
+            "niceincontact.com",
+            "api-na1.niceincontact.com",
+            "API-EU1.NiceInContact.com",
+            "cxone-gov.niceincontact.com.",
+            "na1.nice-incontact.com",
+        ] {
+            assert!(hosts.allows("https", host), "{host}");
+            assert!(hosts.allows("HTTPS", host), "{host}");
+            assert!(!hosts.allows("http", host), "{host}");
+        }
+    }
+
+    #[test]
+    fn lookalikes_are_refused() {
+        let hosts = AllowedHosts::default();
+        for host in [
+            "evilniceincontact.com",
+            "niceincontact.com.evil.test",
+            "niceincontact.co",
+            "xn--niceincontact.com-",
+            "",
+            ".",
+            "com",
+            "localhost",
+            "127.0.0.1",
+        ] {
+            assert!(!hosts.allows("https", host), "{host}");
+        }
+    }
+
+    #[test]
+    fn added_hosts_exact_and_wildcard() {
+        let hosts = AllowedHosts::none()
+            .allow_host("gw.example.org")
+            .allow_host("*.Example.com.");
+        assert!(hosts.allows("https", "gw.example.org"));
+        assert!(!hosts.allows("https", "a.gw.example.org"));
+        assert!(hosts.allows("https", "example.com"));
+        assert!(hosts.allows("https", "deep.api.example.com"));
+        assert!(!hosts.allows("https", "api-na1.niceincontact.com"));
+    }
+
+    #[test]
+    fn loopback_only_when_enabled() {
+        let hosts = AllowedHosts::default().allow_loopback_http(true);
+        for host in [
+            "localhost",
+            "api.localhost",
+            "127.0.0.1",
+            "127.9.9.9",
+            "[::1]",
+            "::1",
+        ] {
+            assert!(hosts.allows("http", host), "{host}");
+        }
+        assert!(!hosts.allows("http", "10.0.0.1"));
+        assert!(!hosts.allows("ftp", "127.0.0.1"));
+        assert!(!AllowedHosts::default().allows("http", "127.0.0.1"));
+    }
+
+    #[test]
+    fn non_ascii_hosts_do_not_panic() {
+        let hosts = AllowedHosts::default();
+        assert!(!hosts.allows("https", "é.niceincontact.cøm"));
+        assert!(!hosts.allows("https", "ééééééééééééééééééééééé"));
+    }
+}

@@ -1,0 +1,352 @@
+//! CxoneAuthLayer on its own: which requests get the token, what a 401 does,
+//! and how it treats a buffered inner service.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cxone_auth::token::{StaticToken, from_fn};
+use cxone_auth::{AccessToken, CxoneAuthLayer, Error, ErrorKind, TokenCache};
+use http::header::AUTHORIZATION;
+use http::{Request, Response, StatusCode};
+use tower::buffer::Buffer;
+use tower::{BoxError, Service, ServiceBuilder, ServiceExt as _};
+
+const API: &str = "https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents";
+
+/// A token source that mints `token-1`, `token-2`, ... and counts its fetches.
+fn counting_source(fetches: Arc<AtomicUsize>) -> TokenCache {
+    TokenCache::new(from_fn(move || {
+        let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            Ok(AccessToken::new(format!("token-{n}"))?.with_lifetime(Duration::from_secs(3600)))
+        }
+    }))
+}
+
+/// An inner service that records the Authorization header of each request and
+/// answers with the status `respond` picks for it.
+#[derive(Clone, Default)]
+struct Recorder {
+    seen: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl Recorder {
+    fn service<B>(
+        &self,
+        respond: fn(Option<&str>) -> StatusCode,
+    ) -> impl Service<Request<B>, Response = Response<()>, Error = Infallible, Future: Send>
+    + Clone
+    + use<B> {
+        let seen = Arc::clone(&self.seen);
+        tower::service_fn(move |request: Request<B>| {
+            let header = request
+                .headers()
+                .get(AUTHORIZATION)
+                .map(|v| v.to_str().unwrap().to_owned());
+            let status = respond(header.as_deref());
+            seen.lock().unwrap().push(header);
+            async move { Ok(Response::builder().status(status).body(()).unwrap()) }
+        })
+    }
+
+    fn seen(&self) -> Vec<Option<String>> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn ok(_: Option<&str>) -> StatusCode {
+    StatusCode::OK
+}
+
+fn get(uri: &str) -> Request<()> {
+    Request::get(uri).body(()).unwrap()
+}
+
+fn kind(err: &BoxError) -> ErrorKind {
+    err.downcast_ref::<Error>()
+        .expect("a cxone_auth::Error")
+        .kind()
+}
+
+#[tokio::test(start_paused = true)]
+async fn attaches_a_sensitive_bearer_header_to_allowed_hosts() {
+    let recorder = Recorder::default();
+    let sensitive = Arc::new(Mutex::new(Vec::new()));
+    let seen_sensitive = Arc::clone(&sensitive);
+    let mut client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(TokenCache::new(StaticToken::new(
+            "abc",
+        ))))
+        .map_request(move |request: Request<()>| {
+            let header = &request.headers()[AUTHORIZATION];
+            seen_sensitive.lock().unwrap().push(header.is_sensitive());
+            request
+        })
+        .service(recorder.service(ok));
+    for uri in [
+        API,
+        "https://cxone.niceincontact.com/x",
+        "https://na1.nice-incontact.com/y",
+    ] {
+        let response = client.ready().await.unwrap().call(get(uri)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(recorder.seen(), vec![Some("Bearer abc".to_owned()); 3]);
+    assert_eq!(*sensitive.lock().unwrap(), vec![true; 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn refuses_hosts_and_schemes_that_may_not_get_the_token() {
+    let recorder = Recorder::default();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(counting_source(Arc::clone(&fetches))))
+        .service(recorder.service(ok));
+    for uri in [
+        "https://example.com/",
+        "http://api-na1.niceincontact.com/agents",
+        "https://niceincontact.com.evil.test/",
+        "http://127.0.0.1:8080/",
+        "/path/only",
+    ] {
+        let err = client.clone().oneshot(get(uri)).await.unwrap_err();
+        assert_eq!(kind(&err), ErrorKind::HostNotAllowed, "{uri}");
+        assert!(!err.to_string().contains("token-"), "{err}");
+    }
+    assert!(
+        recorder.seen().is_empty(),
+        "nothing reached the inner service"
+    );
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        0,
+        "no token was even fetched"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn added_hosts_loopback_and_path_only_requests_when_configured() {
+    let recorder = Recorder::default();
+    let layer = CxoneAuthLayer::new(TokenCache::new(StaticToken::new("abc")))
+        .allow_host("*.example.com")
+        .allow_loopback_http(true)
+        .base_url("https://api-eu1.niceincontact.com".parse().unwrap());
+    let client = ServiceBuilder::new()
+        .layer(layer)
+        .service(recorder.service(ok));
+    for uri in [
+        "https://reports.example.com/",
+        "http://127.0.0.1:8080/",
+        "http://localhost/",
+        "/pkg.Service/Method",
+    ] {
+        client.clone().oneshot(get(uri)).await.unwrap();
+    }
+    assert_eq!(recorder.seen(), vec![Some("Bearer abc".to_owned()); 4]);
+
+    let untrusted_base = CxoneAuthLayer::new(TokenCache::new(StaticToken::new("abc")))
+        .base_url("https://example.com".parse().unwrap());
+    let err = ServiceBuilder::new()
+        .layer(untrusted_base)
+        .service(recorder.service(ok))
+        .oneshot(get("/pkg.Service/Method"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::HostNotAllowed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn leaves_requests_that_carry_authorization_alone() {
+    let recorder = Recorder::default();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(counting_source(Arc::clone(&fetches))))
+        .service(recorder.service(|_| StatusCode::UNAUTHORIZED));
+    let mut request = get("https://example.com/elsewhere");
+    request
+        .headers_mut()
+        .insert(AUTHORIZATION, "Basic dXNlcjpwYXNz".parse().unwrap());
+    let response = client.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(recorder.seen(), vec![Some("Basic dXNlcjpwYXNz".to_owned())]);
+    assert_eq!(fetches.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_invalidates_exactly_the_token_it_carried() {
+    let recorder = Recorder::default();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let tokens = counting_source(Arc::clone(&fetches));
+    // The server refuses token-1 only.
+    let client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(tokens.clone()))
+        .service(recorder.service(|header| match header {
+            Some("Bearer token-1") => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::OK,
+        }));
+
+    // A burst of requests all carrying token-1, all refused.
+    let first = client.clone().oneshot(get(API)).await.unwrap();
+    assert_eq!(first.status(), StatusCode::UNAUTHORIZED);
+    let burst: Vec<_> = (0..100).map(|_| client.clone().oneshot(get(API))).collect();
+    let statuses: Vec<_> = futures::future::join_all(burst).await;
+    let refused = statuses
+        .iter()
+        .filter(|r| r.as_ref().unwrap().status() == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(
+        refused + 1,
+        recorder
+            .seen()
+            .iter()
+            .filter(|h| h.as_deref() == Some("Bearer token-1"))
+            .count()
+    );
+
+    // However many 401s token-1 drew, it was replaced once.
+    let response = client.clone().oneshot(get(API)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        recorder.seen().last().unwrap().as_deref(),
+        Some("Bearer token-2")
+    );
+
+    // A stale 401 for token-1 arriving late does not drop token-2.
+    tokens.invalidate(&AccessToken::new("token-1").unwrap());
+    client.clone().oneshot(get(API)).await.unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn grpc_unauthenticated_invalidates_too() {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let client = ServiceBuilder::new()
+        .layer(
+            CxoneAuthLayer::new(counting_source(Arc::clone(&fetches)))
+                .base_url("https://api-na1.niceincontact.com".parse().unwrap()),
+        )
+        .service_fn(move |_: Request<()>| {
+            let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                let status = if first { "16" } else { "0" };
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .header("grpc-status", status)
+                        .body(())
+                        .unwrap(),
+                )
+            }
+        });
+    client
+        .clone()
+        .oneshot(get("/cxone.Agents/List"))
+        .await
+        .unwrap();
+    client
+        .clone()
+        .oneshot(get("/cxone.Agents/List"))
+        .await
+        .unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn token_errors_reach_the_caller_typed_and_nothing_is_sent() {
+    let recorder = Recorder::default();
+    let tokens = TokenCache::new(from_fn(|| async {
+        Err::<AccessToken, _>(Error::config("CXONE_CLIENT_ID is not set"))
+    }));
+    let err = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(tokens))
+        .service(recorder.service(ok))
+        .oneshot(get(API))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::Config);
+    assert!(err.to_string().contains("CXONE_CLIENT_ID"));
+    assert!(recorder.seen().is_empty());
+}
+
+/// With no token cached, a call must not hold a slot of a buffered inner
+/// service while the token loads: a `Buffer` of bound 1 stays usable by
+/// others, and nothing deadlocks.
+#[tokio::test(start_paused = true)]
+async fn no_buffer_slot_is_held_while_a_token_loads() {
+    let recorder = Recorder::default();
+    let buffered = Buffer::new(recorder.service::<()>(ok), 1);
+    let tokens = TokenCache::new(from_fn(|| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok(AccessToken::new("slow-token")?.with_lifetime(Duration::from_secs(3600)))
+    }));
+    let mut authed = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(tokens))
+        .service(buffered.clone());
+
+    // Readiness is granted at once, and the call starts loading the token.
+    authed.ready().await.unwrap();
+    let loading = tokio::spawn(authed.call(get(API)));
+    tokio::task::yield_now().await;
+
+    // Meanwhile the one slot of the buffer is free for another caller.
+    let start = tokio::time::Instant::now();
+    let mut direct = buffered.clone();
+    direct
+        .ready()
+        .await
+        .unwrap()
+        .call(get("https://api-na1.niceincontact.com/direct"))
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO, "the buffer slot was free");
+
+    let response = loading.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        recorder.seen(),
+        vec![None, Some("Bearer slow-token".to_owned())],
+        "the direct call went first, then the authorized one"
+    );
+
+    // Many callers through a bound-1 buffer while the token is cached: all
+    // complete (no slot leaked by readiness taken and not used).
+    let calls: Vec<_> = (0..50).map(|_| authed.clone().oneshot(get(API))).collect();
+    for result in futures::future::join_all(calls).await {
+        result.unwrap();
+    }
+    assert_eq!(recorder.seen().len(), 52);
+}
+
+#[cfg(feature = "reqwest")]
+#[tokio::test(start_paused = true)]
+async fn reqwest_requests_are_authorized_too() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(TokenCache::new(StaticToken::new(
+            "abc",
+        ))))
+        .service_fn(move |request: reqwest::Request| {
+            record
+                .lock()
+                .unwrap()
+                .push(request.headers().get(AUTHORIZATION).cloned());
+            async move { Ok::<_, Infallible>(reqwest::Response::from(Response::new(""))) }
+        });
+    let request = reqwest::Request::new(reqwest::Method::GET, API.parse().unwrap());
+    let response = client.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.lock().unwrap()[0].as_ref().unwrap(), "Bearer abc");
+
+    let elsewhere = reqwest::Request::new(
+        reqwest::Method::GET,
+        "https://example.com/".parse().unwrap(),
+    );
+    let err = client.oneshot(elsewhere).await.unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::HostNotAllowed);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
