@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures_util::future::BoxFuture;
@@ -13,6 +14,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::request::{AuthRequest, AuthResponse, rejects_token};
+use super::routing::{Route, TenantRouter};
 use crate::cache::TokenId;
 use crate::error::BoxError;
 use crate::{Error, TokenCache};
@@ -56,12 +58,20 @@ pin_project! {
     }
 }
 
+/// What a request waits for before it can be sent: the token and, for a
+/// routed request, its tenant's API host.
+struct Loaded {
+    header: HeaderValue,
+    id: TokenId,
+    route: Option<Arc<Route>>,
+}
+
 pin_project! {
     #[project = StateProj]
     enum State<F, S, R> {
-        /// Waiting for a token from the cache.
+        /// Waiting for a token from the cache (and the tenant's route).
         Loading {
-            token: BoxFuture<'static, Result<(HeaderValue, TokenId), Error>>,
+            token: BoxFuture<'static, Result<Loaded, Error>>,
             tokens: TokenCache,
             inner: Option<S>,
             request: Option<R>,
@@ -102,11 +112,23 @@ impl<F, S, R> ResponseFuture<F, S, R> {
         }
     }
 
-    pub(crate) fn loading(inner: S, request: R, tokens: TokenCache) -> Self {
+    pub(crate) fn loading(
+        inner: S,
+        request: R,
+        tokens: TokenCache,
+        router: Option<Arc<TenantRouter>>,
+    ) -> Self {
         let loader = tokens.clone();
         Self {
             state: State::Loading {
-                token: Box::pin(async move { loader.header_with_id().await }),
+                token: Box::pin(async move {
+                    let (header, id) = loader.header_with_id().await?;
+                    let route = match router {
+                        Some(router) => Some(router.route(id, &loader).await?),
+                        None => None,
+                    };
+                    Ok(Loaded { header, id, route })
+                }),
                 tokens,
                 inner: Some(inner),
                 request: Some(request),
@@ -150,8 +172,11 @@ where
                     inner,
                     request,
                 } => {
-                    let (header, id) = ready!(token.as_mut().poll(cx))?;
+                    let Loaded { header, id, route } = ready!(token.as_mut().poll(cx))?;
                     let mut request = request.take().expect(POLLED_AFTER_COMPLETION);
+                    if let Some(route) = route {
+                        route.apply(&mut request)?;
+                    }
                     request.headers_mut().insert(AUTHORIZATION, header);
                     let next = State::Readying {
                         inner: inner.take(),

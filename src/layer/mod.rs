@@ -14,6 +14,10 @@
 //! - on a 401, or a gRPC `UNAUTHENTICATED`, invalidates exactly the token the
 //!   request carried.
 //!
+//! With [`tenant_routing`](CxoneAuthLayer::tenant_routing), requests that
+//! carry only a path go to the API host of the token's tenant; see
+//! [`routing`].
+//!
 //! It does not replay the request: stack [`CxoneRetryLayer`](crate::retry::CxoneRetryLayer)
 //! outside it, so a 401 leads to one refresh and one replay, and a 429 to a
 //! wait:
@@ -52,9 +56,11 @@
 mod future;
 mod hosts;
 mod request;
+pub mod routing;
 mod service;
 
 pub use future::ResponseFuture;
 pub use hosts::{AllowedHosts, CXONE_DOMAINS};
 pub use request::{AuthRequest, AuthResponse};
+pub use routing::DEFAULT_DISCOVERY_BACKOFF;
 pub use service::{CxoneAuth, CxoneAuthLayer};

@@ -12,7 +12,7 @@
 //! assert_eq!(path_only.host(), None);
 //! ```
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, StatusCode, Uri};
 
 /// A request the layer can authorize: it reads where the request goes and
 /// writes its headers.
@@ -28,6 +28,13 @@ pub trait AuthRequest {
 
     /// The request's headers, to insert `Authorization`.
     fn headers_mut(&mut self) -> &mut HeaderMap;
+
+    /// The request's URI, for [tenant routing](super::CxoneAuthLayer::tenant_routing)
+    /// to make a path-only request absolute. `None` (the default) for request
+    /// types that cannot carry a path-only URI; routing then refuses them.
+    fn uri_mut(&mut self) -> Option<&mut Uri> {
+        None
+    }
 }
 
 /// A response the layer can inspect for an authentication failure.
@@ -55,6 +62,10 @@ impl<B> AuthRequest for http::Request<B> {
 
     fn headers_mut(&mut self) -> &mut HeaderMap {
         self.headers_mut()
+    }
+
+    fn uri_mut(&mut self) -> Option<&mut Uri> {
+        Some(self.uri_mut())
     }
 }
 

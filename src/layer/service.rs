@@ -12,8 +12,10 @@ use url::Url;
 use super::future::{Authorized, ResponseFuture};
 use super::hosts::AllowedHosts;
 use super::request::{AuthRequest, AuthResponse};
+use super::routing::{DEFAULT_DISCOVERY_BACKOFF, TenantRouter};
 use crate::cache::{TokenId, TokenReader};
 use crate::error::BoxError;
+use crate::token::TenantDiscovery;
 use crate::{Error, TokenCache};
 
 /// Attaches `Authorization: Bearer` from a [`TokenCache`] to the requests of
@@ -31,30 +33,52 @@ pub struct CxoneAuthLayer {
 #[derive(Debug, Clone, Default)]
 struct Config {
     hosts: AllowedHosts,
-    base_url: Option<Url>,
+    path_only: PathOnly,
+}
+
+/// What becomes of requests that carry only a path.
+#[derive(Debug, Clone, Default)]
+enum PathOnly {
+    /// Refused: the layer cannot tell where they go.
+    #[default]
+    Refused,
+    /// Sent as they are; they go to this base (a tonic `Channel` adds it).
+    BaseUrl(Url),
+    /// Rewritten to the API host of the token's tenant.
+    Tenant(Arc<TenantRouter>),
 }
 
 impl Config {
-    /// Refuses requests that must not carry the token.
-    fn check<R: AuthRequest>(&self, request: &R) -> Result<(), Error> {
+    /// Refuses requests that must not carry the token. For a path-only
+    /// request under tenant routing, returns the router that will route it.
+    fn check<R: AuthRequest>(&self, request: &R) -> Result<Option<&Arc<TenantRouter>>, Error> {
         let (scheme, host) = match (request.scheme(), request.host()) {
             (Some(scheme), Some(host)) => (scheme, host),
-            _ => match &self.base_url {
-                Some(base) => (base.scheme(), base.host_str().unwrap_or_default()),
-                None => {
+            _ => match &self.path_only {
+                PathOnly::Tenant(router) => return Ok(Some(router)),
+                PathOnly::BaseUrl(base) => (base.scheme(), base.host_str().unwrap_or_default()),
+                PathOnly::Refused => {
                     return Err(Error::host_not_allowed(
-                        "the request has only a path; set the layer's base URL to say where such requests go",
+                        "the request has only a path; set the layer's base URL or tenant routing to say where such requests go",
                     ));
                 }
             },
         };
-        if self.hosts.allows(scheme, host) {
-            Ok(())
+        if self.hosts.allows(scheme, host) || self.discovered(scheme, host) {
+            Ok(None)
         } else {
             tracing::debug!(scheme, host, "refused to send a CXone token to this host");
             Err(Error::host_not_allowed(format!(
                 "refused to send the CXone token to {scheme}://{host}"
             )))
+        }
+    }
+
+    /// Whether tenant discovery named this host as a tenant's API host.
+    fn discovered(&self, scheme: &str, host: &str) -> bool {
+        match &self.path_only {
+            PathOnly::Tenant(router) => router.allows(scheme, host),
+            _ => false,
         }
     }
 }
@@ -94,9 +118,31 @@ impl CxoneAuthLayer {
     /// Declares where requests that carry only a path go, such as the
     /// requests a tonic `Channel` sends (it adds its origin itself). Such
     /// requests get the token when this base is an allowed host; without a
-    /// base they are refused.
+    /// base (or [tenant routing](Self::tenant_routing)) they are refused.
+    /// Replaces tenant routing.
     pub fn base_url(mut self, base: Url) -> Self {
-        Arc::make_mut(&mut self.config).base_url = Some(base);
+        Arc::make_mut(&mut self.config).path_only = PathOnly::BaseUrl(base);
+        self
+    }
+
+    /// Sends requests that carry only a path
+    /// (`/inContactAPI/services/v34.0/agents`) to the API host of the token's
+    /// tenant, found by `discovery` from the token's `tenantId` claim once per
+    /// tenant; the discovered host also joins the allowed hosts. Replaces a
+    /// [`base_url`](Self::base_url).
+    ///
+    /// Requests with an absolute URL are not touched, and cost nothing more.
+    /// A failed discovery fails the routed requests, before anything is sent,
+    /// for [`DEFAULT_DISCOVERY_BACKOFF`](super::DEFAULT_DISCOVERY_BACKOFF); see
+    /// the [routing docs](super::routing) for what counts as a failure.
+    ///
+    /// The discovery state is created here, once, and shared by every service
+    /// this layer (and its clones) builds.
+    pub fn tenant_routing(mut self, discovery: TenantDiscovery) -> Self {
+        Arc::make_mut(&mut self.config).path_only = PathOnly::Tenant(Arc::new(TenantRouter::new(
+            discovery,
+            DEFAULT_DISCOVERY_BACKOFF,
+        )));
         self
     }
 
@@ -228,12 +274,33 @@ where
         let authorized = if request.headers().contains_key(AUTHORIZATION) {
             None
         } else {
-            if let Err(error) = self.config.check(&request) {
-                return ResponseFuture::refused(error);
-            }
-            let Some((header, id)) = token.or_else(|| self.tokens.cached_header()) else {
-                return ResponseFuture::loading(self.take_inner(), request, self.tokens.cache());
+            let router = match self.config.check(&request) {
+                Ok(router) => router,
+                Err(error) => return ResponseFuture::refused(error),
             };
+            let Some((header, id)) = token.or_else(|| self.tokens.cached_header()) else {
+                let router = router.cloned();
+                return ResponseFuture::loading(
+                    self.take_inner(),
+                    request,
+                    self.tokens.cache(),
+                    router,
+                );
+            };
+            if let Some(router) = router {
+                let Some(route) = router.cached_route(id, &mut self.tokens) else {
+                    let router = Some(Arc::clone(router));
+                    return ResponseFuture::loading(
+                        self.take_inner(),
+                        request,
+                        self.tokens.cache(),
+                        router,
+                    );
+                };
+                if let Err(error) = route.apply(&mut request) {
+                    return ResponseFuture::refused(error);
+                }
+            }
             request.headers_mut().insert(AUTHORIZATION, header);
             Some(Authorized::new(self.tokens.cache(), id))
         };

@@ -1,0 +1,319 @@
+//! Tenant routing: path-only requests go to the tenant's `api_endpoint`,
+//! found once per tenant by discovery from the token's `tenantId`.
+//!
+//! Everything runs in memory against the mock CXone (its router is both the
+//! token endpoint, the discovery endpoint and the API), with paused time.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use cxone_auth::mock::{
+    ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, IN_MEMORY_BASE_URL, MockCxone,
+};
+use cxone_auth::retry::CxoneRetryLayer;
+use cxone_auth::token::{AccessKeyGrant, ServiceTransport, StaticToken, TenantDiscovery};
+use cxone_auth::{CxoneAuthLayer, Error, ErrorKind, TokenCache};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use tower::{BoxError, Service, ServiceBuilder, ServiceExt as _};
+
+const AGENTS: &str = "/inContactAPI/services/v34.0/agents";
+
+/// The mock's router, counting the tenant discoveries it answers.
+fn counting_discovery(cxone: &MockCxone) -> (TenantDiscovery, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    let router = cxone.router();
+    let service = tower::service_fn(move |request: Request<Full<Bytes>>| {
+        if request.uri().path() == "/.well-known/cxone-configuration" {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        router.clone().oneshot(request)
+    });
+    let discovery = TenantDiscovery::from_url(cxone.base_url())
+        .unwrap()
+        .transport(ServiceTransport::new(service));
+    (discovery, count)
+}
+
+fn tokens(cxone: &MockCxone) -> TokenCache {
+    TokenCache::new(
+        AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+            .unwrap()
+            .token_url(cxone.token_url())
+            .unwrap()
+            .transport(ServiceTransport::new(cxone.router())),
+    )
+}
+
+/// The mock's router as the API client, recording every URI it is sent.
+#[derive(Clone, Default)]
+struct Sent(Arc<Mutex<Vec<String>>>);
+
+impl Sent {
+    fn api(
+        &self,
+        cxone: &MockCxone,
+    ) -> impl Service<
+        Request<String>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static {
+        let log = Arc::clone(&self.0);
+        let router = cxone.router();
+        tower::service_fn(move |request: Request<String>| {
+            log.lock().unwrap().push(request.uri().to_string());
+            router.clone().oneshot(request)
+        })
+    }
+
+    fn uris(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn get(uri: &str) -> Request<String> {
+    Request::get(uri).body(String::new()).unwrap()
+}
+
+fn kind(err: &BoxError) -> ErrorKind {
+    err.downcast_ref::<Error>()
+        .unwrap_or_else(|| panic!("not a cxone_auth::Error: {err:?}"))
+        .kind()
+}
+
+#[tokio::test(start_paused = true)]
+async fn path_only_requests_go_to_the_discovered_api_endpoint_discovered_once() {
+    let cxone = MockCxone::builder()
+        .api_endpoint("https://api-na1.niceincontact.com")
+        .build();
+    let (discovery, discoveries) = counting_discovery(&cxone);
+    let sent = Sent::default();
+    let client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(tokens(&cxone)).tenant_routing(discovery))
+        .service(sent.api(&cxone));
+
+    // A cold start: many routed requests at once share one token request and
+    // one discovery.
+    let calls: Vec<_> = (0..50)
+        .map(|i| {
+            client
+                .clone()
+                .oneshot(get(&format!("{AGENTS}?top={}", i + 1)))
+        })
+        .collect();
+    for response in futures::future::join_all(calls).await {
+        assert_eq!(response.unwrap().status(), StatusCode::OK);
+    }
+    // Later requests on the cached token and route.
+    for _ in 0..10 {
+        let response = client.clone().oneshot(get(AGENTS)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    assert_eq!(discoveries.load(Ordering::SeqCst), 1);
+    assert_eq!(cxone.stats().token_requests, 1);
+    assert_eq!(cxone.stats().api_ok, 60);
+    let uris = sent.uris();
+    assert_eq!(uris.len(), 60);
+    assert!(
+        uris.iter().all(|uri| uri
+            .starts_with("https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents")),
+        "{uris:?}"
+    );
+    assert!(uris.contains(&format!("https://api-na1.niceincontact.com{AGENTS}?top=50")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_discovered_host_joins_the_allowed_hosts() {
+    // The mock's own in-memory host is no CXone domain: only discovery can
+    // allow it.
+    let cxone = MockCxone::new();
+    assert_eq!(cxone.api_endpoint(), IN_MEMORY_BASE_URL);
+    let (discovery, _) = counting_discovery(&cxone);
+    let sent = Sent::default();
+    let client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(tokens(&cxone)).tenant_routing(discovery))
+        .service(sent.api(&cxone));
+    let absolute = format!("{IN_MEMORY_BASE_URL}{AGENTS}");
+
+    let err = client.clone().oneshot(get(&absolute)).await.unwrap_err();
+    assert_eq!(
+        kind(&err),
+        ErrorKind::HostNotAllowed,
+        "not before discovery"
+    );
+
+    let routed = client.clone().oneshot(get(AGENTS)).await.unwrap();
+    assert_eq!(routed.status(), StatusCode::OK);
+    let direct = client.clone().oneshot(get(&absolute)).await.unwrap();
+    assert_eq!(direct.status(), StatusCode::OK);
+    assert_eq!(sent.uris(), [absolute.clone(), absolute]);
+
+    // Other hosts are still refused.
+    let err = client
+        .clone()
+        .oneshot(get("https://elsewhere.example.com/x"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::HostNotAllowed);
+    let err = client
+        .oneshot(get("http://cxone.mock.invalid/x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        kind(&err),
+        ErrorKind::HostNotAllowed,
+        "only the discovered scheme"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_api_endpoint_is_a_typed_error_and_nothing_is_sent() {
+    for api_endpoint in [
+        "not a url",
+        "ftp://api.example.com",
+        "http://api.example.com",
+        "https://user:secret@api.example.com",
+        "https://api.example.com/?tenant=1",
+        "https://api.example.com/#fragment",
+    ] {
+        let cxone = MockCxone::builder().api_endpoint(api_endpoint).build();
+        let (discovery, discoveries) = counting_discovery(&cxone);
+        let sent = Sent::default();
+        let client = ServiceBuilder::new()
+            .layer(CxoneAuthLayer::new(tokens(&cxone)).tenant_routing(discovery))
+            .service(sent.api(&cxone));
+
+        let err = client.clone().oneshot(get(AGENTS)).await.unwrap_err();
+        assert_eq!(kind(&err), ErrorKind::Discovery, "{api_endpoint}: {err}");
+        assert!(
+            err.to_string().contains("api_endpoint"),
+            "{api_endpoint}: {err}"
+        );
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(sent.uris().is_empty(), "{api_endpoint}: nothing was sent");
+        assert_eq!(cxone.stats().api_calls, 0);
+        assert_eq!(discoveries.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_discovery_is_held_for_the_backoff_then_tried_again() {
+    let cxone = MockCxone::builder().api_endpoint("ftp://broken").build();
+    let (discovery, discoveries) = counting_discovery(&cxone);
+    let sent = Sent::default();
+    let client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(tokens(&cxone)).tenant_routing(discovery))
+        .service(sent.api(&cxone));
+
+    let burst: Vec<_> = (0..20)
+        .map(|_| client.clone().oneshot(get(AGENTS)))
+        .collect();
+    for result in futures::future::join_all(burst).await {
+        assert_eq!(kind(&result.unwrap_err()), ErrorKind::Discovery);
+    }
+    assert_eq!(
+        discoveries.load(Ordering::SeqCst),
+        1,
+        "one discovery for the burst"
+    );
+
+    tokio::time::advance(cxone_auth::layer::DEFAULT_DISCOVERY_BACKOFF - Duration::from_millis(1))
+        .await;
+    let err = client.clone().oneshot(get(AGENTS)).await.unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::Discovery);
+    assert_eq!(
+        discoveries.load(Ordering::SeqCst),
+        1,
+        "held until the backoff ends"
+    );
+
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let err = client.oneshot(get(AGENTS)).await.unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::Discovery);
+    assert_eq!(
+        discoveries.load(Ordering::SeqCst),
+        2,
+        "tried again after it"
+    );
+    assert!(sent.uris().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_without_a_tenant_cannot_be_routed() {
+    let cxone = MockCxone::new();
+    let (discovery, discoveries) = counting_discovery(&cxone);
+    let sent = Sent::default();
+    let layer = CxoneAuthLayer::new(TokenCache::new(StaticToken::new("opaque-token")))
+        .tenant_routing(discovery);
+    let client = ServiceBuilder::new().layer(layer).service(sent.api(&cxone));
+
+    let err = client.oneshot(get(AGENTS)).await.unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::Discovery);
+    assert!(err.to_string().contains("tenantId"), "{err}");
+    assert!(!err.to_string().contains("opaque-token"), "{err}");
+    assert_eq!(discoveries.load(Ordering::SeqCst), 0);
+    assert!(sent.uris().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn routed_requests_are_replayed_by_the_retry_layer_and_routed_again() {
+    let cxone = MockCxone::new();
+    let (discovery, discoveries) = counting_discovery(&cxone);
+    let sent = Sent::default();
+    let tokens = tokens(&cxone);
+    let client = ServiceBuilder::new()
+        .layer(CxoneRetryLayer::default())
+        .layer(CxoneAuthLayer::new(tokens.clone()).tenant_routing(discovery))
+        .service(sent.api(&cxone));
+
+    let first = client.clone().oneshot(get(AGENTS)).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+
+    // A revoked token: 401, one refresh, the replay routed again.
+    cxone.revoke_all();
+    let replayed = client.clone().oneshot(get(AGENTS)).await.unwrap();
+    assert_eq!(replayed.status(), StatusCode::OK);
+    assert_eq!(cxone.stats().token_succeeded, 2);
+    assert_eq!(cxone.stats().api_unauthorized, 1);
+
+    // A 429: waited out, and the replay routed again.
+    cxone.rate_limit_next_api_calls(1, Duration::from_secs(3));
+    let start = tokio::time::Instant::now();
+    let waited = client.oneshot(get(AGENTS)).await.unwrap();
+    assert_eq!(waited.status(), StatusCode::OK);
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+
+    let expected = format!("{IN_MEMORY_BASE_URL}{AGENTS}");
+    assert_eq!(sent.uris(), vec![expected; 5]);
+    assert_eq!(
+        discoveries.load(Ordering::SeqCst),
+        1,
+        "the new token's tenant is known"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn absolute_requests_are_not_rewritten() {
+    let cxone = MockCxone::builder()
+        .api_endpoint("https://api-na1.niceincontact.com")
+        .build();
+    let (discovery, discoveries) = counting_discovery(&cxone);
+    let sent = Sent::default();
+    let client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(tokens(&cxone)).tenant_routing(discovery))
+        .service(sent.api(&cxone));
+    let uri = format!("https://api-eu1.niceincontact.com{AGENTS}");
+    let response = client.oneshot(get(&uri)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(sent.uris(), [uri]);
+    assert_eq!(discoveries.load(Ordering::SeqCst), 0, "no discovery needed");
+}
