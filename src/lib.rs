@@ -13,6 +13,8 @@
 //!   (feature `redis-encryption`).
 //! - [`retry`]: [`CxoneRetryLayer`], which replays a 401 once with a fresh
 //!   token and honours `Retry-After` on 429 and 503, within a budget.
+//! - `middleware` (feature `reqwest-middleware`): `CxoneAuthMiddleware`, the
+//!   same layers for `reqwest-middleware` chains.
 //! - [`Error`]: one error type whose message says what to fix.
 //! - `mock` (feature `mock`): an in-process mock of CXone's identity provider
 //!   and API, for tests.
@@ -22,6 +24,9 @@
 pub mod cache;
 pub mod error;
 pub mod layer;
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub mod middleware;
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
