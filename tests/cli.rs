@@ -1,0 +1,157 @@
+//! The `cxone-token` command, run as a user runs it: its output and its exit
+//! codes, against its in-process mock (`--mock`) and against nothing at all.
+
+use std::process::{Command, Output};
+
+use cxone_auth::mock;
+
+const VARIABLES: [&str; 7] = [
+    "CXONE_CLIENT_ID",
+    "CXONE_CLIENT_SECRET",
+    "CXONE_ACCESS_KEY_ID",
+    "CXONE_ACCESS_KEY_SECRET",
+    "CXONE_TOKEN_URL",
+    "CXONE_ISSUER",
+    "CXONE_SCOPES",
+];
+
+/// Runs the command with `args` and only the `CXONE_*` variables in `env`.
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cxone-token"));
+    command.args(args);
+    for name in VARIABLES {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("the command runs");
+    (
+        status.code().expect("an exit code"),
+        String::from_utf8(stdout).unwrap(),
+        String::from_utf8(stderr).unwrap(),
+    )
+}
+
+/// The value printed for `name`.
+fn field<'a>(stdout: &'a str, name: &str) -> Option<&'a str> {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .map(str::trim)
+}
+
+#[test]
+fn prints_expiry_scopes_tenant_and_api_endpoint_but_not_the_token() {
+    let (code, stdout, stderr) = run(&["--mock"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        field(&stdout, "tenant"),
+        Some(format!("{} ({})", mock::TENANT_ID, mock::DEFAULT_TENANT_NAME).as_str())
+    );
+    assert_eq!(
+        field(&stdout, "api endpoint"),
+        Some(format!("{}/", mock::IN_MEMORY_BASE_URL).as_str())
+    );
+    assert_eq!(field(&stdout, "area"), Some(mock::DEFAULT_AREA));
+    assert_eq!(field(&stdout, "scopes"), Some("none stated"));
+    let expires = field(&stdout, "expires in").unwrap();
+    let seconds: u64 = expires.split(' ').next().unwrap().parse().unwrap();
+    assert!((3590..=3600).contains(&seconds), "{expires}");
+    assert!(expires.contains("GMT"), "{expires}");
+    // No JWT anywhere: CXone tokens start with the base64 of `{"`.
+    assert!(!stdout.contains("eyJ"), "{stdout}");
+    assert!(!stderr.contains("eyJ"), "{stderr}");
+    assert!(!stdout.contains(mock::CLIENT_SECRET));
+}
+
+#[test]
+fn print_token_prints_it_and_scopes_are_the_granted_ones() {
+    let (code, stdout, stderr) = run(
+        &["--mock", "--print-token", "--grant", "client-credentials"],
+        &[("CXONE_SCOPES", "openid agents:read")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let token = field(&stdout, "token").unwrap();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    assert!(token.starts_with("eyJ"));
+    assert_eq!(field(&stdout, "scopes"), Some("openid agents:read"));
+}
+
+#[test]
+fn wrong_client_secret_exits_4_and_says_which_variables_to_check() {
+    let (code, stdout, stderr) = run(&["--mock"], &[("CXONE_CLIENT_SECRET", "not-the-secret")]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("invalid_client"), "{stderr}");
+    assert!(
+        stderr.contains("fix: check CXONE_CLIENT_ID and CXONE_CLIENT_SECRET"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-secret"), "{stderr}");
+}
+
+#[test]
+fn wrong_access_key_exits_5() {
+    let (code, _, stderr) = run(&["--mock"], &[("CXONE_ACCESS_KEY_SECRET", "wrong====")]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("invalid_grant"), "{stderr}");
+    assert!(stderr.contains("CXONE_ACCESS_KEY_SECRET"), "{stderr}");
+    assert!(!stderr.contains("wrong===="), "{stderr}");
+}
+
+#[test]
+fn missing_configuration_exits_3_naming_the_variable() {
+    let (code, stdout, stderr) = run(&[], &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("CXONE_CLIENT_ID is not set"), "{stderr}");
+
+    let (code, _, stderr) = run(
+        &[],
+        &[
+            ("CXONE_CLIENT_ID", "app"),
+            ("CXONE_CLIENT_SECRET", "secret"),
+            ("CXONE_ACCESS_KEY_ID", "key"),
+            ("CXONE_ACCESS_KEY_SECRET", "key-secret"),
+            ("CXONE_TOKEN_URL", "http://auth.example.com/token"),
+        ],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("https"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_token_endpoint_exits_8() {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let (code, _, stderr) = run(
+        &[],
+        &[
+            ("CXONE_CLIENT_ID", "app"),
+            ("CXONE_CLIENT_SECRET", "secret"),
+            ("CXONE_ACCESS_KEY_ID", "key"),
+            ("CXONE_ACCESS_KEY_SECRET", "key-secret"),
+            ("CXONE_TOKEN_URL", "http://127.0.0.1:1/auth/token"),
+        ],
+    );
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stderr.contains("fix: check the network"), "{stderr}");
+}
+
+#[test]
+fn bad_arguments_exit_2_and_help_exits_0() {
+    for args in [&["--bogus"][..], &["--grant"], &["--grant", "implicit"]] {
+        let (code, stdout, stderr) = run(args, &[]);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty());
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+    let (code, stdout, _) = run(&["--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("EXIT CODES"), "{stdout}");
+    let (code, stdout, _) = run(&["--version"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("cxone-token "), "{stdout}");
+}
