@@ -11,6 +11,9 @@
 //! - `cache::RedisStore` (feature `redis`): a fleet of processes shares one
 //!   token per credential through Redis, optionally encrypted at rest
 //!   (feature `redis-encryption`).
+//! - [`layer`]: [`CxoneAuthLayer`], which attaches the token to the requests
+//!   of any tower service, only for allowed hosts, and can route path-only
+//!   requests to the tenant's API host ([`layer::routing`]).
 //! - [`retry`]: [`CxoneRetryLayer`], which replays a 401 once with a fresh
 //!   token and honours `Retry-After` on 429 and 503, within a budget.
 //! - `middleware` (feature `reqwest-middleware`): `CxoneAuthMiddleware`, the
@@ -18,6 +21,8 @@
 //! - [`Error`]: one error type whose message says what to fix.
 //! - `mock` (feature `mock`): an in-process mock of CXone's identity provider
 //!   and API, for tests.
+//! - The `cxone-token` command (feature `cli`): fetches a token and shows its
+//!   expiry, scopes, tenant and API host, to check a credential.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
