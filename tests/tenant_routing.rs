@@ -317,3 +317,58 @@ async fn absolute_requests_are_not_rewritten() {
     assert_eq!(sent.uris(), [uri]);
     assert_eq!(discoveries.load(Ordering::SeqCst), 0, "no discovery needed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn no_buffer_slot_is_held_while_the_tenant_is_discovered() {
+    let cxone = MockCxone::new();
+    // A discovery that takes 5 s.
+    let router = cxone.router();
+    let slow = tower::service_fn(move |request: Request<Full<Bytes>>| {
+        let router = router.clone();
+        async move {
+            if request.uri().path() == "/.well-known/cxone-configuration" {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            router.oneshot(request).await
+        }
+    });
+    let discovery = TenantDiscovery::from_url(cxone.base_url())
+        .unwrap()
+        .transport(ServiceTransport::new(slow));
+    let tokens = tokens(&cxone);
+    tokens.token().await.unwrap();
+    let sent = Sent::default();
+    let buffered = tower::buffer::Buffer::new(sent.api(&cxone), 1);
+    let mut client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(tokens).tenant_routing(discovery))
+        .service(buffered.clone());
+
+    // With a cached token, readiness reserves the buffer's one slot; the
+    // routed call then waits for discovery without it.
+    client.ready().await.unwrap();
+    let routed = tokio::spawn(client.call(get(AGENTS)));
+    tokio::task::yield_now().await;
+
+    let start = tokio::time::Instant::now();
+    let mut direct = buffered.clone();
+    let response = direct
+        .ready()
+        .await
+        .unwrap()
+        .call(get(&format!(
+            "{IN_MEMORY_BASE_URL}/inContactAPI/services/v34.0/server-time"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "sent without a token"
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO, "the buffer slot was free");
+
+    let response = routed.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    assert_eq!(sent.uris().len(), 2);
+}

@@ -235,6 +235,17 @@ impl<S: Clone> CxoneAuth<S> {
             self.inner.clone()
         }
     }
+
+    /// A clone of the inner service for a call that waits for tenant
+    /// discovery, a network round trip: capacity `inner` reserved in
+    /// `poll_ready` is released (the reserved instance is dropped) rather
+    /// than held through the wait.
+    fn unreserved_inner(&mut self) -> S {
+        if std::mem::take(&mut self.inner_ready) {
+            self.inner = self.inner.clone();
+        }
+        self.inner.clone()
+    }
 }
 
 impl<S, R> Service<R> for CxoneAuth<S>
@@ -291,7 +302,7 @@ where
                 let Some(route) = router.cached_route(id, &mut self.tokens) else {
                     let router = Some(Arc::clone(router));
                     return ResponseFuture::loading(
-                        self.take_inner(),
+                        self.unreserved_inner(),
                         request,
                         self.tokens.cache(),
                         router,
