@@ -11,7 +11,7 @@ use url::Url;
 
 use super::future::{Authorized, ResponseFuture};
 use super::hosts::AllowedHosts;
-use super::request::{AuthRequest, AuthResponse};
+use super::request::{AuthRequest, AuthResponse, host_of};
 use crate::cache::{TokenId, TokenReader};
 use crate::error::BoxError;
 use crate::{Error, TokenCache};
@@ -35,11 +35,12 @@ struct Config {
 }
 
 impl Config {
-    /// Refuses requests that must not carry the token.
-    fn check<R: AuthRequest>(&self, request: &R) -> Result<(), Error> {
-        let (scheme, host) = match (request.scheme(), request.host()) {
-            (Some(scheme), Some(host)) => (scheme, host),
-            _ => match &self.base_url {
+    /// Refuses a request to `scheme://authority` that must not carry the
+    /// token; `None` for a path-only request, which goes to the base URL.
+    fn check(&self, origin: Option<(&str, &str)>) -> Result<(), Error> {
+        let (scheme, host) = match origin {
+            Some((scheme, authority)) => (scheme, host_of(authority)),
+            None => match &self.base_url {
                 Some(base) => (base.scheme(), base.host_str().unwrap_or_default()),
                 None => {
                     return Err(Error::host_not_allowed(
@@ -127,6 +128,9 @@ pub struct CxoneAuth<S> {
     config: Arc<Config>,
     /// The token read by `poll_ready`, for the next call.
     token: Option<(HeaderValue, TokenId)>,
+    /// The scheme and authority of the last request allowed: most clients
+    /// talk to one host, so the host check is mostly this comparison.
+    allowed_origin: Option<(Box<str>, Box<str>)>,
     /// Whether `inner` has been driven to readiness for the next call.
     inner_ready: bool,
 }
@@ -144,6 +148,7 @@ impl<S> CxoneAuth<S> {
             tokens,
             config,
             token: None,
+            allowed_origin: None,
             inner_ready: false,
         }
     }
@@ -173,6 +178,25 @@ impl<S: Clone> Clone for CxoneAuth<S> {
             self.tokens.clone(),
             Arc::clone(&self.config),
         )
+    }
+}
+
+impl<S> CxoneAuth<S> {
+    /// Refuses requests that must not carry the token.
+    fn check<R: AuthRequest>(&mut self, request: &R) -> Result<(), Error> {
+        let origin = request.scheme().zip(request.authority());
+        if let (Some((scheme, authority)), Some((allowed_scheme, allowed_authority))) =
+            (origin, &self.allowed_origin)
+            && **allowed_scheme == *scheme
+            && **allowed_authority == *authority
+        {
+            return Ok(());
+        }
+        self.config.check(origin)?;
+        if let Some((scheme, authority)) = origin {
+            self.allowed_origin = Some((scheme.into(), authority.into()));
+        }
+        Ok(())
     }
 }
 
@@ -228,7 +252,7 @@ where
         let authorized = if request.headers().contains_key(AUTHORIZATION) {
             None
         } else {
-            if let Err(error) = self.config.check(&request) {
+            if let Err(error) = self.check(&request) {
                 return ResponseFuture::refused(error);
             }
             let Some((header, id)) = token.or_else(|| self.tokens.cached_header()) else {
