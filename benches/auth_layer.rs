@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group};
+use cxone_auth::retry::CxoneRetry;
 use cxone_auth::token::StaticToken;
-use cxone_auth::{CxoneAuthLayer, TokenCache};
+use cxone_auth::{CxoneAuthLayer, CxoneRetryLayer, TokenCache};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use http::header::AUTHORIZATION;
@@ -133,9 +134,13 @@ where
     black_box(service.call(request).now_or_never().unwrap().unwrap());
 }
 
+type StaticHeader<S> = tower_http::set_header::SetRequestHeader<S, HeaderValue>;
+
 struct Variants {
-    static_header: tower_http::set_header::SetRequestHeader<NoOp, HeaderValue>,
+    static_header: StaticHeader<NoOp>,
     cxone: cxone_auth::CxoneAuth<NoOp>,
+    retry_static: CxoneRetry<StaticHeader<NoOp>>,
+    retry_cxone: CxoneRetry<cxone_auth::CxoneAuth<NoOp>>,
     mutex: MutexAuth<NoOp>,
     rwlock: RwLockAuth<NoOp>,
 }
@@ -145,7 +150,10 @@ fn variants(runtime: &tokio::runtime::Runtime) -> Variants {
     runtime.block_on(tokens.token()).unwrap();
     Variants {
         static_header: SetRequestHeaderLayer::overriding(AUTHORIZATION, header()).layer(NoOp),
-        cxone: CxoneAuthLayer::new(tokens).layer(NoOp),
+        cxone: CxoneAuthLayer::new(tokens.clone()).layer(NoOp),
+        retry_static: CxoneRetryLayer::default()
+            .layer(SetRequestHeaderLayer::overriding(AUTHORIZATION, header()).layer(NoOp)),
+        retry_cxone: CxoneRetryLayer::default().layer(CxoneAuthLayer::new(tokens).layer(NoOp)),
         mutex: MutexAuth {
             inner: NoOp,
             token: Arc::new(Mutex::new(header())),
@@ -174,6 +182,20 @@ fn per_request(c: &mut Criterion) {
     });
     group.bench_function("cxone_auth", |b| {
         b.iter_batched(request, |r| send(&mut v.cxone, r), BatchSize::SmallInput)
+    });
+    group.bench_function("retry+static_header", |b| {
+        b.iter_batched(
+            request,
+            |r| send(&mut v.retry_static, r),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("retry+cxone_auth", |b| {
+        b.iter_batched(
+            request,
+            |r| send(&mut v.retry_cxone, r),
+            BatchSize::SmallInput,
+        )
     });
     group.bench_function("mutex", |b| {
         b.iter_batched(request, |r| send(&mut v.mutex, r), BatchSize::SmallInput)
@@ -220,6 +242,8 @@ fn report() {
         ("static header (floor)", floor),
         ("cxone-auth layer", measure(&mut v.cxone, N)),
         ("Mutex<HeaderValue>", measure(&mut v.mutex, N)),
+        ("retry + static header", measure(&mut v.retry_static, N)),
+        ("retry + cxone-auth", measure(&mut v.retry_cxone, N)),
         ("tokio RwLock, boxed", measure(&mut v.rwlock, N)),
     ];
     println!("\nper request through a no-op service (best of 5 x {N}; request building excluded):");
@@ -227,13 +251,18 @@ fn report() {
         "{:<24} {:>10} {:>14} {:>12}",
         "variant", "ns/req", "allocs/req", "vs floor"
     );
-    for (name, (time, allocs)) in rows {
+    for (name, (time, allocs)) in &rows {
         println!(
             "{name:<24} {:>10.1} {allocs:>14.2} {:>11.2}x",
             time.as_secs_f64() * 1e9,
             time.as_secs_f64() / floor.0.as_secs_f64()
         );
     }
+    let (retry_static, retry_cxone) = (rows[3].1.0, rows[4].1.0);
+    println!(
+        "full stack (retry + auth) vs retry + static header: {:.2}x",
+        retry_cxone.as_secs_f64() / retry_static.as_secs_f64()
+    );
 }
 
 criterion_group!(benches, per_request);

@@ -2,18 +2,45 @@
 //!
 //! `cxone-auth` obtains CXone access tokens, caches them, refreshes them ahead
 //! of expiry with one fetch for any number of callers, and attaches them as
-//! `Authorization: Bearer` to the requests of any tower `Service`.
+//! `Authorization: Bearer` to the requests of any tower `Service`: a
+//! `reqwest::Client`, a hyper client, a tonic `Channel`.
+//!
+//! ```no_run
+//! use cxone_auth::{AccessKeyGrant, CxoneAuthLayer, CxoneRetryLayer, Environment, TokenCache};
+//! use tower::{ServiceBuilder, ServiceExt as _};
+//!
+//! # async fn run() -> Result<(), tower::BoxError> {
+//! // CXone's back-end flow: the app's client id and secret, a user's access key.
+//! let source = AccessKeyGrant::new("client-id", "client-secret", "ACCESSKEYID", "access-key-secret")?
+//!     .environment(Environment::Cxone);
+//! let tokens = TokenCache::new(source); // one per credential; clones share it
+//!
+//! let client = ServiceBuilder::new()
+//!     .layer(CxoneRetryLayer::default()) // 401 once with a fresh token; 429/503 wait Retry-After
+//!     .layer(CxoneAuthLayer::new(tokens.clone())) // Bearer from the cache, CXone hosts only
+//!     .service(reqwest::Client::new());
+//!
+//! let url = "https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents".parse()?;
+//! let response = client.oneshot(reqwest::Request::new(reqwest::Method::GET, url)).await?;
+//! println!("{}", response.status());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The parts
 //!
 //! - [`token`]: [`AccessToken`] and the [`TokenSource`] trait, with CXone's
-//!   access key grant and the standard client credentials grant.
+//!   access key grant ([`AccessKeyGrant`]) and the standard client
+//!   credentials grant ([`ClientCredentials`]), OIDC and tenant discovery.
 //! - [`TokenCache`]: one per credential; hands out the current token without
-//!   locking, refreshes it ahead of expiry with one fetch for all callers.
+//!   locking, refreshes it ahead of expiry with one fetch for all callers,
+//!   keeps a valid token when a refresh fails, backs off when there is none.
 //! - `cache::RedisStore` (feature `redis`): a fleet of processes shares one
 //!   token per credential through Redis, optionally encrypted at rest
 //!   (feature `redis-encryption`).
-//! - [`layer`]: [`CxoneAuthLayer`], which attaches the token to the requests
-//!   of any tower service, only for allowed hosts, and can route path-only
-//!   requests to the tenant's API host ([`layer::routing`]).
+//! - [`layer`]: [`CxoneAuthLayer`], which attaches the token to https requests
+//!   for allowed hosts only and invalidates a token the server refuses; it can
+//!   route path-only requests to the tenant's API host ([`layer::routing`]).
 //! - [`retry`]: [`CxoneRetryLayer`], which replays a 401 once with a fresh
 //!   token and honours `Retry-After` on 429 and 503, within a budget.
 //! - `middleware` (feature `reqwest-middleware`): `CxoneAuthMiddleware`, the
@@ -23,6 +50,16 @@
 //!   and API, for tests.
 //! - The `cxone-token` command (feature `cli`): fetches a token and shows its
 //!   expiry, scopes, tenant and API host, to check a credential.
+//!
+//! # Stacking order
+//!
+//! Outermost first: `TimeoutLayer` (bounds the whole call, waits included),
+//! [`CxoneRetryLayer`] (it must see the 401 after the auth layer invalidated
+//! the token, and replay through the auth layer so the replay carries the new
+//! one), [`CxoneAuthLayer`], then `BufferLayer`/`RateLimitLayer` and the
+//! client. The auth layer waits for a token before it drives the inner
+//! service to readiness, so a buffer below it holds no slot while a token
+//! loads.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 

@@ -52,7 +52,11 @@ fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
         .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Other tests in this binary hit the same callsites with no subscriber, on
+    // other threads; their cached "not interested" must not hide ours.
+    tracing::callsite::rebuild_interest_cache();
+    (captured, guard)
 }
 
 async fn get(connection: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {

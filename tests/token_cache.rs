@@ -3,7 +3,6 @@
 //! invalidation, cancellation, task lifetime, tracing, the shared store.
 
 use std::future::pending;
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -718,55 +717,6 @@ async fn header_is_the_sensitive_bearer_and_debug_hides_the_token() {
     let debug = format!("{cache:?}");
     assert!(debug.contains("has_usable_token: true"), "{debug}");
     assert!(!debug.contains("token-1"), "{debug}");
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn each_fetch_is_traced_without_the_token() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::DEBUG)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(false)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
-
-    let endpoint = Endpoint::with_scopes(HOUR, &["openid", "offline"]);
-    let cache = TokenCache::new(endpoint.source());
-    cache.token().await.unwrap();
-    let token = cache.cached().unwrap();
-    endpoint.set(Behaviour::Fail(unavailable()));
-    cache.invalidate(&token);
-    assert!(cache.token().await.is_err());
-    tokio::task::yield_now().await;
-
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    println!("{logs}");
-    assert!(logs.contains("token_fetch"), "{logs}");
-    assert!(logs.contains("token obtained"), "{logs}");
-    assert!(logs.contains("lifetime_s=3600"), "{logs}");
-    assert!(logs.contains("scopes=openid offline"), "{logs}");
-    assert!(logs.contains("outcome=\"ok\""), "{logs}");
-    assert!(logs.contains("outcome=\"error\""), "{logs}");
-    assert!(logs.contains("reason=\"invalidated\""), "{logs}");
-    assert!(logs.contains("HTTP 503"), "{logs}");
-    assert!(!logs.contains("token-1"), "the token leaked into the logs");
-    assert!(!logs.contains("Bearer"), "the header leaked into the logs");
 }
 
 /// A source that names its credential, so caches share it through a store.

@@ -843,57 +843,6 @@ async fn no_public_type_shows_a_secret_or_token() {
     }
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn fetches_are_traced_without_secrets() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let mock = MockCxone::new();
-    let source = access_key(&mock).scopes(["openid"]);
-    let token = source.fetch().await.unwrap();
-    mock.fail_next_token_requests(1, TokenFault::oauth_error(401, "invalid_client", "no"));
-    fetch_err(&source).await;
-    source.discover_tenant(&token).await.unwrap();
-
-    let logs = captured.text();
-    assert_clean(&logs, &[token.secret()]);
-    for expected in [
-        r#"cxone_auth.fetch_token{grant="password" host="cxone.mock.invalid" duration_ms=0 outcome="ok" scopes="openid"}"#,
-        r#"cxone_auth.fetch_token{grant="password" host="cxone.mock.invalid" duration_ms=0 outcome=InvalidCredentials}"#,
-        r#"cxone_auth.discover_tenant{host="cxone.mock.invalid" outcome="ok" area="na1"}"#,
-    ] {
-        assert!(logs.contains(expected), "{expected} not in {logs}");
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Real sockets, default reqwest transport, real time; nothing timing-bound.
 

@@ -45,9 +45,9 @@ impl Authorized {
 pin_project! {
     /// The response future of [`CxoneAuth`](super::CxoneAuth).
     ///
-    /// With a cached token it is the inner service's future plus the token it
-    /// carried: no allocation. Without one it first waits for the token, then
-    /// for the inner service's readiness, then calls it.
+    /// With a cached token it is the inner service's future plus the id of
+    /// the token it carried: no allocation. Without one it first waits for the
+    /// token, then for the inner service's readiness, then calls it.
     ///
     /// # Panics
     ///
@@ -58,41 +58,45 @@ pin_project! {
     }
 }
 
-/// What a request waits for before it can be sent: the token and, for a
-/// routed request, its tenant's API host.
-struct Loaded {
-    header: HeaderValue,
-    id: TokenId,
-    route: Option<Arc<Route>>,
-}
-
 pin_project! {
     #[project = StateProj]
     enum State<F, S, R> {
-        /// Waiting for a token from the cache (and the tenant's route).
-        Loading {
-            token: BoxFuture<'static, Result<Loaded, Error>>,
-            tokens: TokenCache,
-            inner: Option<S>,
-            request: Option<R>,
-        },
-        /// Waiting for the inner service to be ready.
-        Readying {
-            inner: Option<S>,
-            request: Option<R>,
-            authorized: Option<Authorized>,
-        },
         /// Waiting for the inner service's response.
         Called {
             #[pin]
             future: F,
             authorized: Option<Authorized>,
         },
+        /// Waiting for a token, then for the inner service's readiness. Boxed:
+        /// it is off the cached-token path, and it holds the request, which
+        /// would make every response future as large.
+        Waiting {
+            waiting: Box<Waiting<S, R>>,
+        },
         /// Refused before anything was sent.
         Refused {
             error: Option<Error>,
         },
     }
+}
+
+/// A call that has not reached the inner service yet.
+struct Waiting<S, R> {
+    /// The token being loaded, and the cache it comes from.
+    load: Option<(TokenLoad, TokenCache)>,
+    inner: S,
+    request: Option<R>,
+    authorized: Option<Authorized>,
+}
+
+type TokenLoad = BoxFuture<'static, Result<Loaded, Error>>;
+
+/// What a request waits for before it can be sent: the token and, for a
+/// routed request, its tenant's API host.
+struct Loaded {
+    header: HeaderValue,
+    id: TokenId,
+    route: Option<Arc<Route>>,
 }
 
 impl<F, S, R> ResponseFuture<F, S, R> {
@@ -102,16 +106,14 @@ impl<F, S, R> ResponseFuture<F, S, R> {
         }
     }
 
+    /// A call that waits for the inner service's readiness: its request
+    /// already carries its token, if any.
     pub(crate) fn readying(inner: S, request: R, authorized: Option<Authorized>) -> Self {
-        Self {
-            state: State::Readying {
-                inner: Some(inner),
-                request: Some(request),
-                authorized,
-            },
-        }
+        Self::waiting(None, inner, request, authorized)
     }
 
+    /// A call that waits for a token from `tokens` first and, with a
+    /// `router`, for the route to the token's tenant.
     pub(crate) fn loading(
         inner: S,
         request: R,
@@ -119,19 +121,31 @@ impl<F, S, R> ResponseFuture<F, S, R> {
         router: Option<Arc<TenantRouter>>,
     ) -> Self {
         let loader = tokens.clone();
+        let load: TokenLoad = Box::pin(async move {
+            let (header, id) = loader.header_with_id().await?;
+            let route = match router {
+                Some(router) => Some(router.route(id, &loader).await?),
+                None => None,
+            };
+            Ok(Loaded { header, id, route })
+        });
+        Self::waiting(Some((load, tokens)), inner, request, None)
+    }
+
+    fn waiting(
+        load: Option<(TokenLoad, TokenCache)>,
+        inner: S,
+        request: R,
+        authorized: Option<Authorized>,
+    ) -> Self {
         Self {
-            state: State::Loading {
-                token: Box::pin(async move {
-                    let (header, id) = loader.header_with_id().await?;
-                    let route = match router {
-                        Some(router) => Some(router.route(id, &loader).await?),
-                        None => None,
-                    };
-                    Ok(Loaded { header, id, route })
+            state: State::Waiting {
+                waiting: Box::new(Waiting {
+                    load,
+                    inner,
+                    request: Some(request),
+                    authorized,
                 }),
-                tokens,
-                inner: Some(inner),
-                request: Some(request),
             },
         }
     }
@@ -166,35 +180,21 @@ where
                     }
                     return Poll::Ready(Ok(response));
                 }
-                StateProj::Loading {
-                    token,
-                    tokens,
-                    inner,
-                    request,
-                } => {
-                    let Loaded { header, id, route } = ready!(token.as_mut().poll(cx))?;
-                    let mut request = request.take().expect(POLLED_AFTER_COMPLETION);
-                    if let Some(route) = route {
-                        route.apply(&mut request)?;
+                StateProj::Waiting { waiting } => {
+                    if let Some((load, tokens)) = &mut waiting.load {
+                        let Loaded { header, id, route } = ready!(load.as_mut().poll(cx))?;
+                        let request = waiting.request.as_mut().expect(POLLED_AFTER_COMPLETION);
+                        if let Some(route) = route {
+                            route.apply(request)?;
+                        }
+                        request.headers_mut().insert(AUTHORIZATION, header);
+                        waiting.authorized = Some(Authorized::new(tokens.clone(), id));
+                        waiting.load = None;
                     }
-                    request.headers_mut().insert(AUTHORIZATION, header);
-                    let next = State::Readying {
-                        inner: inner.take(),
-                        request: Some(request),
-                        authorized: Some(Authorized::new(tokens.clone(), id)),
-                    };
-                    state.set(next);
-                }
-                StateProj::Readying {
-                    inner,
-                    request,
-                    authorized,
-                } => {
-                    let service = inner.as_mut().expect(POLLED_AFTER_COMPLETION);
-                    ready!(service.poll_ready(cx)).map_err(Into::into)?;
-                    let request = request.take().expect(POLLED_AFTER_COMPLETION);
-                    let authorized = authorized.take();
-                    let future = service.call(request);
+                    ready!(waiting.inner.poll_ready(cx)).map_err(Into::into)?;
+                    let request = waiting.request.take().expect(POLLED_AFTER_COMPLETION);
+                    let future = waiting.inner.call(request);
+                    let authorized = waiting.authorized.take();
                     state.set(State::Called { future, authorized });
                 }
                 StateProj::Refused { error } => {
@@ -209,9 +209,9 @@ where
 impl<F, S, R> fmt::Debug for ResponseFuture<F, S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Loading { .. } => "Loading",
-            State::Readying { .. } => "Readying",
             State::Called { .. } => "Called",
+            State::Waiting { waiting } if waiting.load.is_some() => "Loading",
+            State::Waiting { .. } => "Readying",
             State::Refused { .. } => "Refused",
         };
         f.debug_struct("ResponseFuture")

@@ -100,7 +100,10 @@ impl AllowedHosts {
 
     /// Whether a request with this scheme and host may carry the token.
     pub fn allows(&self, scheme: &str, host: &str) -> bool {
-        let host = host.strip_suffix('.').unwrap_or(host);
+        let host = match host.as_bytes() {
+            [rest @ .., b'.'] => &host[..rest.len()],
+            _ => host,
+        };
         if self.loopback_http && is_loopback(host) {
             return scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
         }

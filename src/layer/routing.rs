@@ -396,7 +396,7 @@ mod tests {
             fn scheme(&self) -> Option<&str> {
                 None
             }
-            fn host(&self) -> Option<&str> {
+            fn authority(&self) -> Option<&str> {
                 None
             }
             fn headers(&self) -> &http::HeaderMap {

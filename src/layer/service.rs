@@ -11,7 +11,7 @@ use url::Url;
 
 use super::future::{Authorized, ResponseFuture};
 use super::hosts::AllowedHosts;
-use super::request::{AuthRequest, AuthResponse};
+use super::request::{AuthRequest, AuthResponse, host_of};
 use super::routing::{DEFAULT_DISCOVERY_BACKOFF, TenantRouter};
 use crate::cache::{TokenId, TokenReader};
 use crate::error::BoxError;
@@ -48,14 +48,24 @@ enum PathOnly {
     Tenant(Arc<TenantRouter>),
 }
 
+/// Where an allowed request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    /// Where its URI says (or, path-only, to the base URL).
+    AsIs,
+    /// Path-only, to the API host of the token's tenant.
+    Tenant,
+}
+
 impl Config {
-    /// Refuses requests that must not carry the token. For a path-only
-    /// request under tenant routing, returns the router that will route it.
-    fn check<R: AuthRequest>(&self, request: &R) -> Result<Option<&Arc<TenantRouter>>, Error> {
-        let (scheme, host) = match (request.scheme(), request.host()) {
-            (Some(scheme), Some(host)) => (scheme, host),
-            _ => match &self.path_only {
-                PathOnly::Tenant(router) => return Ok(Some(router)),
+    /// Refuses a request to `scheme://authority` that must not carry the
+    /// token; `None` for a path-only request, which goes to the base URL or,
+    /// with tenant routing, to the tenant's API host.
+    fn check(&self, origin: Option<(&str, &str)>) -> Result<Destination, Error> {
+        let (scheme, host) = match origin {
+            Some((scheme, authority)) => (scheme, host_of(authority)),
+            None => match &self.path_only {
+                PathOnly::Tenant(_) => return Ok(Destination::Tenant),
                 PathOnly::BaseUrl(base) => (base.scheme(), base.host_str().unwrap_or_default()),
                 PathOnly::Refused => {
                     return Err(Error::host_not_allowed(
@@ -65,7 +75,7 @@ impl Config {
             },
         };
         if self.hosts.allows(scheme, host) || self.discovered(scheme, host) {
-            Ok(None)
+            Ok(Destination::AsIs)
         } else {
             tracing::debug!(scheme, host, "refused to send a CXone token to this host");
             Err(Error::host_not_allowed(format!(
@@ -79,6 +89,13 @@ impl Config {
         match &self.path_only {
             PathOnly::Tenant(router) => router.allows(scheme, host),
             _ => false,
+        }
+    }
+
+    fn router(&self) -> Option<&Arc<TenantRouter>> {
+        match &self.path_only {
+            PathOnly::Tenant(router) => Some(router),
+            _ => None,
         }
     }
 }
@@ -173,6 +190,9 @@ pub struct CxoneAuth<S> {
     config: Arc<Config>,
     /// The token read by `poll_ready`, for the next call.
     token: Option<(HeaderValue, TokenId)>,
+    /// The scheme and authority of the last request allowed: most clients
+    /// talk to one host, so the host check is mostly this comparison.
+    allowed_origin: Option<(Box<str>, Box<str>)>,
     /// Whether `inner` has been driven to readiness for the next call.
     inner_ready: bool,
 }
@@ -190,6 +210,7 @@ impl<S> CxoneAuth<S> {
             tokens,
             config,
             token: None,
+            allowed_origin: None,
             inner_ready: false,
         }
     }
@@ -219,6 +240,26 @@ impl<S: Clone> Clone for CxoneAuth<S> {
             self.tokens.clone(),
             Arc::clone(&self.config),
         )
+    }
+}
+
+impl<S> CxoneAuth<S> {
+    /// Refuses requests that must not carry the token, and says where an
+    /// allowed one goes.
+    fn check<R: AuthRequest>(&mut self, request: &R) -> Result<Destination, Error> {
+        let origin = request.scheme().zip(request.authority());
+        if let (Some((scheme, authority)), Some((allowed_scheme, allowed_authority))) =
+            (origin, &self.allowed_origin)
+            && **allowed_scheme == *scheme
+            && **allowed_authority == *authority
+        {
+            return Ok(Destination::AsIs);
+        }
+        let destination = self.config.check(origin)?;
+        if let Some((scheme, authority)) = origin {
+            self.allowed_origin = Some((scheme.into(), authority.into()));
+        }
+        Ok(destination)
     }
 }
 
@@ -285,12 +326,15 @@ where
         let authorized = if request.headers().contains_key(AUTHORIZATION) {
             None
         } else {
-            let router = match self.config.check(&request) {
-                Ok(router) => router,
+            let destination = match self.check(&request) {
+                Ok(destination) => destination,
                 Err(error) => return ResponseFuture::refused(error),
             };
+            let router = match destination {
+                Destination::AsIs => None,
+                Destination::Tenant => self.config.router().cloned(),
+            };
             let Some((header, id)) = token.or_else(|| self.tokens.cached_header()) else {
-                let router = router.cloned();
                 return ResponseFuture::loading(
                     self.take_inner(),
                     request,
@@ -300,12 +344,11 @@ where
             };
             if let Some(router) = router {
                 let Some(route) = router.cached_route(id, &mut self.tokens) else {
-                    let router = Some(Arc::clone(router));
                     return ResponseFuture::loading(
                         self.unreserved_inner(),
                         request,
                         self.tokens.cache(),
-                        router,
+                        Some(router),
                     );
                 };
                 if let Err(error) = route.apply(&mut request) {
