@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, MockServer,
 };
-use cxone_auth::{AccessKeyGrant, CxoneAuthLayer, CxoneRetryLayer, TokenCache};
+use cxone_auth::{AccessKeyGrant, CacheStats, CxoneAuthLayer, CxoneRetryLayer, TokenCache};
 use tower::{BoxError, ServiceBuilder, ServiceExt as _};
 
 const API: &str = "inContactAPI/services/v34.0";
@@ -40,7 +40,37 @@ async fn main() -> Result<(), Box<dyn StdError + Send + Sync>> {
                 .token_url(mock.token_url())?;
         (source, Some(mock))
     };
+    let stats = run(source, mock.as_ref(), Duration::from_secs(1)).await?;
+    println!(
+        "Cache: {} fetches, {} hits, {} waits, {} invalidations, {} refreshes ahead, {} failures",
+        stats.fetches,
+        stats.hits,
+        stats.waits,
+        stats.invalidations,
+        stats.refreshes_ahead,
+        stats.fetch_failures
+    );
+    if let Some(mock) = &mock {
+        let seen = mock.stats();
+        println!(
+            "Mock CXone saw: {} token requests, {} API calls ({} ok, {} unauthorized, {} rate limited)",
+            seen.token_requests,
+            seen.api_calls,
+            seen.api_ok,
+            seen.api_unauthorized,
+            seen.api_rate_limited
+        );
+    }
+    Ok(())
+}
 
+/// The story, against `source`; on the mock, also a revoked token and a 429
+/// with `Retry-After: retry_after`. Returns the cache's counters.
+async fn run(
+    source: AccessKeyGrant,
+    mock: Option<&MockServer>,
+    retry_after: Duration,
+) -> Result<CacheStats, BoxError> {
     // 2. One cache per credential, shared by every client.
     let tokens = TokenCache::new(source.clone());
     let token = tokens.token().await?;
@@ -98,36 +128,14 @@ async fn main() -> Result<(), Box<dyn StdError + Send + Sync>> {
         tokens.stats().fetches
     );
 
-    if let Some(mock) = &mock {
-        faults(mock, &get).await?;
+    if let Some(mock) = mock {
+        faults(mock, &get, retry_after).await?;
     }
-
-    let stats = tokens.stats();
-    println!(
-        "Cache: {} fetches, {} hits, {} waits, {} invalidations, {} refreshes ahead, {} failures",
-        stats.fetches,
-        stats.hits,
-        stats.waits,
-        stats.invalidations,
-        stats.refreshes_ahead,
-        stats.fetch_failures
-    );
-    if let Some(mock) = &mock {
-        let seen = mock.stats();
-        println!(
-            "Mock CXone saw: {} token requests, {} API calls ({} ok, {} unauthorized, {} rate limited)",
-            seen.token_requests,
-            seen.api_calls,
-            seen.api_ok,
-            seen.api_unauthorized,
-            seen.api_rate_limited
-        );
-    }
-    Ok(())
+    Ok(tokens.stats())
 }
 
 /// What the layers do when things go wrong, shown on the mock.
-async fn faults<F, Fut>(mock: &MockServer, get: &F) -> Result<(), BoxError>
+async fn faults<F, Fut>(mock: &MockServer, get: &F, retry_after: Duration) -> Result<(), BoxError>
 where
     F: Fn(&str) -> Fut,
     Fut: std::future::Future<Output = Result<reqwest::Response, BoxError>>,
@@ -140,13 +148,43 @@ where
         mock.stats().token_requests
     );
 
-    mock.rate_limit_next_api_calls(1, Duration::from_secs(1));
+    mock.rate_limit_next_api_calls(1, retry_after);
     let started = Instant::now();
     let response = get("server-time").await?;
     println!(
-        "429 with Retry-After: 1 -> GET server-time {} after {:.1} s",
+        "429 with Retry-After: {} -> GET server-time {} after {:.1} s",
+        retry_after.as_secs(),
         response.status(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tells_the_story_against_the_mock() {
+        let mock = MockCxone::new().serve().await.unwrap();
+        let source =
+            AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+                .unwrap()
+                .token_url(mock.token_url())
+                .unwrap();
+        // Retry-After: 0, so the test waits for nothing.
+        let stats = run(source, Some(&mock), Duration::ZERO).await.unwrap();
+        assert_eq!(
+            stats.fetches, 2,
+            "one token, one refresh after the revocation"
+        );
+        assert_eq!(stats.invalidations, 1);
+        let seen = mock.stats();
+        assert_eq!(seen.token_requests, 2);
+        assert_eq!((seen.api_unauthorized, seen.api_rate_limited), (1, 1));
+        assert_eq!(
+            seen.api_ok, 103,
+            "server-time, 100 agents reads, and the two replays"
+        );
+    }
 }
