@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -12,7 +11,7 @@ use url::Url;
 use super::future::{Authorized, ResponseFuture};
 use super::hosts::AllowedHosts;
 use super::request::{AuthRequest, AuthResponse};
-use crate::cache::{TokenId, TokenReader};
+use crate::cache::TokenReader;
 use crate::error::BoxError;
 use crate::{Error, TokenCache};
 
@@ -125,8 +124,6 @@ pub struct CxoneAuth<S> {
     inner: S,
     tokens: TokenReader,
     config: Arc<Config>,
-    /// The token read by `poll_ready`, for the next call.
-    token: Option<(HeaderValue, TokenId)>,
     /// Whether `inner` has been driven to readiness for the next call.
     inner_ready: bool,
 }
@@ -143,7 +140,6 @@ impl<S> CxoneAuth<S> {
             inner,
             tokens,
             config,
-            token: None,
             inner_ready: false,
         }
     }
@@ -207,14 +203,8 @@ where
     /// service (a tonic `Channel`, `BufferLayer`) holds no slot while a token
     /// loads.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.inner_ready {
+        if self.inner_ready || !self.tokens.has_token() {
             return Poll::Ready(Ok(()));
-        }
-        if self.token.is_none() {
-            self.token = self.tokens.cached_header();
-            if self.token.is_none() {
-                return Poll::Ready(Ok(()));
-            }
         }
         ready!(self.inner.poll_ready(cx)).map_err(Into::into)?;
         self.inner_ready = true;
@@ -222,7 +212,6 @@ where
     }
 
     fn call(&mut self, mut request: R) -> Self::Future {
-        let token = self.token.take();
         // A request that already carries `Authorization` is the caller's
         // choice: it is sent as it is, wherever it goes.
         let authorized = if request.headers().contains_key(AUTHORIZATION) {
@@ -231,7 +220,11 @@ where
             if let Err(error) = self.config.check(&request) {
                 return ResponseFuture::refused(error);
             }
-            let Some((header, id)) = token.or_else(|| self.tokens.cached_header()) else {
+            // The token is read here, not kept from `poll_ready`: a call can
+            // come long after its `poll_ready` (a retry layer holds requests
+            // through a cool-down while the ready service waits), by when
+            // that token may have been invalidated or have expired.
+            let Some((header, id)) = self.tokens.cached_header() else {
                 return ResponseFuture::loading(self.take_inner(), request, self.tokens.cache());
             };
             request.headers_mut().insert(AUTHORIZATION, header);
