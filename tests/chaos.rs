@@ -32,7 +32,8 @@ use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
 use cxone_auth::cache::{
-    DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN, DEFAULT_REFRESH_BEFORE, DEFAULT_REFRESH_JITTER,
+    DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN, DEFAULT_EXPIRY_SKEW, DEFAULT_REFRESH_BEFORE,
+    DEFAULT_REFRESH_JITTER,
 };
 use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
@@ -207,13 +208,34 @@ impl Fault {
 }
 
 /// The mock's router as the token source sees it: records when each token
-/// request arrives and, while `trickle` is set, sends the body of each
-/// answer a few bytes at a time.
+/// request arrives and which tokens reach the source whole, and, while
+/// `trickle` is set, sends the body of each answer a few bytes at a time.
 #[derive(Clone)]
 struct ChaosIdp {
     router: Router,
     trickle: Arc<AtomicBool>,
     arrivals: Arc<Mutex<Vec<Instant>>>,
+    delivered: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl ChaosIdp {
+    /// Whether the latest token the source received is still valid: the API
+    /// accepts it (not revoked, not expired) and it is before the point
+    /// where a cache must stop handing it out (its lifetime less the expiry
+    /// skew, counted from its request). Judged apart from what the cache
+    /// holds, so a cache that dropped such a token and failed a request
+    /// would be caught. (A token that a newer one replaced does not count:
+    /// the cache moves on to the newest.)
+    fn valid_token_exists(&self, mock: &MockCxone) -> bool {
+        let usable_for = TOKEN_LIFETIME - DEFAULT_EXPIRY_SKEW.min(TOKEN_LIFETIME / 4);
+        self.delivered
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|(at, token)| {
+                Instant::now() < *at + usable_for && mock.is_token_active(token)
+            })
+    }
 }
 
 impl Service<Request<Full<Bytes>>> for ChaosIdp {
@@ -226,16 +248,23 @@ impl Service<Request<Full<Bytes>>> for ChaosIdp {
     }
 
     fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
-        self.arrivals.lock().unwrap().push(Instant::now());
+        let arrived = Instant::now();
+        self.arrivals.lock().unwrap().push(arrived);
         let trickle = self.trickle.load(Ordering::SeqCst);
         let answer = self.router.clone().oneshot(request);
+        let delivered = Arc::clone(&self.delivered);
         Box::pin(async move {
-            let response = answer.await?;
-            if !trickle {
-                return Ok(response);
-            }
-            let (parts, body) = response.into_parts();
+            let (parts, body) = answer.await?.into_parts();
             let whole = body.collect().await.expect("the mock's body").to_bytes();
+            if !trickle {
+                let token = serde_json::from_slice::<serde_json::Value>(&whole)
+                    .ok()
+                    .and_then(|json| json["access_token"].as_str().map(str::to_owned));
+                if let Some(token) = token.filter(|_| parts.status == StatusCode::OK) {
+                    delivered.lock().unwrap().push((arrived, token));
+                }
+                return Ok(Response::from_parts(parts, Body::from(whole)));
+            }
             let trickling = futures::stream::unfold(whole, |mut rest| async move {
                 if rest.is_empty() {
                     return None;
@@ -331,8 +360,8 @@ struct Sent {
     started: Duration,
     ended: Duration,
     outcome: Outcome,
-    /// For a request that did not succeed: whether the cache held, right
-    /// then, a token the API accepts.
+    /// For a request that did not succeed: whether a valid token existed
+    /// right then ([`ChaosIdp::valid_token_exists`]).
     valid_token_at_failure: bool,
 }
 
@@ -350,6 +379,7 @@ async fn twenty_thousand_requests_through_token_and_api_faults() {
         router: mock.router(),
         trickle: Arc::default(),
         arrivals: Arc::default(),
+        delivered: Arc::default(),
     };
     let source = AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
         .unwrap()
@@ -376,7 +406,7 @@ async fn twenty_thousand_requests_through_token_and_api_faults() {
         .map(|_| {
             let mut client = client.clone();
             let next = Arc::clone(&next);
-            let tokens = tokens.clone();
+            let idp = idp.clone();
             let mock = mock.clone();
             let base = mock.api_endpoint();
             tokio::spawn(async move {
@@ -417,9 +447,7 @@ async fn twenty_thousand_requests_through_token_and_api_faults() {
                         valid_token_at_failure: false,
                     };
                     if !sent_now.succeeded() {
-                        sent_now.valid_token_at_failure = tokens
-                            .cached()
-                            .is_some_and(|token| mock.is_token_active(token.secret()));
+                        sent_now.valid_token_at_failure = idp.valid_token_exists(&mock);
                     }
                     sent.push(sent_now);
                 }
