@@ -7,7 +7,7 @@
 //! the same entry points. The targets under `fuzz/` are one line each, so any
 //! fuzzer that hands out byte slices can drive them:
 //!
-//! ```ignore
+//! ```text
 //! libfuzzer_sys::fuzz_target!(|data: &[u8]| cxone_auth::__fuzz::retry_after(data));
 //! ```
 

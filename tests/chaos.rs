@@ -6,7 +6,7 @@
 //! an HTML page and a body that trickles in; and while the API revokes
 //! tokens and answers 429 at random.
 //!
-//! Time is paused: the run covers about half an hour of tokio's clock in a
+//! Time is paused: the run covers about twenty minutes of tokio's clock in a
 //! few seconds, and every random choice comes from a fixed seed, so a run is
 //! repeatable.
 //!
