@@ -63,6 +63,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod __fuzz;
 pub mod cache;
 pub mod error;
 pub mod layer;

@@ -105,4 +105,51 @@ mod tests {
         headers.append(RETRY_AFTER, HeaderValue::from_static("8"));
         assert_eq!(retry_after(&headers), None, "ambiguous headers are ignored");
     }
+
+    mod properties {
+        use std::time::UNIX_EPOCH;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// The last second an HTTP-date can name (9999-12-31T23:59:59Z).
+        const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_is_read_without_panicking(value in any::<String>(), now in any::<u64>()) {
+                let now = UNIX_EPOCH + Duration::from_secs(now % MAX_HTTP_DATE_SECS);
+                let _ = parse(&value, now);
+            }
+
+            #[test]
+            fn delta_seconds_round_trip(seconds in any::<u64>(), pad in "[ \t]{0,3}") {
+                let value = format!("{pad}{seconds}{pad}");
+                prop_assert_eq!(parse(&value, SystemTime::now()), Some(Duration::from_secs(seconds)));
+            }
+
+            #[test]
+            fn http_dates_round_trip(at in 0..=MAX_HTTP_DATE_SECS, ahead in 0u64..10_000_000) {
+                let now = UNIX_EPOCH + Duration::from_secs(at.saturating_sub(ahead));
+                let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(at));
+                let expected = Duration::from_secs(at - at.saturating_sub(ahead));
+                prop_assert_eq!(parse(&date, now), Some(expected), "{}", date);
+                // From a point after it, a date reads as "now".
+                let later = UNIX_EPOCH + Duration::from_secs(at) + Duration::from_secs(ahead);
+                prop_assert_eq!(parse(&date, later), Some(Duration::ZERO));
+            }
+
+            #[test]
+            fn any_header_is_read_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+                if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                    let mut headers = HeaderMap::new();
+                    headers.insert(RETRY_AFTER, value);
+                    let _ = retry_after(&headers);
+                }
+            }
+        }
+    }
 }

@@ -321,6 +321,103 @@ async fn no_buffer_slot_is_held_while_a_token_loads() {
     assert_eq!(recorder.seen().len(), 52);
 }
 
+/// A call may come long after its `poll_ready` (the retry layer keeps a
+/// ready service through a cool-down; any caller may ready early). The token
+/// sent is the one current at the call, never one read at `poll_ready` that
+/// was invalidated or has expired since.
+#[tokio::test(start_paused = true)]
+async fn the_token_is_read_at_the_call_not_at_poll_ready() {
+    let recorder = Recorder::default();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let tokens = counting_source(Arc::clone(&fetches));
+    let token_1 = tokens.token().await.unwrap();
+    let mut client = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(tokens.clone()))
+        .service(recorder.service(ok));
+
+    // Readied with token-1 cached; token-1 is refused elsewhere before the call.
+    client.ready().await.unwrap();
+    assert!(tokens.invalidate(&token_1));
+    let response = client.call(get(API)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        recorder.seen(),
+        vec![Some("Bearer token-2".to_owned())],
+        "an invalidated token is not sent"
+    );
+
+    // Readied with token-2 cached, called after token-2 expired.
+    client.ready().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    client.call(get(API)).await.unwrap();
+    assert_eq!(
+        recorder.seen().last().unwrap().as_deref(),
+        Some("Bearer token-3"),
+        "an expired token is not sent"
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 3);
+}
+
+/// The same through the whole stack: a request held by a 429 cool-down
+/// leaves its client's auth service readied, and the client's next request
+/// must not carry the token read back then, invalidated meanwhile.
+#[tokio::test(start_paused = true)]
+async fn after_a_cool_down_no_invalidated_token_is_sent() {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let tokens = counting_source(Arc::clone(&fetches));
+    let token_1 = tokens.token().await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    // The first call is rate limited; every other one succeeds.
+    let api = tower::service_fn(move |request: Request<()>| {
+        let mut log = log.lock().unwrap();
+        log.push(
+            request.headers()[AUTHORIZATION]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+        let status = if log.len() == 1 {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::OK
+        };
+        let response = Response::builder()
+            .status(status)
+            .header("retry-after", "1")
+            .body(())
+            .unwrap();
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let stack = ServiceBuilder::new()
+        .layer(cxone_auth::CxoneRetryLayer::default())
+        .layer(CxoneAuthLayer::new(tokens.clone()))
+        .service(api);
+
+    let limited = tokio::spawn(stack.clone().oneshot(get(API)));
+    tokio::task::yield_now().await;
+    // The host cools down: this request waits, its client stays readied.
+    let mut client = stack.clone();
+    let held = client.ready().await.unwrap().call(get(API));
+    assert!(tokens.invalidate(&token_1));
+    assert_eq!(held.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(limited.await.unwrap().unwrap().status(), StatusCode::OK);
+
+    let response = client.ready().await.unwrap().call(get(API)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "Bearer token-1",
+            "Bearer token-2",
+            "Bearer token-2",
+            "Bearer token-2"
+        ],
+        "token-1 is not sent once invalidated"
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
 #[cfg(feature = "reqwest")]
 #[tokio::test(start_paused = true)]
 async fn reqwest_requests_are_authorized_too() {

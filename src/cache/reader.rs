@@ -110,6 +110,19 @@ impl TokenReader {
         self.read(|entry| (entry.header.clone(), entry.id))
     }
 
+    /// Whether the cache holds a usable token right now: what
+    /// [`cached_header`](Self::cached_header) would answer, without taking
+    /// the header or counting a hit. For a decision made ahead of the read
+    /// that uses the token (a service's `poll_ready` before its `call`).
+    #[inline]
+    pub(crate) fn has_token(&mut self) -> bool {
+        let shared = &self.shared;
+        self.local
+            .load()
+            .as_ref()
+            .is_some_and(|entry| shared.usable(entry, false))
+    }
+
     /// The cache this reader reads, for the waiting and invalidating calls.
     pub fn cache(&self) -> TokenCache {
         TokenCache {

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -13,7 +12,7 @@ use super::future::{Authorized, ResponseFuture};
 use super::hosts::AllowedHosts;
 use super::request::{AuthRequest, AuthResponse, host_of};
 use super::routing::{DEFAULT_DISCOVERY_BACKOFF, TenantRouter};
-use crate::cache::{TokenId, TokenReader};
+use crate::cache::TokenReader;
 use crate::error::BoxError;
 use crate::token::TenantDiscovery;
 use crate::{Error, TokenCache};
@@ -188,8 +187,6 @@ pub struct CxoneAuth<S> {
     inner: S,
     tokens: TokenReader,
     config: Arc<Config>,
-    /// The token read by `poll_ready`, for the next call.
-    token: Option<(HeaderValue, TokenId)>,
     /// The scheme and authority of the last request allowed: most clients
     /// talk to one host, so the host check is mostly this comparison.
     allowed_origin: Option<(Box<str>, Box<str>)>,
@@ -209,7 +206,6 @@ impl<S> CxoneAuth<S> {
             inner,
             tokens,
             config,
-            token: None,
             allowed_origin: None,
             inner_ready: false,
         }
@@ -305,14 +301,8 @@ where
     /// service (a tonic `Channel`, `BufferLayer`) holds no slot while a token
     /// loads.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.inner_ready {
+        if self.inner_ready || !self.tokens.has_token() {
             return Poll::Ready(Ok(()));
-        }
-        if self.token.is_none() {
-            self.token = self.tokens.cached_header();
-            if self.token.is_none() {
-                return Poll::Ready(Ok(()));
-            }
         }
         ready!(self.inner.poll_ready(cx)).map_err(Into::into)?;
         self.inner_ready = true;
@@ -320,7 +310,6 @@ where
     }
 
     fn call(&mut self, mut request: R) -> Self::Future {
-        let token = self.token.take();
         // A request that already carries `Authorization` is the caller's
         // choice: it is sent as it is, wherever it goes.
         let authorized = if request.headers().contains_key(AUTHORIZATION) {
@@ -334,7 +323,11 @@ where
                 Destination::AsIs => None,
                 Destination::Tenant => self.config.router().cloned(),
             };
-            let Some((header, id)) = token.or_else(|| self.tokens.cached_header()) else {
+            // The token is read here, not kept from `poll_ready`: a call can
+            // come long after its `poll_ready` (a retry layer holds requests
+            // through a cool-down while the ready service waits), by when
+            // that token may have been invalidated or have expired.
+            let Some((header, id)) = self.tokens.cached_header() else {
                 return ResponseFuture::loading(
                     self.take_inner(),
                     request,

@@ -46,6 +46,7 @@ use super::backoff::Backoff;
 use super::cooldown::{Cooldowns, HostKey};
 use super::future::Delay;
 use super::replay::{RetryRequest, RetryResponse};
+use crate::cache::later;
 use crate::retry_after::retry_after;
 
 /// What a layer was built with.
@@ -157,7 +158,7 @@ impl CxoneRetryPolicy {
         let key = request.host_key();
         if status == StatusCode::TOO_MANY_REQUESTS {
             // Even when this request gives up, the others wait.
-            shared.cooldowns.extend(key.clone(), now + wait, now);
+            shared.cooldowns.extend(key.clone(), later(now, wait), now);
         }
 
         if self.throttled_retries + 1 >= config.max_attempts {
@@ -169,7 +170,7 @@ impl CxoneRetryPolicy {
             return None;
         }
         self.throttled_retries += 1;
-        let until = self.until_host_is_free(&key, now + wait, now);
+        let until = self.until_host_is_free(&key, later(now, wait), now);
         tracing::debug!(
             %status,
             retry = self.throttled_retries,
@@ -201,7 +202,7 @@ impl CxoneRetryPolicy {
         {
             let now = Instant::now();
             let wait = self.throttle_wait(response.headers());
-            self.shared.cooldowns.extend(host, now + wait, now);
+            self.shared.cooldowns.extend(host, later(now, wait), now);
         }
     }
 

@@ -35,7 +35,7 @@ mod env;
 mod http_client;
 #[cfg(feature = "reqwest")]
 mod reqwest_transport;
-mod response;
+pub(crate) mod response;
 mod source;
 mod tenant;
 mod token_client;

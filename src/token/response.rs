@@ -396,4 +396,144 @@ mod tests {
         let wait = err.retry_after().unwrap().as_secs();
         assert!((118..=120).contains(&wait), "{wait}");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+
+        /// A token as a server may send one: visible ASCII.
+        fn token_value() -> impl Strategy<Value = String> {
+            "[!-~]{1,200}"
+        }
+
+        /// Statuses a token endpoint answers with.
+        fn status() -> impl Strategy<Value = u16> {
+            prop_oneof![
+                Just(200),
+                Just(201),
+                Just(302),
+                Just(400),
+                Just(401),
+                Just(403),
+                Just(429),
+                Just(500),
+                Just(503),
+                100u16..=999,
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_answer_is_read_without_panicking(
+                status in status(),
+                body in proptest::collection::vec(any::<u8>(), 0..256),
+                retry_after in proptest::option::of("[ -~]{0,40}"),
+            ) {
+                let mut response = Response::builder().status(status);
+                if let Some(value) = retry_after {
+                    response = response.header(RETRY_AFTER, value);
+                }
+                let response = response.body(Bytes::from(body)).unwrap();
+                if let Ok(token) = token_from_response(&response, Instant::now(), &[]) {
+                    prop_assert!(response.status().is_success());
+                    prop_assert!(token.lifetime() <= MAX_LIFETIME);
+                }
+            }
+
+            #[test]
+            fn any_json_object_is_read_without_panicking(
+                fields in proptest::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("access_token".to_owned()),
+                            Just("token_type".to_owned()),
+                            Just("expires_in".to_owned()),
+                            Just("scope".to_owned()),
+                            Just("error".to_owned()),
+                            Just("error_description".to_owned()),
+                            "[a-z_]{1,12}",
+                        ],
+                        prop_oneof![
+                            any::<String>().prop_map(Value::from),
+                            any::<i64>().prop_map(Value::from),
+                            any::<f64>().prop_map(|f| json!(f)),
+                            any::<bool>().prop_map(Value::from),
+                            Just(Value::Null),
+                        ],
+                    ),
+                    0..8,
+                ),
+            ) {
+                let body: Map<String, Value> = fields.into_iter().collect();
+                let body = Value::Object(body).to_string();
+                let _ = parse(200, &body);
+            }
+
+            /// A well-formed answer reads back as the token it carried:
+            /// value, header, lifetime (however `expires_in` is written) and
+            /// scopes.
+            #[test]
+            fn token_responses_round_trip(
+                token in token_value(),
+                expires_in in 1u64..=86_400,
+                as_string in any::<bool>(),
+                token_type in prop_oneof![Just("Bearer"), Just("bearer"), Just("BEARER")],
+                scopes in proptest::option::of(proptest::collection::vec("[a-zA-Z:._-]{1,16}", 0..4)),
+            ) {
+                let mut body = json!({
+                    "access_token": token,
+                    "token_type": token_type,
+                    "expires_in": if as_string { json!(expires_in.to_string()) } else { json!(expires_in) },
+                    "refresh_token": "r",
+                });
+                if let Some(scopes) = &scopes {
+                    body["scope"] = json!(scopes.join(" "));
+                }
+                let requested = ["requested".to_owned()];
+                let requested_at = Instant::now();
+                let parsed = token_from_response(
+                    &response(200, &body.to_string()),
+                    requested_at,
+                    &requested,
+                )
+                .unwrap();
+                prop_assert_eq!(parsed.secret(), token.as_str());
+                let header = format!("Bearer {token}");
+                prop_assert_eq!(parsed.header_value().as_bytes(), header.as_bytes());
+                prop_assert!(parsed.header_value().is_sensitive());
+                prop_assert_eq!(parsed.lifetime(), Duration::from_secs(expires_in));
+                prop_assert_eq!(parsed.requested_at(), requested_at);
+                match scopes {
+                    Some(scopes) => prop_assert_eq!(parsed.scopes(), &scopes[..]),
+                    None => prop_assert_eq!(parsed.scopes(), &requested[..]),
+                }
+            }
+
+            /// An RFC 6749 error, on any status, is a failure carrying its
+            /// code and description, and never the token beside it.
+            #[test]
+            fn oauth_errors_are_failures_on_any_status(
+                status in prop_oneof![Just(200u16), Just(400), Just(401), Just(403), Just(429), Just(503)],
+                code in "[a-z_]{1,24}",
+                description in "[ -~]{0,80}",
+                token in "[A-Za-z0-9]{48}",
+            ) {
+                let body = json!({
+                    "error": code,
+                    "error_description": description,
+                    "access_token": token,
+                });
+                let error = parse(status, &body.to_string()).unwrap_err();
+                let oauth = error.oauth_error().expect("the RFC 6749 error is kept");
+                prop_assert_eq!(oauth.code().as_str(), code.as_str());
+                prop_assert_eq!(error.status(), StatusCode::from_u16(status).ok());
+                let text = format!("{error} {error:?}");
+                prop_assert!(!text.contains(&token));
+            }
+        }
+    }
 }

@@ -1,0 +1,213 @@
+//! Secrets audit: the quickstart's flow, with every `tracing` event and span
+//! at TRACE captured, must leave no secret and no token in the log.
+//!
+//! The flow, against the in-memory mock CXone: tokens from the access key
+//! grant, API reads through the retry and auth layers, a revoked token
+//! replaced after a 401, a 429 waited out, tenant discovery, a token
+//! endpoint that answers a token it must not be trusted with, and a source
+//! with a wrong secret. `Debug` of every value the flow handles is logged
+//! too. Then the log is searched for the client secret, the access key
+//! secret, their url-encoded forms, the Basic header value and its base64,
+//! and every token and part of a token.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use cxone_auth::mock::{
+    self, ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
+};
+use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
+use cxone_auth::{CxoneAuthLayer, CxoneRetryLayer, ErrorKind, TokenCache, TokenSource as _};
+use http::{Request, StatusCode};
+use http_body_util::Empty;
+use tower::{BoxError, ServiceBuilder, ServiceExt as _};
+use tracing_subscriber::fmt::format::FmtSpan;
+
+/// A token the token endpoint sends with a token type the crate refuses: it
+/// must not be quoted in the error that says so.
+const REFUSED_TOKEN: &str = "refused-token-9f8e7d6c5b4a39281706f5e4d3c2b1a0";
+
+/// A client secret the mock does not accept.
+const WRONG_SECRET: &str = "wrong+client/secret==";
+
+/// Where the log goes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+fn access_key_grant(mock: &MockCxone, client_secret: &str) -> AccessKeyGrant {
+    AccessKeyGrant::new(CLIENT_ID, client_secret, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+        .unwrap()
+        .token_url(mock.token_url())
+        .unwrap()
+        .transport(ServiceTransport::new(mock.router()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_quickstart_flow_logs_no_secret_and_no_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(FmtSpan::FULL)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mock = MockCxone::new();
+    let source = access_key_grant(&mock, CLIENT_SECRET);
+    let tokens = TokenCache::new(source.clone());
+    let client = ServiceBuilder::new()
+        .layer(CxoneRetryLayer::default())
+        .layer(CxoneAuthLayer::new(tokens.clone()).allow_host("cxone.mock.invalid"))
+        .service(mock.router());
+    let read = |path: &str| {
+        Request::get(format!(
+            "{}/inContactAPI/services/v34.0/{path}",
+            mock.api_endpoint()
+        ))
+        .body(Empty::<Bytes>::new())
+        .unwrap()
+    };
+    let mut seen_tokens = Vec::new();
+
+    // API reads with a fresh token.
+    for path in ["agents?top=3", "server-time"] {
+        let response = client.clone().oneshot(read(path)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let first = tokens.cached().unwrap();
+    seen_tokens.push(first.secret().to_owned());
+
+    // The token is revoked: a 401, one refresh, one replay.
+    mock.revoke_all();
+    let response = client.clone().oneshot(read("server-time")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let second = tokens.cached().unwrap();
+    assert!(!second.same_token(&first));
+    seen_tokens.push(second.secret().to_owned());
+
+    // A 429 is waited out.
+    mock.rate_limit_next_api_calls(1, Duration::from_secs(2));
+    let response = client.clone().oneshot(read("agents")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Tenant discovery with the token's tenantId.
+    let tenant = source.discover_tenant(&second).await.unwrap();
+    assert_eq!(
+        tenant.api_endpoint().as_str().trim_end_matches('/'),
+        mock.api_endpoint()
+    );
+
+    // The token endpoint sends a token with a type the crate refuses.
+    mock.fail_next_token_requests(
+        1,
+        TokenFault::body(format!(
+            r#"{{"access_token":"{REFUSED_TOKEN}","token_type":"mac","expires_in":3600}}"#
+        )),
+    );
+    let refused = source.fetch().await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidResponse);
+
+    // A source with a wrong client secret.
+    let wrong = access_key_grant(&mock, WRONG_SECRET);
+    let rejected = wrong.fetch().await.unwrap_err();
+    assert_eq!(rejected.kind(), ErrorKind::InvalidCredentials);
+    let rejected_through_the_stack: BoxError = ServiceBuilder::new()
+        .layer(CxoneRetryLayer::default())
+        .layer(CxoneAuthLayer::new(TokenCache::new(wrong.clone())).allow_host("cxone.mock.invalid"))
+        .service(mock.router())
+        .oneshot(read("agents"))
+        .await
+        .unwrap_err();
+
+    // Everything the flow handled, as `Debug` shows it.
+    tracing::trace!(
+        ?source,
+        ?wrong,
+        ?tokens,
+        ?first,
+        ?second,
+        ?tenant,
+        ?refused,
+        ?rejected,
+        ?rejected_through_the_stack,
+        client = ?client,
+        "the flow's values"
+    );
+    tracing::trace!(%refused, %rejected, %rejected_through_the_stack, "the flow's errors");
+    drop(_guard);
+
+    let log = captured.text();
+    // The log is there, and it is detailed: the fetches, the discovery, the
+    // errors.
+    for expected in [
+        "token_fetch",
+        "cxone_auth.fetch_token",
+        "cxone_auth.discover_tenant",
+        "invalid_client",
+        "not Bearer",
+        "TRACE",
+    ] {
+        assert!(log.contains(expected), "the log has no {expected:?}");
+    }
+
+    let basic = mock::basic_authorization(CLIENT_ID, CLIENT_SECRET);
+    let mut secrets = vec![
+        CLIENT_SECRET.to_owned(),
+        ACCESS_KEY_SECRET.to_owned(),
+        mock::form_encode(CLIENT_SECRET),
+        mock::form_encode(ACCESS_KEY_SECRET),
+        WRONG_SECRET.to_owned(),
+        mock::form_encode(WRONG_SECRET),
+        basic.clone(),
+        basic.trim_start_matches("Basic ").to_owned(),
+        mock::basic_authorization(CLIENT_ID, WRONG_SECRET),
+        STANDARD.encode(CLIENT_SECRET),
+        REFUSED_TOKEN.to_owned(),
+    ];
+    // The distinctive middles of the secrets, in case a log cut them.
+    secrets.push(ACCESS_KEY_SECRET[2..ACCESS_KEY_SECRET.len() - 4].to_owned());
+    secrets.push("client secret".to_owned());
+    for token in &seen_tokens {
+        secrets.push(token.clone());
+        secrets.push(format!("Bearer {token}"));
+        // Each part of the JWT: a payload or signature alone is a leak too.
+        secrets.extend(
+            token
+                .split('.')
+                .filter(|part| part.len() >= 16)
+                .map(str::to_owned),
+        );
+    }
+    assert_eq!(seen_tokens.len(), 2);
+    for secret in &secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the log holds a secret ({} bytes long)",
+            secret.len()
+        );
+    }
+    println!("{} bytes of TRACE log, no secret in it", log.len());
+}
