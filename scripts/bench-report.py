@@ -63,6 +63,9 @@ GROUPS = {
 }
 ORDER = list(GROUPS)
 
+# Benchmarks of the crate itself (coloured apart in the chart).
+OURS = ("cxone", "Token", "retry_layer", "reqwest_retry_auth_stack")
+
 
 def load(criterion_dir):
     """Every benchmark's id, mean and 95% interval (ns) and throughput."""
@@ -75,11 +78,16 @@ def load(criterion_dir):
         est = json.loads(estimates.read_text())
         mean = est["mean"]
         throughput = meta.get("throughput") or {}
+        function = meta.get("function_id") or ""
+        value = meta.get("value_str") or ""
+        if not function:
+            # `BenchmarkId::from_parameter(name)`: the parameter names it.
+            function, value = value, ""
         results.append(
             {
                 "group": meta["group_id"],
-                "function": meta.get("function_id") or "",
-                "value": meta.get("value_str") or "",
+                "function": function,
+                "value": value,
                 "mean": mean["point_estimate"],
                 "low": mean["confidence_interval"]["lower_bound"],
                 "high": mean["confidence_interval"]["upper_bound"],
@@ -90,11 +98,20 @@ def load(criterion_dir):
 
 
 def grouped(results):
+    """Results by group, groups in report order; within a group by
+    parameter (numerically when it is a number), the baseline first."""
     groups = {}
     for r in results:
         groups.setdefault(r["group"], []).append(r)
     names = sorted(groups, key=lambda g: (ORDER.index(g) if g in ORDER else len(ORDER), g))
-    return [(name, groups[name]) for name in names]
+
+    def row_key(group, row):
+        value = row["value"]
+        number = float(value) if value.replace(".", "", 1).isdigit() else float("inf")
+        baseline = GROUPS.get(group, {}).get("baseline")
+        return (number, value, row["function"] != baseline, row["function"].lower())
+
+    return [(name, sorted(groups[name], key=lambda r: row_key(name, r))) for name in names]
 
 
 def baseline_for(group, rows, row):
@@ -153,7 +170,7 @@ def machine():
         "cores": os.cpu_count(),
         "cpu": cpu,
         "memory": memory,
-        "os": f"{platform.system()} {platform.release()}",
+        "os": f"{platform.system()} {platform.machine()}",
         "rustc": rustc,
     }
 
@@ -196,7 +213,12 @@ def svg(groups, info, date):
             base = baseline_for(group, rows, row)
             ratio = row["mean"] / base["mean"]
             length = max(1.0, (width - left - right) * row["mean"] / scale)
-            colour = "#8a8f98" if base is row else ("#2f6fd6" if ratio <= 1.05 else "#d9822b")
+            if base is row:
+                colour = "#8a8f98"
+            elif row["function"].startswith(OURS):
+                colour = "#2f6fd6"
+            else:
+                colour = "#d8b27a"
             parts.append(
                 f'<text x="{left - 8}" y="{y + 13}" class="label">{html.escape(label(row))}</text>'
             )
@@ -214,7 +236,7 @@ def svg(groups, info, date):
     height = y + 30
     caption = (
         f"{info['cores']} cores, {info['cpu']}, {info['memory']}; {info['rustc']}; {date}. "
-        "Grey: baseline; blue: within 5% of it or faster; orange: slower."
+        "Grey: baseline; blue: cxone-auth; tan: other strategies."
     )
     return "\n".join(
         [
@@ -235,6 +257,69 @@ def svg(groups, info, date):
     )
 
 
+def find(groups, group, function, value=""):
+    for name, rows in groups:
+        if name == group:
+            for row in rows:
+                if row["function"] == function and row["value"] == value:
+                    return row
+    return None
+
+
+def highlights(groups):
+    """A sentence per comparison the report is about, from the numbers."""
+    lines = []
+    static, layer = find(groups, "per_request", "static_header"), find(groups, "per_request", "cxone_auth")
+    mutex = find(groups, "per_request", "mutex")
+    if static and layer:
+        text = (
+            f"- The auth layer with a cached token adds {layer['mean'] - static['mean']:.0f} ns per "
+            f"request over a static header ({layer['mean'] / static['mean']:.2f}× the floor, "
+            f"host check and 401 watch included)"
+        )
+        if mutex:
+            text += f"; a `Mutex` read costs {mutex['mean'] / static['mean']:.2f}× on one thread"
+        lines.append(text + ".")
+    reader = find(groups, "read/2-threads", "TokenReader::cached_header")
+    locked = find(groups, "read/2-threads", "std Mutex read + clone")
+    rw = find(groups, "read/2-threads", "tokio RwLock read + clone")
+    if reader and locked and rw:
+        lines.append(
+            f"- With two threads reading at once, the layer's read of the token takes "
+            f"{reader['mean']:.0f} ns: {reader['mean'] / locked['mean']:.2f}× a `Mutex` and "
+            f"{reader['mean'] / rw['mean']:.2f}× a tokio `RwLock` (below 1 is faster)."
+        )
+    for callers in ("100", "1000"):
+        ours, naive = find(groups, "cold_start", "cxone_auth", callers), find(
+            groups, "cold_start", "naive_per_call", callers
+        )
+        if ours and naive:
+            lines.append(
+                f"- {callers} callers on a cold cache are all served in {fmt_time(ours['mean'])} "
+                f"with one token request, {naive['mean'] / ours['mean']:.0f}× sooner than "
+                f"{callers} token requests ({fmt_time(naive['mean'])})."
+            )
+    plain, stack = find(groups, "loopback", "reqwest_static_header"), find(
+        groups, "loopback", "reqwest_retry_auth_stack"
+    )
+    if plain and stack and plain["elements"]:
+        rate = lambda r: r["elements"] / (r["mean"] / 1e9)
+        lines.append(
+            f"- End to end on loopback, reqwest through retry + auth completes "
+            f"{fmt_rate(rate(stack))[:-2]} requests per second against "
+            f"{fmt_rate(rate(plain))[:-2]} with a static header "
+            f"({(1 - rate(stack) / rate(plain)) * 100:.0f}% fewer), on a machine that also runs "
+            "the server."
+        )
+    bare, retry = find(groups, "retry_overhead", "bare"), find(groups, "retry_overhead", "retry_layer")
+    if bare and retry:
+        lines.append(
+            f"- The retry layer costs a request that succeeds {retry['mean'] - bare['mean']:.0f} ns "
+            "(the replay copy, the budget, the cool-down check)."
+        )
+    return "\n".join(lines)
+
+
 def markdown(groups, info, date, chart_name):
     about = "\n".join(
         f"- **{GROUPS[g]['title']}** (`{g}`): {GROUPS[g]['about']}"
@@ -249,6 +334,8 @@ Measured on {date}: {info['cores']} cores ({info['cpu']}), {info['memory']} of m
 {info['os']}, {info['rustc']}. Short runs (`--warm-up-time 1 --measurement-time 3`) on a
 shared machine: compare rows within a group, not across machines.
 
+{highlights(groups)}
+
 {about}
 
 {table(groups)}
@@ -256,6 +343,7 @@ shared machine: compare rows within a group, not across machines.
 "vs baseline" divides each mean by its group's baseline at the same parameter: for
 `per_request`, `read/*` and `loopback` the floor (a static header), for `retry_overhead`
 the bare service, for `cold_start` the naive per-call fetch (below 1 is faster).
+Throughput is requests per second (`loopback`) or callers served per second (`cold_start`).
 
 Reproduce:
 
