@@ -268,12 +268,16 @@ impl Error {
                 _ => ErrorKind::Rejected,
             },
         };
-        let mut err = Self::new(kind, String::new());
-        let inner = Arc::get_mut(&mut err.inner).expect("a new error is not shared yet");
-        inner.status = Some(status);
-        inner.oauth = oauth;
-        inner.retry_after = retry_after;
-        err
+        Self {
+            inner: Arc::new(Inner {
+                kind,
+                message: String::new(),
+                status: Some(status),
+                oauth,
+                retry_after,
+                source: None,
+            }),
+        }
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {

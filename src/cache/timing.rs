@@ -14,6 +14,7 @@
 //! # drop(cache);
 //! ```
 
+use crate::retry::backoff::Backoff;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -117,11 +118,8 @@ impl Timing {
     /// asked sooner than half the step). A `Retry-After` from the server is a
     /// floor, itself capped at `backoff_max`.
     pub(crate) fn backoff(&self, failures: u32, error: &Error, jitter: f64) -> Duration {
-        let doublings = failures.saturating_sub(1).min(31);
-        let step = self
-            .backoff_min
-            .saturating_mul(1 << doublings)
-            .min(self.backoff_max);
+        let step =
+            Backoff::new(self.backoff_min, self.backoff_max).ceiling(failures.saturating_sub(1));
         let delay = step / 2 + (step / 2).mul_f64(jitter);
         match error.retry_after() {
             Some(asked) => delay.max(asked.min(self.backoff_max)),

@@ -107,7 +107,7 @@
 //! Waits use `tokio::time`: the layer needs a Tokio runtime with time
 //! enabled, and tests can pause time (`#[tokio::test(start_paused = true)]`).
 
-mod backoff;
+pub(crate) mod backoff;
 mod cooldown;
 pub mod future;
 mod layer;
