@@ -14,11 +14,11 @@
 //! # drop(cache);
 //! ```
 
-use crate::retry::backoff::Backoff;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::retry::backoff::Backoff;
 use crate::{AccessToken, Error};
 
 /// How long before expiry a token is refreshed, at most: the tutorial's
