@@ -177,91 +177,129 @@ fn per_request(c: &mut Criterion) {
         b.iter_batched(
             request,
             |r| send(&mut v.static_header, r),
-            BatchSize::SmallInput,
+            BatchSize::NumIterations(1_000),
         )
     });
     group.bench_function("cxone_auth", |b| {
-        b.iter_batched(request, |r| send(&mut v.cxone, r), BatchSize::SmallInput)
+        b.iter_batched(
+            request,
+            |r| send(&mut v.cxone, r),
+            BatchSize::NumIterations(1_000),
+        )
     });
     group.bench_function("retry+static_header", |b| {
         b.iter_batched(
             request,
             |r| send(&mut v.retry_static, r),
-            BatchSize::SmallInput,
+            BatchSize::NumIterations(1_000),
         )
     });
     group.bench_function("retry+cxone_auth", |b| {
         b.iter_batched(
             request,
             |r| send(&mut v.retry_cxone, r),
-            BatchSize::SmallInput,
+            BatchSize::NumIterations(1_000),
         )
     });
     group.bench_function("mutex", |b| {
-        b.iter_batched(request, |r| send(&mut v.mutex, r), BatchSize::SmallInput)
+        b.iter_batched(
+            request,
+            |r| send(&mut v.mutex, r),
+            BatchSize::NumIterations(1_000),
+        )
     });
     group.bench_function("tokio_rwlock", |b| {
-        b.iter_batched(request, |r| send(&mut v.rwlock, r), BatchSize::SmallInput)
+        b.iter_batched(
+            request,
+            |r| send(&mut v.rwlock, r),
+            BatchSize::NumIterations(1_000),
+        )
     });
     group.finish();
 }
 
-/// Time and allocations per request for one variant, measured over `n`
-/// requests built beforehand (so building them is not counted).
-fn measure<S>(service: &mut S, n: usize) -> (Duration, f64)
+/// Nanoseconds and allocations per request for one batch of `n` requests,
+/// built beforehand (building them is not counted) and so still in the cache,
+/// as a request a client has just built is.
+fn batch<S>(service: &mut S, n: usize) -> (f64, u64)
 where
     S: Service<Request<()>>,
     S::Error: std::fmt::Debug,
 {
-    let mut best = Duration::MAX;
-    let mut allocations = 0;
-    for _ in 0..5 {
-        let requests: Vec<_> = (0..n).map(|_| request()).collect();
-        let region = Region::new(GLOBAL);
-        let start = Instant::now();
-        for r in requests {
-            send(service, r);
-        }
-        let elapsed = start.elapsed();
-        allocations = region.change().allocations;
-        best = best.min(elapsed);
+    let requests: Vec<_> = (0..n).map(|_| request()).collect();
+    let region = Region::new(GLOBAL);
+    let start = Instant::now();
+    for r in requests {
+        send(service, r);
     }
-    (best / n as u32, allocations as f64 / n as f64)
+    let elapsed = start.elapsed();
+    (
+        elapsed.as_secs_f64() * 1e9 / n as f64,
+        region.change().allocations as u64,
+    )
 }
 
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs the variants in interleaved rounds, so that whatever else the
+/// machine does falls on all of them alike, and compares each with the static
+/// header of the same round: the ratio reported is the median of those
+/// per-round ratios.
 fn report() {
+    const ROUNDS: usize = 400;
+    const BATCH: usize = 1_000;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let _guard = runtime.enter();
     let mut v = variants(&runtime);
-    const N: usize = 200_000;
-    let floor = measure(&mut v.static_header, N);
-    let rows = [
-        ("static header (floor)", floor),
-        ("cxone-auth layer", measure(&mut v.cxone, N)),
-        ("Mutex<HeaderValue>", measure(&mut v.mutex, N)),
-        ("retry + static header", measure(&mut v.retry_static, N)),
-        ("retry + cxone-auth", measure(&mut v.retry_cxone, N)),
-        ("tokio RwLock, boxed", measure(&mut v.rwlock, N)),
+    let names = [
+        "static header (floor)",
+        "cxone-auth layer",
+        "Mutex<HeaderValue>",
+        "tokio RwLock, boxed",
+        "retry + static header",
+        "retry + cxone-auth",
     ];
-    println!("\nper request through a no-op service (best of 5 x {N}; request building excluded):");
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    let mut allocations = [0; 6];
+    for _ in 0..ROUNDS {
+        let round = [
+            batch(&mut v.static_header, BATCH),
+            batch(&mut v.cxone, BATCH),
+            batch(&mut v.mutex, BATCH),
+            batch(&mut v.rwlock, BATCH),
+            batch(&mut v.retry_static, BATCH),
+            batch(&mut v.retry_cxone, BATCH),
+        ];
+        for (total, (_, allocs)) in allocations.iter_mut().zip(&round) {
+            *total += allocs;
+        }
+        rounds.push(round.map(|(ns, _)| ns));
+    }
+    let ratio = |i: usize, base: usize| median(rounds.iter().map(|r| r[i] / r[base]).collect());
+    println!(
+        "\nper request through a no-op service ({ROUNDS} interleaved rounds of {BATCH}; medians; request building excluded):"
+    );
     println!(
         "{:<24} {:>10} {:>14} {:>12}",
         "variant", "ns/req", "allocs/req", "vs floor"
     );
-    for (name, (time, allocs)) in &rows {
+    for (i, name) in names.iter().enumerate() {
         println!(
-            "{name:<24} {:>10.1} {allocs:>14.2} {:>11.2}x",
-            time.as_secs_f64() * 1e9,
-            time.as_secs_f64() / floor.0.as_secs_f64()
+            "{name:<24} {:>10.1} {:>14.2} {:>11.2}x",
+            median(rounds.iter().map(|r| r[i]).collect()),
+            allocations[i] as f64 / (ROUNDS * BATCH) as f64,
+            ratio(i, 0),
         );
     }
-    let (retry_static, retry_cxone) = (rows[3].1.0, rows[4].1.0);
     println!(
         "full stack (retry + auth) vs retry + static header: {:.2}x",
-        retry_cxone.as_secs_f64() / retry_static.as_secs_f64()
+        ratio(5, 4)
     );
 }
 

@@ -164,13 +164,29 @@ async fn leaves_requests_that_carry_authorization_alone() {
     let client = ServiceBuilder::new()
         .layer(CxoneAuthLayer::new(counting_source(Arc::clone(&fetches))))
         .service(recorder.service(|_| StatusCode::UNAUTHORIZED));
-    let mut request = get("https://example.com/elsewhere");
-    request
-        .headers_mut()
-        .insert(AUTHORIZATION, "Basic dXNlcjpwYXNz".parse().unwrap());
-    let response = client.oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(recorder.seen(), vec![Some("Basic dXNlcjpwYXNz".to_owned())]);
+    // To a host that may not get the token, and to one that may: both are
+    // sent as they are, and their 401s are not about the layer's token.
+    for (uri, header) in [
+        ("https://example.com/elsewhere", "Basic dXNlcjpwYXNz"),
+        (
+            "https://api-na1.niceincontact.com/x",
+            "Bearer the-callers-own",
+        ),
+    ] {
+        let mut request = get(uri);
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, header.parse().unwrap());
+        let response = client.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        recorder.seen(),
+        vec![
+            Some("Basic dXNlcjpwYXNz".to_owned()),
+            Some("Bearer the-callers-own".to_owned())
+        ]
+    );
     assert_eq!(fetches.load(Ordering::SeqCst), 0);
 }
 

@@ -28,6 +28,7 @@ use std::sync::{Arc, Weak};
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use super::registry::{self, CacheKey};
 use super::timing::Schedule;
 use crate::AccessToken;
 
@@ -36,12 +37,30 @@ use crate::AccessToken;
 /// driven. A power of two, so the check is a mask; rare enough to cost nothing.
 pub(crate) const CLOCK_CHECK_INTERVAL: u64 = 256;
 
-/// Which token a request carried: a number given to each token the cache
-/// takes in, for [`TokenCache::invalidate_id`](crate::TokenCache::invalidate_id).
+/// Which token a request carried: the cache it came from and a number given
+/// to each token that cache takes in, for
+/// [`TokenCache::invalidate_id`](crate::TokenCache::invalidate_id).
 ///
-/// Cheap to copy and keep with a request, unlike the token itself.
+/// Cheap to copy and keep with a request, unlike the token itself. Unique in
+/// the process: an id never matches another cache's token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenId(pub(crate) u64);
+pub struct TokenId {
+    cache: CacheKey,
+    token: u64,
+}
+
+impl TokenId {
+    pub(crate) fn new(cache: CacheKey, token: u64) -> Self {
+        Self { cache, token }
+    }
+
+    /// Invalidates this token in its cache, if the cache is alive and the
+    /// token still current: [`TokenCache::invalidate_id`](crate::TokenCache::invalidate_id)
+    /// without a handle to the cache, for the rare path of a rejected request.
+    pub(crate) fn invalidate(self) -> bool {
+        registry::find(self.cache).is_some_and(|shared| shared.invalidate(|entry| entry.id == self))
+    }
+}
 
 /// The current token and when it is due.
 #[derive(Debug)]

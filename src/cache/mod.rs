@@ -88,6 +88,7 @@ mod reader;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
+mod registry;
 mod shared;
 mod stats;
 pub mod store;
@@ -151,7 +152,7 @@ impl TokenCache {
         store: Option<(Arc<dyn TokenStore>, String)>,
     ) -> Self {
         Self {
-            shared: Arc::new(Shared::new(source, config, store)),
+            shared: Shared::new(source, config, store),
         }
     }
 

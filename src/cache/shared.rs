@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use super::builder::Config;
 use super::cell::{self, CLOCK_CHECK_INTERVAL, Entry, TokenId};
 use super::flight::{FlightTask, Outcome, Reason};
+use super::registry::{self, CacheKey};
 use super::stats::Counters;
 use super::store::TokenStore;
 use super::timing::Schedule;
@@ -37,6 +38,7 @@ use crate::token::DynTokenSource;
 use crate::{AccessToken, Error};
 
 pub(crate) struct Shared {
+    pub(crate) key: CacheKey,
     pub(crate) cell: ArcSwapOption<Entry>,
     /// A hint mirroring `flight.running.is_some()`, read without the lock so
     /// that reads past the refresh point do not all take it.
@@ -74,12 +76,14 @@ pub(crate) enum Next {
 }
 
 impl Shared {
+    /// The state of a new cache, registered so that its [`TokenId`]s find it.
     pub(crate) fn new(
         source: Arc<dyn DynTokenSource>,
         config: Config,
         store: Option<(Arc<dyn TokenStore>, String)>,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        let shared = Arc::new(Self {
+            key: CacheKey::next(),
             cell: ArcSwapOption::empty(),
             in_flight: AtomicBool::new(false),
             flight: Mutex::new(Flight::default()),
@@ -87,7 +91,9 @@ impl Shared {
             config,
             source,
             store,
-        }
+        });
+        registry::register(&shared);
+        shared
     }
 
     fn flight(&self) -> MutexGuard<'_, Flight> {
@@ -263,7 +269,7 @@ impl Shared {
                 flight.last_error = None;
                 flight.retry_at = None;
                 flight.last_id += 1;
-                let id = TokenId(flight.last_id);
+                let id = TokenId::new(self.key, flight.last_id);
                 Ok(self.publish(&mut flight, Arc::new(token), id, schedule, now, true))
             }
             Err(error) => {
@@ -348,6 +354,7 @@ pub(crate) fn later(now: Instant, wait: Duration) -> Instant {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        registry::unregister(self.key);
         // The tasks hold the state weakly; end them with it.
         let flight = self
             .flight

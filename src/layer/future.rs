@@ -19,34 +19,31 @@ use crate::cache::TokenId;
 use crate::error::BoxError;
 use crate::{Error, TokenCache};
 
-/// Which token a request carries, and the cache to tell if the server
-/// rejects it.
-#[derive(Debug)]
-pub(crate) struct Authorized {
-    tokens: TokenCache,
-    id: TokenId,
+/// Invalidates the token `id` if `response` rejects it. Invalidation is by
+/// identity, so a burst of 401s for one token causes one refresh.
+///
+/// The id alone finds its cache (see `TokenId::invalidate`): the response
+/// future holds no handle to the cache, whose reference count would cost
+/// every request two atomic operations for the rare rejected one.
+#[inline]
+fn check<T: AuthResponse>(id: TokenId, response: &T) {
+    if rejects_token(response) {
+        rejected(id, response.status());
+    }
 }
 
-impl Authorized {
-    pub(crate) fn new(tokens: TokenCache, id: TokenId) -> Self {
-        Self { tokens, id }
-    }
-
-    /// Invalidates the token if `response` rejects it. Invalidation is by
-    /// identity, so a burst of 401s for one token causes one refresh.
-    fn check<T: AuthResponse>(self, response: &T) {
-        if rejects_token(response) {
-            tracing::debug!(status = %response.status(), "the server rejected the CXone token");
-            self.tokens.invalidate_id(self.id);
-        }
-    }
+#[cold]
+#[inline(never)]
+fn rejected(id: TokenId, status: http::StatusCode) {
+    tracing::debug!(%status, "the server rejected the CXone token");
+    id.invalidate();
 }
 
 pin_project! {
     /// The response future of [`CxoneAuth`](super::CxoneAuth).
     ///
     /// With a cached token it is the inner service's future plus the id of
-    /// the token it carried: no allocation. Without one it first waits for the
+    /// the token it carried: no allocation, no reference count. Without one it first waits for the
     /// token, then for the inner service's readiness, then calls it.
     ///
     /// # Panics
@@ -65,7 +62,7 @@ pin_project! {
         Called {
             #[pin]
             future: F,
-            authorized: Option<Authorized>,
+            token: Option<TokenId>,
         },
         /// Waiting for a token, then for the inner service's readiness. Boxed:
         /// it is off the cached-token path, and it holds the request, which
@@ -82,11 +79,11 @@ pin_project! {
 
 /// A call that has not reached the inner service yet.
 struct Waiting<S, R> {
-    /// The token being loaded, and the cache it comes from.
-    load: Option<(TokenLoad, TokenCache)>,
+    /// The token being loaded.
+    load: Option<TokenLoad>,
     inner: S,
     request: Option<R>,
-    authorized: Option<Authorized>,
+    token: Option<TokenId>,
 }
 
 type TokenLoad = BoxFuture<'static, Result<Loaded, Error>>;
@@ -100,16 +97,16 @@ struct Loaded {
 }
 
 impl<F, S, R> ResponseFuture<F, S, R> {
-    pub(crate) fn called(future: F, authorized: Option<Authorized>) -> Self {
+    pub(crate) fn called(future: F, token: Option<TokenId>) -> Self {
         Self {
-            state: State::Called { future, authorized },
+            state: State::Called { future, token },
         }
     }
 
     /// A call that waits for the inner service's readiness: its request
     /// already carries its token, if any.
-    pub(crate) fn readying(inner: S, request: R, authorized: Option<Authorized>) -> Self {
-        Self::waiting(None, inner, request, authorized)
+    pub(crate) fn readying(inner: S, request: R, token: Option<TokenId>) -> Self {
+        Self::waiting(None, inner, request, token)
     }
 
     /// A call that waits for a token from `tokens` first and, with a
@@ -120,31 +117,25 @@ impl<F, S, R> ResponseFuture<F, S, R> {
         tokens: TokenCache,
         router: Option<Arc<TenantRouter>>,
     ) -> Self {
-        let loader = tokens.clone();
         let load: TokenLoad = Box::pin(async move {
-            let (header, id) = loader.header_with_id().await?;
+            let (header, id) = tokens.header_with_id().await?;
             let route = match router {
-                Some(router) => Some(router.route(id, &loader).await?),
+                Some(router) => Some(router.route(id, &tokens).await?),
                 None => None,
             };
             Ok(Loaded { header, id, route })
         });
-        Self::waiting(Some((load, tokens)), inner, request, None)
+        Self::waiting(Some(load), inner, request, None)
     }
 
-    fn waiting(
-        load: Option<(TokenLoad, TokenCache)>,
-        inner: S,
-        request: R,
-        authorized: Option<Authorized>,
-    ) -> Self {
+    fn waiting(load: Option<TokenLoad>, inner: S, request: R, token: Option<TokenId>) -> Self {
         Self {
             state: State::Waiting {
                 waiting: Box::new(Waiting {
                     load,
                     inner,
                     request: Some(request),
-                    authorized,
+                    token,
                 }),
             },
         }
@@ -169,40 +160,74 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         loop {
-            match state.as_mut().project() {
-                StateProj::Called { future, authorized } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if let Some(authorized) = authorized.take() {
-                        authorized.check(&response);
-                    }
-                    return Poll::Ready(Ok(response));
+            if let StateProj::Called { future, token } = state.as_mut().project() {
+                let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                if let Some(id) = token.take() {
+                    check(id, &response);
                 }
-                StateProj::Waiting { waiting } => {
-                    if let Some((load, tokens)) = &mut waiting.load {
-                        let Loaded { header, id, route } = ready!(load.as_mut().poll(cx))?;
-                        let request = waiting.request.as_mut().expect(POLLED_AFTER_COMPLETION);
-                        if let Some(route) = route {
-                            route.apply(request)?;
-                        }
-                        request.headers_mut().insert(AUTHORIZATION, header);
-                        waiting.authorized = Some(Authorized::new(tokens.clone(), id));
-                        waiting.load = None;
-                    }
-                    ready!(waiting.inner.poll_ready(cx)).map_err(Into::into)?;
-                    let request = waiting.request.take().expect(POLLED_AFTER_COMPLETION);
-                    let future = waiting.inner.call(request);
-                    let authorized = waiting.authorized.take();
-                    state.set(State::Called { future, authorized });
-                }
-                StateProj::Refused { error } => {
-                    let error = error.take().expect(POLLED_AFTER_COMPLETION);
-                    return Poll::Ready(Err(error.into()));
-                }
+                return Poll::Ready(Ok(response));
+            }
+            ready!(State::poll_until_called(state.as_mut(), cx))?;
+        }
+    }
+}
+
+impl<F, S, R> State<F, S, R>
+where
+    S: Service<R, Future = F>,
+    S::Error: Into<BoxError>,
+    R: AuthRequest,
+{
+    /// Drives a call that has not reached the inner service yet until it
+    /// has, or fails. Out of line: the cached-token path never comes here,
+    /// and keeping it apart keeps that path's poll small enough to inline.
+    #[inline(never)]
+    fn poll_until_called(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), BoxError>> {
+        match self.as_mut().project() {
+            StateProj::Called { .. } => {}
+            StateProj::Waiting { waiting } => {
+                ready!(waiting.poll_ready(cx))?;
+                let request = waiting.request.take().expect(POLLED_AFTER_COMPLETION);
+                let future = waiting.inner.call(request);
+                let token = waiting.token;
+                self.set(State::Called { future, token });
+            }
+            StateProj::Refused { error } => {
+                let error = error.take().expect(POLLED_AFTER_COMPLETION);
+                return Poll::Ready(Err(error.into()));
             }
         }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S, R> Waiting<S, R>
+where
+    S: Service<R>,
+    S::Error: Into<BoxError>,
+    R: AuthRequest,
+{
+    /// Waits for the token (if it is loading), then for the inner service's
+    /// readiness.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if let Some(load) = &mut self.load {
+            let Loaded { header, id, route } = ready!(load.as_mut().poll(cx))?;
+            let request = self.request.as_mut().expect(POLLED_AFTER_COMPLETION);
+            if let Some(route) = route {
+                route.apply(request)?;
+            }
+            request.headers_mut().insert(AUTHORIZATION, header);
+            self.token = Some(id);
+            self.load = None;
+        }
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 }
 

@@ -8,11 +8,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 use url::Url;
 
-use super::future::{Authorized, ResponseFuture};
+use super::future::ResponseFuture;
 use super::hosts::AllowedHosts;
 use super::request::{AuthRequest, AuthResponse, host_of};
 use super::routing::{DEFAULT_DISCOVERY_BACKOFF, TenantRouter};
-use crate::cache::TokenReader;
+use crate::cache::{TokenId, TokenReader};
 use crate::error::BoxError;
 use crate::token::TenantDiscovery;
 use crate::{Error, TokenCache};
@@ -187,9 +187,9 @@ pub struct CxoneAuth<S> {
     inner: S,
     tokens: TokenReader,
     config: Arc<Config>,
-    /// The scheme and authority of the last request allowed: most clients
-    /// talk to one host, so the host check is mostly this comparison.
-    allowed_origin: Option<(Box<str>, Box<str>)>,
+    /// The last origin allowed: most clients talk to one host, so the host
+    /// check is mostly this comparison.
+    allowed_origin: Option<AllowedOrigin>,
     /// Whether `inner` has been driven to readiness for the next call.
     inner_ready: bool,
 }
@@ -239,27 +239,153 @@ impl<S: Clone> Clone for CxoneAuth<S> {
     }
 }
 
+/// A scheme and authority the host rules allowed.
+#[derive(Debug)]
+struct AllowedOrigin {
+    /// https, else http (the only other scheme the rules can allow).
+    https: bool,
+    authority: Box<str>,
+}
+
+impl AllowedOrigin {
+    fn new(scheme: &str, authority: &str) -> Option<Self> {
+        let https = match scheme {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        let authority = authority.into();
+        Some(Self { https, authority })
+    }
+
+    /// Compares with constants, which the compiler inlines: no call to
+    /// `memcmp` for the scheme.
+    #[inline]
+    fn is(&self, scheme: &str, authority: &str) -> bool {
+        let same_scheme = if self.https {
+            scheme == "https"
+        } else {
+            scheme == "http"
+        };
+        same_scheme && *self.authority == *authority
+    }
+}
+
 impl<S> CxoneAuth<S> {
     /// Refuses requests that must not carry the token, and says where an
     /// allowed one goes.
+    #[inline]
     fn check<R: AuthRequest>(&mut self, request: &R) -> Result<Destination, Error> {
         let origin = request.scheme().zip(request.authority());
-        if let (Some((scheme, authority)), Some((allowed_scheme, allowed_authority))) =
-            (origin, &self.allowed_origin)
-            && **allowed_scheme == *scheme
-            && **allowed_authority == *authority
+        if let (Some((scheme, authority)), Some(allowed)) = (origin, &self.allowed_origin)
+            && allowed.is(scheme, authority)
         {
             return Ok(Destination::AsIs);
         }
+        self.check_rules(origin)
+    }
+
+    /// The host rules, for an origin other than the last one allowed.
+    #[inline(never)]
+    fn check_rules(&mut self, origin: Option<(&str, &str)>) -> Result<Destination, Error> {
         let destination = self.config.check(origin)?;
         if let Some((scheme, authority)) = origin {
-            self.allowed_origin = Some((scheme.into(), authority.into()));
+            self.allowed_origin = AllowedOrigin::new(scheme, authority);
         }
         Ok(destination)
     }
 }
 
+/// What [`CxoneAuth::authorize`] did to a request.
+enum Authorize {
+    /// Inserted the cached token, this one.
+    Inserted(TokenId),
+    /// Nothing: the request carries its own `Authorization`.
+    Preset,
+    /// Nothing: no usable token is cached.
+    NoToken,
+}
+
 impl<S: Clone> CxoneAuth<S> {
+    /// Inserts the cached token, unless the request already carries
+    /// `Authorization`: that is the caller's choice, sent as it is.
+    ///
+    /// The token is read here, at the call, not kept from `poll_ready`: a
+    /// call can come long after its `poll_ready` (a retry layer holds
+    /// requests through a cool-down while the ready service waits), by when
+    /// that token may have been invalidated or have expired.
+    #[inline]
+    fn authorize<R: AuthRequest>(&mut self, request: &mut R) -> Authorize {
+        if request.headers().contains_key(AUTHORIZATION) {
+            return Authorize::Preset;
+        }
+        let Some((header, id)) = self.tokens.cached_header() else {
+            return Authorize::NoToken;
+        };
+        request.headers_mut().insert(AUTHORIZATION, header);
+        Authorize::Inserted(id)
+    }
+
+    /// Calls the inner service with `request`, or first waits for its
+    /// readiness if `poll_ready` did not drive it.
+    #[inline]
+    fn forward<R>(&mut self, request: R, token: Option<TokenId>) -> ResponseFuture<S::Future, S, R>
+    where
+        S: Service<R>,
+    {
+        if std::mem::take(&mut self.inner_ready) {
+            ResponseFuture::called(self.inner.call(request), token)
+        } else {
+            ResponseFuture::readying(self.inner.clone(), request, token)
+        }
+    }
+
+    /// A request the host rules refuse: sent as it is if it carries its own
+    /// `Authorization` (the caller's choice, wherever it goes), else refused.
+    #[cold]
+    #[inline(never)]
+    fn call_refused<R>(&mut self, request: R, refused: Error) -> ResponseFuture<S::Future, S, R>
+    where
+        S: Service<R>,
+        R: AuthRequest,
+    {
+        if request.headers().contains_key(AUTHORIZATION) {
+            self.forward(request, None)
+        } else {
+            ResponseFuture::refused(refused)
+        }
+    }
+
+    /// A path-only request with tenant routing: sent to the API host of the
+    /// token's tenant, waiting for the token or the tenant's discovery if
+    /// need be. A request with its own `Authorization` is sent as it is.
+    #[inline(never)]
+    fn call_routed<R>(&mut self, mut request: R) -> ResponseFuture<S::Future, S, R>
+    where
+        S: Service<R>,
+        R: AuthRequest,
+    {
+        if request.headers().contains_key(AUTHORIZATION) {
+            return self.forward(request, None);
+        }
+        let router = self.config.router().cloned();
+        let Some((header, id)) = self.tokens.cached_header() else {
+            let inner = self.take_inner();
+            return ResponseFuture::loading(inner, request, self.tokens.cache(), router);
+        };
+        if let Some(router) = router {
+            let Some(route) = router.cached_route(id, &mut self.tokens) else {
+                let inner = self.unreserved_inner();
+                return ResponseFuture::loading(inner, request, self.tokens.cache(), Some(router));
+            };
+            if let Err(error) = route.apply(&mut request) {
+                return ResponseFuture::refused(error);
+            }
+        }
+        request.headers_mut().insert(AUTHORIZATION, header);
+        self.forward(request, Some(id))
+    }
+
     /// Takes the inner service for a call that must wait (for a token or for
     /// readiness) before it is sent, leaving a clone behind. When `inner` was
     /// already driven to readiness it goes along, so the capacity it holds is
@@ -310,51 +436,18 @@ where
     }
 
     fn call(&mut self, mut request: R) -> Self::Future {
-        // A request that already carries `Authorization` is the caller's
-        // choice: it is sent as it is, wherever it goes.
-        let authorized = if request.headers().contains_key(AUTHORIZATION) {
-            None
-        } else {
-            let destination = match self.check(&request) {
-                Ok(destination) => destination,
-                Err(error) => return ResponseFuture::refused(error),
-            };
-            let router = match destination {
-                Destination::AsIs => None,
-                Destination::Tenant => self.config.router().cloned(),
-            };
-            // The token is read here, not kept from `poll_ready`: a call can
-            // come long after its `poll_ready` (a retry layer holds requests
-            // through a cool-down while the ready service waits), by when
-            // that token may have been invalidated or have expired.
-            let Some((header, id)) = self.tokens.cached_header() else {
-                return ResponseFuture::loading(
-                    self.take_inner(),
-                    request,
-                    self.tokens.cache(),
-                    router,
-                );
-            };
-            if let Some(router) = router {
-                let Some(route) = router.cached_route(id, &mut self.tokens) else {
-                    return ResponseFuture::loading(
-                        self.unreserved_inner(),
-                        request,
-                        self.tokens.cache(),
-                        Some(router),
-                    );
-                };
-                if let Err(error) = route.apply(&mut request) {
-                    return ResponseFuture::refused(error);
+        let token = match self.check(&request) {
+            Ok(Destination::AsIs) => match self.authorize(&mut request) {
+                Authorize::Inserted(id) => Some(id),
+                Authorize::Preset => None,
+                Authorize::NoToken => {
+                    let inner = self.take_inner();
+                    return ResponseFuture::loading(inner, request, self.tokens.cache(), None);
                 }
-            }
-            request.headers_mut().insert(AUTHORIZATION, header);
-            Some(Authorized::new(self.tokens.cache(), id))
+            },
+            Ok(Destination::Tenant) => return self.call_routed(request),
+            Err(refused) => return self.call_refused(request, refused),
         };
-        if std::mem::take(&mut self.inner_ready) {
-            ResponseFuture::called(self.inner.call(request), authorized)
-        } else {
-            ResponseFuture::readying(self.inner.clone(), request, authorized)
-        }
+        self.forward(request, token)
     }
 }
