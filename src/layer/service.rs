@@ -296,6 +296,15 @@ impl<S> CxoneAuth<S> {
     }
 }
 
+/// Whether the request carries its own `Authorization`. A request often has
+/// no headers at all when it reaches the layer (clients add theirs later), so
+/// that is checked first, inline.
+#[inline]
+fn has_authorization<R: AuthRequest>(request: &R) -> bool {
+    let headers = request.headers();
+    !headers.is_empty() && headers.contains_key(AUTHORIZATION)
+}
+
 /// What [`CxoneAuth::authorize`] did to a request.
 enum Authorize {
     /// Inserted the cached token, this one.
@@ -316,7 +325,7 @@ impl<S: Clone> CxoneAuth<S> {
     /// that token may have been invalidated or have expired.
     #[inline]
     fn authorize<R: AuthRequest>(&mut self, request: &mut R) -> Authorize {
-        if request.headers().contains_key(AUTHORIZATION) {
+        if has_authorization(request) {
             return Authorize::Preset;
         }
         let Some((header, id)) = self.tokens.cached_header() else {
@@ -349,7 +358,7 @@ impl<S: Clone> CxoneAuth<S> {
         S: Service<R>,
         R: AuthRequest,
     {
-        if request.headers().contains_key(AUTHORIZATION) {
+        if has_authorization(&request) {
             self.forward(request, None)
         } else {
             ResponseFuture::refused(refused)
@@ -365,7 +374,7 @@ impl<S: Clone> CxoneAuth<S> {
         S: Service<R>,
         R: AuthRequest,
     {
-        if request.headers().contains_key(AUTHORIZATION) {
+        if has_authorization(&request) {
             return self.forward(request, None);
         }
         let router = self.config.router().cloned();
