@@ -342,6 +342,62 @@ async fn no_buffer_slot_is_held_while_a_token_loads() {
 /// sent is the one current at the call, never one read at `poll_ready` that
 /// was invalidated or has expired since.
 #[tokio::test(start_paused = true)]
+async fn a_slot_reserved_before_the_token_went_is_released_while_it_loads() {
+    let recorder = Recorder::default();
+    let buffered = Buffer::new(recorder.service::<()>(ok), 1);
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let tokens =
+        TokenCache::new(from_fn({
+            let fetches = Arc::clone(&fetches);
+            move || {
+                let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    if n > 1 {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    Ok(AccessToken::new(format!("token-{n}"))?
+                        .with_lifetime(Duration::from_secs(3600)))
+                }
+            }
+        }));
+    let mut authed = ServiceBuilder::new()
+        .layer(CxoneAuthLayer::new(tokens.clone()))
+        .service(buffered.clone());
+
+    // With a token, readiness reserves the buffer's one slot for the call.
+    authed.ready().await.unwrap().call(get(API)).await.unwrap();
+    authed.ready().await.unwrap();
+    // The token is revoked between readiness and the call.
+    assert!(tokens.invalidate(&tokens.cached().unwrap()));
+    let loading = tokio::spawn(authed.call(get(API)));
+    tokio::task::yield_now().await;
+
+    // The call gave the slot back while the new token loads.
+    let start = tokio::time::Instant::now();
+    let mut direct = buffered.clone();
+    direct
+        .ready()
+        .await
+        .unwrap()
+        .call(get("https://api-na1.niceincontact.com/direct"))
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO, "the buffer slot was free");
+
+    let response = loading.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        recorder.seen(),
+        vec![
+            Some("Bearer token-1".to_owned()),
+            None,
+            Some("Bearer token-2".to_owned())
+        ]
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_token_is_read_at_the_call_not_at_poll_ready() {
     let recorder = Recorder::default();
     let fetches = Arc::new(AtomicUsize::new(0));

@@ -192,6 +192,10 @@ pub struct CxoneAuth<S> {
     allowed_origin: Option<AllowedOrigin>,
     /// Whether `inner` has been driven to readiness for the next call.
     inner_ready: bool,
+    /// Whether the last call found a usable token. `poll_ready` drives
+    /// `inner` to readiness only then (or when the cache has one again), so
+    /// a buffered inner service holds no slot while a token loads.
+    token_seen: bool,
 }
 
 impl<S> CxoneAuth<S> {
@@ -208,6 +212,7 @@ impl<S> CxoneAuth<S> {
             config,
             allowed_origin: None,
             inner_ready: false,
+            token_seen: false,
         }
     }
 
@@ -329,8 +334,10 @@ impl<S: Clone> CxoneAuth<S> {
             return Authorize::Preset;
         }
         let Some((header, id)) = self.tokens.cached_header() else {
+            self.token_seen = false;
             return Authorize::NoToken;
         };
+        self.token_seen = true;
         request.headers_mut().insert(AUTHORIZATION, header);
         Authorize::Inserted(id)
     }
@@ -379,9 +386,11 @@ impl<S: Clone> CxoneAuth<S> {
         }
         let router = self.config.router().cloned();
         let Some((header, id)) = self.tokens.cached_header() else {
-            let inner = self.take_inner();
+            self.token_seen = false;
+            let inner = self.unreserved_inner();
             return ResponseFuture::loading(inner, request, self.tokens.cache(), router);
         };
+        self.token_seen = true;
         if let Some(router) = router {
             let Some(route) = router.cached_route(id, &mut self.tokens) else {
                 let inner = self.unreserved_inner();
@@ -395,23 +404,10 @@ impl<S: Clone> CxoneAuth<S> {
         self.forward(request, Some(id))
     }
 
-    /// Takes the inner service for a call that must wait (for a token or for
-    /// readiness) before it is sent, leaving a clone behind. When `inner` was
-    /// already driven to readiness it goes along, so the capacity it holds is
-    /// used by this call instead of staying reserved in `self`.
-    fn take_inner(&mut self) -> S {
-        if std::mem::take(&mut self.inner_ready) {
-            let clone = self.inner.clone();
-            std::mem::replace(&mut self.inner, clone)
-        } else {
-            self.inner.clone()
-        }
-    }
-
-    /// A clone of the inner service for a call that waits for tenant
-    /// discovery, a network round trip: capacity `inner` reserved in
-    /// `poll_ready` is released (the reserved instance is dropped) rather
-    /// than held through the wait.
+    /// A clone of the inner service for a call that waits for a token or for
+    /// tenant discovery: capacity `inner` reserved in `poll_ready` is
+    /// released (the reserved instance is dropped) rather than held through
+    /// the wait.
     fn unreserved_inner(&mut self) -> S {
         if std::mem::take(&mut self.inner_ready) {
             self.inner = self.inner.clone();
@@ -431,12 +427,14 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, S, R>;
 
-    /// Ready at once when no token is cached: the call will load one first and
+    /// Ready at once when there is no token: the call will load one first and
     /// only then drive the inner service to readiness, so a buffered inner
     /// service (a tonic `Channel`, `BufferLayer`) holds no slot while a token
-    /// loads.
+    /// loads. The cache is asked only when the last call found no token; a
+    /// call that finds none after all releases the capacity reserved here.
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.inner_ready || !self.tokens.has_token() {
+        if self.inner_ready || !(self.token_seen || self.tokens.has_token()) {
             return Poll::Ready(Ok(()));
         }
         ready!(self.inner.poll_ready(cx)).map_err(Into::into)?;
@@ -444,13 +442,14 @@ where
         Poll::Ready(Ok(()))
     }
 
+    #[inline]
     fn call(&mut self, mut request: R) -> Self::Future {
         let token = match self.check(&request) {
             Ok(Destination::AsIs) => match self.authorize(&mut request) {
                 Authorize::Inserted(id) => Some(id),
                 Authorize::Preset => None,
                 Authorize::NoToken => {
-                    let inner = self.take_inner();
+                    let inner = self.unreserved_inner();
                     return ResponseFuture::loading(inner, request, self.tokens.cache(), None);
                 }
             },
