@@ -11,6 +11,7 @@
 //! keys are never reused, so a key outlives its cache harmlessly.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 
@@ -18,15 +19,16 @@ use super::shared::Shared;
 
 static LIVE: RwLock<BTreeMap<CacheKey, Weak<Shared>>> = RwLock::new(BTreeMap::new());
 
-/// Which cache a token came from; unique in the process.
+/// Which cache a token came from; unique in the process. Never zero, so an
+/// `Option<TokenId>` is no larger than a `TokenId`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct CacheKey(u64);
+pub(crate) struct CacheKey(NonZeroU64);
 
 impl CacheKey {
     /// A key no cache has had.
     pub(crate) fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+        Self(NonZeroU64::MIN.saturating_add(NEXT.fetch_add(1, Ordering::Relaxed)))
     }
 }
 

@@ -356,6 +356,16 @@ impl<S: Clone> CxoneAuth<S> {
         }
     }
 
+    /// A call that waits for a token first.
+    #[inline(never)]
+    fn call_loading<R>(&mut self, request: R) -> ResponseFuture<S::Future, S, R>
+    where
+        S: Service<R>,
+    {
+        let inner = self.unreserved_inner();
+        ResponseFuture::loading(inner, request, self.tokens.cache(), None)
+    }
+
     /// A request the host rules refuse: sent as it is if it carries its own
     /// `Authorization` (the caller's choice, wherever it goes), else refused.
     #[cold]
@@ -444,17 +454,15 @@ where
 
     #[inline]
     fn call(&mut self, mut request: R) -> Self::Future {
-        let token = match self.check(&request) {
-            Ok(Destination::AsIs) => match self.authorize(&mut request) {
-                Authorize::Inserted(id) => Some(id),
-                Authorize::Preset => None,
-                Authorize::NoToken => {
-                    let inner = self.unreserved_inner();
-                    return ResponseFuture::loading(inner, request, self.tokens.cache(), None);
-                }
-            },
+        match self.check(&request) {
+            Ok(Destination::AsIs) => {}
             Ok(Destination::Tenant) => return self.call_routed(request),
             Err(refused) => return self.call_refused(request, refused),
+        }
+        let token = match self.authorize(&mut request) {
+            Authorize::Inserted(id) => Some(id),
+            Authorize::Preset => None,
+            Authorize::NoToken => return self.call_loading(request),
         };
         self.forward(request, token)
     }
