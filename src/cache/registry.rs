@@ -1,11 +1,10 @@
-//! The live caches, by key: how a [`TokenId`] reaches its cache.
+//! The live caches, by key: how a [`TokenId`](super::TokenId) reaches its cache.
 //!
 //! A response future that sees a 401 must invalidate the token its request
 //! carried. Holding a handle to the cache for that would cost every request a
-//! reference-count increment and decrement (atomic read-modify-writes, the
-//! largest part of the layer's per-request cost) to serve the rare rejected
-//! one. Instead a [`TokenId`] names its cache by key, and the rare path looks
-//! the key up here.
+//! reference-count increment and decrement (two atomic read-modify-writes) to
+//! serve the rare rejected one. Instead a [`TokenId`](super::TokenId) names
+//! its cache by key, and the rare path looks the key up here.
 //!
 //! Caches register when built and leave when their last handle is dropped;
 //! keys are never reused, so a key outlives its cache harmlessly.

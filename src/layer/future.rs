@@ -43,8 +43,9 @@ pin_project! {
     /// The response future of [`CxoneAuth`](super::CxoneAuth).
     ///
     /// With a cached token it is the inner service's future plus the id of
-    /// the token it carried: no allocation, no reference count. Without one it first waits for the
-    /// token, then for the inner service's readiness, then calls it.
+    /// the token it carried: no allocation, no reference count. Without one
+    /// it first waits for the token, then for the inner service's readiness,
+    /// then calls it.
     ///
     /// # Panics
     ///
