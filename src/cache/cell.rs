@@ -22,13 +22,14 @@
 //! # Ok::<(), cxone_auth::Error>(()) }).unwrap();
 //! ```
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 
 use http::HeaderValue;
 use tokio::time::Instant;
 
-use super::registry::{self, CacheKey};
+use super::registry;
 use super::timing::Schedule;
 use crate::AccessToken;
 
@@ -37,28 +38,27 @@ use crate::AccessToken;
 /// driven. A power of two, so the check is a mask; rare enough to cost nothing.
 pub(crate) const CLOCK_CHECK_INTERVAL: u64 = 256;
 
-/// Which token a request carried: the cache it came from and a number given
-/// to each token that cache takes in, for
-/// [`TokenCache::invalidate_id`](crate::TokenCache::invalidate_id).
+/// Which token a request carried: a number given to each token a cache takes
+/// in, for [`TokenCache::invalidate_id`](crate::TokenCache::invalidate_id).
 ///
 /// Cheap to copy and keep with a request, unlike the token itself. Unique in
-/// the process: an id never matches another cache's token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenId {
-    cache: CacheKey,
-    token: u64,
-}
+/// the process: an id never matches another cache's token. Never zero, so an
+/// `Option<TokenId>` is no larger than a `TokenId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TokenId(NonZeroU64);
 
 impl TokenId {
-    pub(crate) fn new(cache: CacheKey, token: u64) -> Self {
-        Self { cache, token }
+    /// An id no token has had.
+    pub(crate) fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Self(NonZeroU64::MIN.saturating_add(NEXT.fetch_add(1, Relaxed)))
     }
 
-    /// Invalidates this token in its cache, if the cache is alive and the
-    /// token still current: [`TokenCache::invalidate_id`](crate::TokenCache::invalidate_id)
+    /// Invalidates this token in its cache, if it is still the cache's
+    /// current token: [`TokenCache::invalidate_id`](crate::TokenCache::invalidate_id)
     /// without a handle to the cache, for the rare path of a rejected request.
     pub(crate) fn invalidate(self) -> bool {
-        registry::find(self.cache).is_some_and(|shared| shared.invalidate(|entry| entry.id == self))
+        registry::find(self).is_some_and(|shared| shared.invalidate(|entry| entry.id == self))
     }
 }
 

@@ -1,56 +1,50 @@
-//! The live caches, by key: how a [`TokenId`](super::TokenId) reaches its cache.
+//! The current token of every live cache, by id: how a
+//! [`TokenId`](super::TokenId) reaches its cache.
 //!
 //! A response future that sees a 401 must invalidate the token its request
 //! carried. Holding a handle to the cache for that would cost every request a
 //! reference-count increment and decrement (two atomic read-modify-writes) to
-//! serve the rare rejected one. Instead a [`TokenId`](super::TokenId) names
-//! its cache by key, and the rare path looks the key up here.
+//! serve the rare rejected one. Instead it keeps the token's id, unique in
+//! the process, and the rare path looks the id up here.
 //!
-//! Caches register when built and leave when their last handle is dropped;
-//! keys are never reused, so a key outlives its cache harmlessly.
+//! A cache enters its token when it publishes it and takes it out when the
+//! token is replaced, invalidated or dropped with the cache, so only current
+//! tokens are here: an id that is not found names a token there is nothing
+//! left to invalidate.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 
+use super::cell::TokenId;
 use super::shared::Shared;
 
-static LIVE: RwLock<BTreeMap<CacheKey, Weak<Shared>>> = RwLock::new(BTreeMap::new());
-
-/// Which cache a token came from; unique in the process. Never zero, so an
-/// `Option<TokenId>` is no larger than a `TokenId`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct CacheKey(NonZeroU64);
-
-impl CacheKey {
-    /// A key no cache has had.
-    pub(crate) fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        Self(NonZeroU64::MIN.saturating_add(NEXT.fetch_add(1, Ordering::Relaxed)))
-    }
-}
+static CURRENT: RwLock<BTreeMap<TokenId, Weak<Shared>>> = RwLock::new(BTreeMap::new());
 
 // Nothing under these locks can panic halfway through a change, so a
 // poisoned lock still guards a consistent map.
 
-pub(crate) fn register(shared: &Arc<Shared>) {
-    LIVE.write()
+/// `id` is now the current token of `cache`.
+pub(crate) fn enter(id: TokenId, cache: &Arc<Shared>) {
+    CURRENT
+        .write()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(shared.key, Arc::downgrade(shared));
+        .insert(id, Arc::downgrade(cache));
 }
 
-pub(crate) fn unregister(key: CacheKey) {
-    LIVE.write()
+/// `id` is no longer current.
+pub(crate) fn remove(id: TokenId) {
+    CURRENT
+        .write()
         .unwrap_or_else(PoisonError::into_inner)
-        .remove(&key);
+        .remove(&id);
 }
 
-/// The cache with this key, if it is still alive.
-pub(crate) fn find(key: CacheKey) -> Option<Arc<Shared>> {
-    LIVE.read()
+/// The cache whose current token is `id`, if there is one.
+pub(crate) fn find(id: TokenId) -> Option<Arc<Shared>> {
+    CURRENT
+        .read()
         .unwrap_or_else(PoisonError::into_inner)
-        .get(&key)
+        .get(&id)
         .and_then(Weak::upgrade)
 }
 
@@ -62,7 +56,7 @@ mod tests {
     use crate::token::StaticToken;
 
     #[tokio::test(start_paused = true)]
-    async fn an_id_reaches_its_own_cache_only_while_it_lives() {
+    async fn an_id_reaches_its_own_cache_while_its_token_is_current() {
         let source = || StaticToken::new("t").lifetime(Duration::from_secs(3600));
         let (one, other) = (TokenCache::new(source()), TokenCache::new(source()));
         let (_, id) = one.header_with_id().await.unwrap();
@@ -76,9 +70,13 @@ mod tests {
         assert!(other.cached().is_some());
         assert!(id.invalidate(), "the id finds its cache");
         assert!(one.cached().is_none());
+        assert!(super::find(id).is_none(), "an invalidated token leaves");
 
-        let (_, id) = one.header_with_id().await.unwrap();
+        let (_, next) = one.header_with_id().await.unwrap();
+        assert_ne!(next, id);
+        assert!(!id.invalidate(), "a replaced token is not found");
         drop(one);
-        assert!(!id.invalidate(), "a dropped cache is not found");
+        assert!(!next.invalidate(), "a dropped cache's token is not found");
+        assert!(super::find(next).is_none(), "a dropped cache leaves");
     }
 }

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use super::builder::Config;
 use super::cell::{self, CLOCK_CHECK_INTERVAL, Entry, TokenId};
 use super::flight::{FlightTask, Outcome, Reason};
-use super::registry::{self, CacheKey};
+use super::registry;
 use super::stats::Counters;
 use super::store::TokenStore;
 use super::timing::Schedule;
@@ -38,7 +38,6 @@ use crate::token::DynTokenSource;
 use crate::{AccessToken, Error};
 
 pub(crate) struct Shared {
-    pub(crate) key: CacheKey,
     pub(crate) cell: ArcSwapOption<Entry>,
     /// A hint mirroring `flight.running.is_some()`, read without the lock so
     /// that reads past the refresh point do not all take it.
@@ -65,8 +64,6 @@ struct Flight {
     last_error: Option<Error>,
     /// No new fetch before this.
     retry_at: Option<Instant>,
-    /// The id of the last token taken in.
-    last_id: u64,
 }
 
 /// What a caller without a usable token does next.
@@ -76,14 +73,12 @@ pub(crate) enum Next {
 }
 
 impl Shared {
-    /// The state of a new cache, registered so that its [`TokenId`]s find it.
     pub(crate) fn new(
         source: Arc<dyn DynTokenSource>,
         config: Config,
         store: Option<(Arc<dyn TokenStore>, String)>,
     ) -> Arc<Self> {
-        let shared = Arc::new(Self {
-            key: CacheKey::next(),
+        Arc::new(Self {
             cell: ArcSwapOption::empty(),
             in_flight: AtomicBool::new(false),
             flight: Mutex::new(Flight::default()),
@@ -91,9 +86,7 @@ impl Shared {
             config,
             source,
             store,
-        });
-        registry::register(&shared);
-        shared
+        })
     }
 
     fn flight(&self) -> MutexGuard<'_, Flight> {
@@ -208,6 +201,7 @@ impl Shared {
             return false;
         };
         self.cell.store(None);
+        registry::remove(entry.id);
         if let Some(timer) = flight.timer.take() {
             timer.abort();
         }
@@ -245,7 +239,7 @@ impl Shared {
     /// the failure and its backoff (keeping a still-valid token).
     ///
     /// Returns what waiters get.
-    pub(crate) fn land(&self, result: Result<AccessToken, Error>) -> Outcome {
+    pub(crate) fn land(self: &Arc<Self>, result: Result<AccessToken, Error>) -> Outcome {
         let mut flight = self.flight();
         let now = Instant::now();
         flight.running = None;
@@ -268,8 +262,7 @@ impl Shared {
                 flight.failures = 0;
                 flight.last_error = None;
                 flight.retry_at = None;
-                flight.last_id += 1;
-                let id = TokenId::new(self.key, flight.last_id);
+                let id = TokenId::next();
                 Ok(self.publish(&mut flight, Arc::new(token), id, schedule, now, true))
             }
             Err(error) => {
@@ -300,7 +293,7 @@ impl Shared {
     }
 
     fn publish(
-        &self,
+        self: &Arc<Self>,
         flight: &mut Flight,
         token: Arc<AccessToken>,
         id: TokenId,
@@ -309,7 +302,13 @@ impl Shared {
         trust_timer: bool,
     ) -> Arc<Entry> {
         let entry = Arc::new(Entry::new(token, id, schedule, now, trust_timer));
-        self.cell.store(Some(Arc::clone(&entry)));
+        // Entered before it is published, so a request that carried it can
+        // always find the cache.
+        registry::enter(id, self);
+        let previous = self.cell.swap(Some(Arc::clone(&entry)));
+        if let Some(previous) = previous.filter(|previous| previous.id != id) {
+            registry::remove(previous.id);
+        }
         if let Some(timer) = flight.timer.take() {
             timer.abort();
         }
@@ -354,7 +353,9 @@ pub(crate) fn later(now: Instant, wait: Duration) -> Instant {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        registry::unregister(self.key);
+        if let Some(entry) = self.cell.load_full() {
+            registry::remove(entry.id);
+        }
         // The tasks hold the state weakly; end them with it.
         let flight = self
             .flight
