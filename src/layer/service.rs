@@ -356,14 +356,23 @@ impl<S: Clone> CxoneAuth<S> {
         }
     }
 
-    /// A call that waits for a token first.
+    /// A call that waits for a token first and, with a `router`, for the
+    /// route to the token's tenant. Capacity `inner` reserved in
+    /// `poll_ready` is released (the reserved instance is dropped) rather
+    /// than held through the wait.
     #[inline(never)]
-    fn call_loading<R>(&mut self, request: R) -> ResponseFuture<S::Future, S, R>
+    fn call_loading<R>(
+        &mut self,
+        request: R,
+        router: Option<Arc<TenantRouter>>,
+    ) -> ResponseFuture<S::Future, S, R>
     where
         S: Service<R>,
     {
-        let inner = self.unreserved_inner();
-        ResponseFuture::loading(inner, request, self.tokens.cache(), None)
+        if std::mem::take(&mut self.inner_ready) {
+            self.inner = self.inner.clone();
+        }
+        ResponseFuture::loading(self.inner.clone(), request, self.tokens.cache(), router)
     }
 
     /// A request the host rules refuse: sent as it is if it carries its own
@@ -391,38 +400,22 @@ impl<S: Clone> CxoneAuth<S> {
         S: Service<R>,
         R: AuthRequest,
     {
-        if has_authorization(&request) {
-            return self.forward(request, None);
-        }
         let router = self.config.router().cloned();
-        let Some((header, id)) = self.tokens.cached_header() else {
-            self.token_seen = false;
-            let inner = self.unreserved_inner();
-            return ResponseFuture::loading(inner, request, self.tokens.cache(), router);
+        let id = match self.authorize(&mut request) {
+            Authorize::Inserted(id) => id,
+            Authorize::Preset => return self.forward(request, None),
+            Authorize::NoToken => return self.call_loading(request, router),
         };
-        self.token_seen = true;
         if let Some(router) = router {
             let Some(route) = router.cached_route(id, &mut self.tokens) else {
-                let inner = self.unreserved_inner();
-                return ResponseFuture::loading(inner, request, self.tokens.cache(), Some(router));
+                // The token goes along; the load puts in the one it gets.
+                return self.call_loading(request, Some(router));
             };
             if let Err(error) = route.apply(&mut request) {
                 return ResponseFuture::refused(error);
             }
         }
-        request.headers_mut().insert(AUTHORIZATION, header);
         self.forward(request, Some(id))
-    }
-
-    /// A clone of the inner service for a call that waits for a token or for
-    /// tenant discovery: capacity `inner` reserved in `poll_ready` is
-    /// released (the reserved instance is dropped) rather than held through
-    /// the wait.
-    fn unreserved_inner(&mut self) -> S {
-        if std::mem::take(&mut self.inner_ready) {
-            self.inner = self.inner.clone();
-        }
-        self.inner.clone()
     }
 }
 
@@ -462,7 +455,7 @@ where
         let token = match self.authorize(&mut request) {
             Authorize::Inserted(id) => Some(id),
             Authorize::Preset => None,
-            Authorize::NoToken => return self.call_loading(request),
+            Authorize::NoToken => return self.call_loading(request, None),
         };
         self.forward(request, token)
     }
