@@ -39,7 +39,8 @@ const URI: &str = "https://api-na1.niceincontact.com/inContactAPI/services/v34.0
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJ0ZW5hbnRJZCI6ImJlbmNoIn0.c2lnbmF0dXJl";
 
 /// Requests built at a time, outside the measurement.
-const BATCH: BatchSize = BatchSize::NumIterations(1_000);
+const BATCH_SIZE: usize = 1_000;
+const BATCH: BatchSize = BatchSize::NumIterations(BATCH_SIZE as u64);
 
 #[derive(Clone, Copy)]
 struct NoOp;
@@ -235,7 +236,6 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// per-round ratios.
 fn report() {
     const ROUNDS: usize = 400;
-    const REQUESTS: usize = 1_000;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -254,12 +254,12 @@ fn report() {
     let mut allocations = [0; 6];
     for _ in 0..ROUNDS {
         let round = [
-            batch(&mut v.static_header, REQUESTS),
-            batch(&mut v.cxone, REQUESTS),
-            batch(&mut v.mutex, REQUESTS),
-            batch(&mut v.rwlock, REQUESTS),
-            batch(&mut v.retry_static, REQUESTS),
-            batch(&mut v.retry_cxone, REQUESTS),
+            batch(&mut v.static_header, BATCH_SIZE),
+            batch(&mut v.cxone, BATCH_SIZE),
+            batch(&mut v.mutex, BATCH_SIZE),
+            batch(&mut v.rwlock, BATCH_SIZE),
+            batch(&mut v.retry_static, BATCH_SIZE),
+            batch(&mut v.retry_cxone, BATCH_SIZE),
         ];
         for (total, (_, allocs)) in allocations.iter_mut().zip(&round) {
             *total += allocs;
@@ -268,7 +268,7 @@ fn report() {
     }
     let ratio = |i: usize, base: usize| median(rounds.iter().map(|r| r[i] / r[base]).collect());
     println!(
-        "\nper request through a no-op service ({ROUNDS} interleaved rounds of {REQUESTS}; medians; request building excluded):"
+        "\nper request through a no-op service ({ROUNDS} interleaved rounds of {BATCH_SIZE}; medians; request building excluded):"
     );
     println!(
         "{:<24} {:>10} {:>14} {:>12}",
@@ -278,7 +278,7 @@ fn report() {
         println!(
             "{name:<24} {:>10.1} {:>14.2} {:>11.2}x",
             median(rounds.iter().map(|r| r[i]).collect()),
-            allocations[i] as f64 / (ROUNDS * REQUESTS) as f64,
+            allocations[i] as f64 / (ROUNDS * BATCH_SIZE) as f64,
             ratio(i, 0),
         );
     }
