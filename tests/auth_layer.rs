@@ -64,12 +64,18 @@ fn get(uri: &str) -> Request<()> {
     Request::get(uri).body(()).unwrap()
 }
 
-/// Sends a request without a token straight through `buffered`, and asserts
-/// that it went at once: the buffer's slot was free.
-async fn send_at_once<S>(mut buffered: S)
+/// Calls `authed`, readied beforehand, and while that call waits for its
+/// token sends a request straight through `buffered`, asserting that it went
+/// at once: the waiting call holds no slot of the buffer.
+async fn call_holding_no_slot<A, B>(authed: &mut A, mut buffered: B)
 where
-    S: Service<Request<()>, Error = BoxError>,
+    A: Service<Request<()>, Response = Response<()>, Error = BoxError>,
+    A::Future: Send + 'static,
+    B: Service<Request<()>, Error = BoxError>,
 {
+    let loading = tokio::spawn(authed.call(get(API)));
+    tokio::task::yield_now().await;
+
     let start = tokio::time::Instant::now();
     buffered
         .ready()
@@ -79,6 +85,9 @@ where
         .await
         .unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO, "the buffer slot was free");
+
+    let response = loading.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 fn kind(err: &BoxError) -> ErrorKind {
@@ -320,16 +329,10 @@ async fn no_buffer_slot_is_held_while_a_token_loads() {
         .layer(CxoneAuthLayer::new(tokens))
         .service(buffered.clone());
 
-    // Readiness is granted at once, and the call starts loading the token.
+    // Readiness is granted at once, and the call starts loading the token;
+    // meanwhile the one slot of the buffer is free for another caller.
     authed.ready().await.unwrap();
-    let loading = tokio::spawn(authed.call(get(API)));
-    tokio::task::yield_now().await;
-
-    // Meanwhile the one slot of the buffer is free for another caller.
-    send_at_once(buffered.clone()).await;
-
-    let response = loading.await.unwrap().unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    call_holding_no_slot(&mut authed, buffered.clone()).await;
     assert_eq!(
         recorder.seen(),
         vec![None, Some("Bearer slow-token".to_owned())],
@@ -345,10 +348,6 @@ async fn no_buffer_slot_is_held_while_a_token_loads() {
     assert_eq!(recorder.seen().len(), 52);
 }
 
-/// A call may come long after its `poll_ready` (the retry layer keeps a
-/// ready service through a cool-down; any caller may ready early). The token
-/// sent is the one current at the call, never one read at `poll_ready` that
-/// was invalidated or has expired since.
 #[tokio::test(start_paused = true)]
 async fn a_slot_reserved_before_the_token_went_is_released_while_it_loads() {
     let recorder = Recorder::default();
@@ -377,14 +376,8 @@ async fn a_slot_reserved_before_the_token_went_is_released_while_it_loads() {
     authed.ready().await.unwrap();
     // The token is revoked between readiness and the call.
     assert!(tokens.invalidate(&tokens.cached().unwrap()));
-    let loading = tokio::spawn(authed.call(get(API)));
-    tokio::task::yield_now().await;
-
-    // The call gave the slot back while the new token loads.
-    send_at_once(buffered.clone()).await;
-
-    let response = loading.await.unwrap().unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    // The call gives the slot back while the new token loads.
+    call_holding_no_slot(&mut authed, buffered.clone()).await;
     assert_eq!(
         recorder.seen(),
         vec![
@@ -396,6 +389,10 @@ async fn a_slot_reserved_before_the_token_went_is_released_while_it_loads() {
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 }
 
+/// A call may come long after its `poll_ready` (the retry layer keeps a
+/// ready service through a cool-down; any caller may ready early). The token
+/// sent is the one current at the call, never one read at `poll_ready` that
+/// was invalidated or has expired since.
 #[tokio::test(start_paused = true)]
 async fn the_token_is_read_at_the_call_not_at_poll_ready() {
     let recorder = Recorder::default();
