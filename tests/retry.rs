@@ -98,6 +98,17 @@ where
     }
 }
 
+/// A server that answers the first request with `first()` and every later
+/// one with 200.
+fn first_then_ok(
+    first: impl Fn() -> Response<()> + Clone + Send + Sync + 'static,
+) -> (
+    Server<impl Fn(usize, &Request<()>) -> Response<()> + Clone + Send + Sync + 'static>,
+    Log,
+) {
+    server(move |n, _: &Request<()>| if n == 0 { first() } else { answer(200) })
+}
+
 fn answer(status: u16) -> Response<()> {
     Response::builder().status(status).body(()).unwrap()
 }
@@ -129,7 +140,7 @@ async fn unauthorized_is_replayed_once_and_a_second_401_is_returned() {
 
 #[tokio::test(start_paused = true)]
 async fn unauthorized_replay_succeeds_at_once() {
-    let (api, log) = server(|n, _: &Request<()>| answer(if n == 0 { 401 } else { 200 }));
+    let (api, log) = first_then_ok(|| answer(401));
     let client = CxoneRetryLayer::default().layer(api);
     let start = Instant::now();
 
@@ -147,7 +158,7 @@ async fn unauthorized_replay_succeeds_at_once() {
 #[tokio::test(start_paused = true)]
 async fn unauthorized_replay_is_not_an_attempt() {
     // max_attempts(1) turns 429/503 retries off, not the 401 replay.
-    let (api, log) = server(|n, _: &Request<()>| answer(if n == 0 { 401 } else { 200 }));
+    let (api, log) = first_then_ok(|| answer(401));
     let client = CxoneRetryLayer::builder()
         .max_attempts(1)
         .build()
@@ -221,13 +232,7 @@ async fn a_401_for_the_callers_own_authorization_is_not_replayed() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_seconds_is_waited_exactly() {
-    let (api, log) = server(|n, _: &Request<()>| {
-        if n == 0 {
-            answer_after(429, "2")
-        } else {
-            answer(200)
-        }
-    });
+    let (api, log) = first_then_ok(|| answer_after(429, "2"));
     let client = CxoneRetryLayer::default().layer(api);
     let start = Instant::now();
 
@@ -241,13 +246,7 @@ async fn retry_after_seconds_is_waited_exactly() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_http_date_is_waited_until() {
     let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(5));
-    let (api, log) = server(move |n, _: &Request<()>| {
-        if n == 0 {
-            answer_after(503, &date)
-        } else {
-            answer(200)
-        }
-    });
+    let (api, log) = first_then_ok(move || answer_after(503, &date));
     let client = CxoneRetryLayer::default().layer(api);
 
     let response = client.oneshot(get(API)).await.unwrap();
@@ -263,13 +262,7 @@ async fn retry_after_http_date_is_waited_until() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_in_the_past_replays_at_once() {
-    let (api, log) = server(|n, _: &Request<()>| {
-        if n == 0 {
-            answer_after(429, "Sun, 06 Nov 1994 08:49:37 GMT")
-        } else {
-            answer(200)
-        }
-    });
+    let (api, log) = first_then_ok(|| answer_after(429, "Sun, 06 Nov 1994 08:49:37 GMT"));
     let client = CxoneRetryLayer::default().layer(api);
 
     assert_eq!(client.oneshot(get(API)).await.unwrap().status(), 200);
@@ -278,13 +271,7 @@ async fn retry_after_in_the_past_replays_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn retry_after_is_capped() {
-    let (api, log) = server(|n, _: &Request<()>| {
-        if n == 0 {
-            answer_after(429, "86400")
-        } else {
-            answer(200)
-        }
-    });
+    let (api, log) = first_then_ok(|| answer_after(429, "86400"));
     let client = CxoneRetryLayer::builder()
         .retry_after_cap(Duration::from_secs(5))
         .build()
@@ -296,13 +283,7 @@ async fn retry_after_is_capped() {
 
 #[tokio::test(start_paused = true)]
 async fn default_cap_is_a_minute() {
-    let (api, log) = server(|n, _: &Request<()>| {
-        if n == 0 {
-            answer_after(429, "3600")
-        } else {
-            answer(200)
-        }
-    });
+    let (api, log) = first_then_ok(|| answer_after(429, "3600"));
     let client = CxoneRetryLayer::default().layer(api);
 
     assert_eq!(client.oneshot(get(API)).await.unwrap().status(), 200);
@@ -311,13 +292,7 @@ async fn default_cap_is_a_minute() {
 
 #[tokio::test(start_paused = true)]
 async fn unreadable_retry_after_falls_back_to_backoff() {
-    let (api, log) = server(|n, _: &Request<()>| {
-        if n == 0 {
-            answer_after(429, "in a little while")
-        } else {
-            answer(200)
-        }
-    });
+    let (api, log) = first_then_ok(|| answer_after(429, "in a little while"));
     let client = CxoneRetryLayer::builder()
         .backoff(Duration::from_millis(300), Duration::from_secs(1))
         .build()
@@ -436,13 +411,7 @@ async fn default_budget_keeps_a_storm_well_below_every_attempt() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_cools_the_host_down_for_every_clone() {
-    let (api, log) = server(|n, _: &Request<()>| {
-        if n == 0 {
-            answer_after(429, "2")
-        } else {
-            answer(200)
-        }
-    });
+    let (api, log) = first_then_ok(|| answer_after(429, "2"));
     let layer = CxoneRetryLayer::default();
     let first = layer.layer(api.clone());
     let second = layer.clone().layer(api.clone());
@@ -483,7 +452,7 @@ async fn a_429_cools_the_host_down_for_every_clone() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_without_retry_after_cools_down_for_the_backoff() {
-    let (api, log) = server(|n, _: &Request<()>| answer(if n == 0 { 429 } else { 200 }));
+    let (api, log) = first_then_ok(|| answer(429));
     let layer = CxoneRetryLayer::builder()
         .backoff(Duration::from_secs(4), Duration::from_secs(4))
         .build();
@@ -507,13 +476,7 @@ async fn a_429_without_retry_after_cools_down_for_the_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn requests_without_a_host_share_one_cool_down() {
-    let (api, log) = server(|n, _: &Request<()>| {
-        if n == 0 {
-            answer_after(429, "3")
-        } else {
-            answer(200)
-        }
-    });
+    let (api, log) = first_then_ok(|| answer_after(429, "3"));
     let layer = CxoneRetryLayer::builder().max_attempts(1).build();
     let start = Instant::now();
 
@@ -557,13 +520,7 @@ async fn a_429_to_a_request_that_cannot_be_replayed_still_cools_the_host_down() 
 
 #[tokio::test(start_paused = true)]
 async fn a_request_waiting_for_a_cool_down_holds_no_slot_of_a_bounded_inner_service() {
-    let (api, log) = server(|n, _: &Request<()>| {
-        if n == 0 {
-            answer_after(429, "5")
-        } else {
-            answer(200)
-        }
-    });
+    let (api, log) = first_then_ok(|| answer_after(429, "5"));
     // One slot: a request that kept it while waiting would block the others.
     let buffered = tower::buffer::Buffer::new(api, 1);
     let layer = CxoneRetryLayer::builder().max_attempts(1).build();
@@ -655,7 +612,7 @@ async fn a_503_to_a_post_is_retried_only_when_opted_in() {
 #[tokio::test(start_paused = true)]
 async fn a_503_to_an_idempotent_method_is_retried() {
     for method in [Method::GET, Method::HEAD, Method::PUT, Method::DELETE] {
-        let (api, log) = server(|n, _: &Request<()>| answer(if n == 0 { 503 } else { 200 }));
+        let (api, log) = first_then_ok(|| answer(503));
         let request = Request::builder()
             .method(method.clone())
             .uri(API)
@@ -674,13 +631,7 @@ async fn a_503_to_an_idempotent_method_is_retried() {
 #[tokio::test(start_paused = true)]
 async fn a_429_is_retried_for_every_method() {
     for method in [Method::POST, Method::PATCH] {
-        let (api, log) = server(|n, _: &Request<()>| {
-            if n == 0 {
-                answer_after(429, "1")
-            } else {
-                answer(200)
-            }
-        });
+        let (api, log) = first_then_ok(|| answer_after(429, "1"));
         let request = Request::builder()
             .method(method.clone())
             .uri(API)

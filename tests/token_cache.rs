@@ -114,6 +114,22 @@ async fn get(cache: &TokenCache) -> Result<Arc<AccessToken>, Error> {
     }
 }
 
+/// The tokens `n` callers, each in its own task and all at once, got with
+/// [`get`].
+async fn spawned_callers(cache: &TokenCache, n: usize) -> Vec<Arc<AccessToken>> {
+    let callers: Vec<_> = (0..n)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { get(&cache).await })
+        })
+        .collect();
+    join_all(callers)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().unwrap())
+        .collect()
+}
+
 fn unavailable() -> Error {
     Error::from_token_response(StatusCode::SERVICE_UNAVAILABLE, None, None)
 }
@@ -151,17 +167,7 @@ fn max_fetches(window: Duration, floor: Duration) -> usize {
 async fn ten_thousand_cold_callers_share_one_fetch() {
     let endpoint = Endpoint::new(HOUR).delay(Duration::from_millis(200));
     let cache = TokenCache::new(endpoint.source());
-    let callers: Vec<_> = (0..10_000)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move { get(&cache).await })
-        })
-        .collect();
-    let tokens: Vec<_> = join_all(callers)
-        .await
-        .into_iter()
-        .map(|joined| joined.unwrap().unwrap())
-        .collect();
+    let tokens = spawned_callers(&cache, 10_000).await;
     assert_eq!(endpoint.calls(), 1);
     assert!(tokens.iter().all(|t| Arc::ptr_eq(t, &tokens[0])));
     let stats = cache.stats();
@@ -181,17 +187,7 @@ async fn ten_thousand_callers_at_expiry_share_one_fetch() {
         cache.cached().is_none(),
         "a token past its hard expiry is not handed out"
     );
-    let callers: Vec<_> = (0..10_000)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move { get(&cache).await })
-        })
-        .collect();
-    let tokens: Vec<_> = join_all(callers)
-        .await
-        .into_iter()
-        .map(|joined| joined.unwrap().unwrap())
-        .collect();
+    let tokens = spawned_callers(&cache, 10_000).await;
     assert_eq!(endpoint.calls(), 2);
     assert!(tokens.iter().all(|t| Arc::ptr_eq(t, &tokens[0])));
     assert!(!tokens[0].same_token(&first));
@@ -980,17 +976,7 @@ mod against_the_mock {
             .token_delay(Duration::from_millis(200))
             .build();
         let cache = TokenCache::new(source(&mock));
-        let callers: Vec<_> = (0..10_000)
-            .map(|_| {
-                let cache = cache.clone();
-                tokio::spawn(async move { get(&cache).await })
-            })
-            .collect();
-        let tokens: Vec<_> = join_all(callers)
-            .await
-            .into_iter()
-            .map(|joined| joined.unwrap().unwrap())
-            .collect();
+        let tokens = spawned_callers(&cache, 10_000).await;
         assert_eq!(requests(&mock), 1);
         assert!(tokens.iter().all(|t| Arc::ptr_eq(t, &tokens[0])));
         assert_eq!(
