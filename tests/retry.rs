@@ -102,12 +102,14 @@ where
 /// one with 200.
 fn first_then_ok(
     first: impl Fn() -> Response<()> + Clone + Send + Sync + 'static,
-) -> (
-    Server<impl Fn(usize, &Request<()>) -> Response<()> + Clone + Send + Sync + 'static>,
-    Log,
-) {
+) -> (Server<impl Respond<()> + Clone>, Log) {
     server(move |n, _: &Request<()>| if n == 0 { first() } else { answer(200) })
 }
+
+/// How a test server answers call number `n` (from 0) to `request`.
+trait Respond<B>: Fn(usize, &Request<B>) -> Response<()> + Send + Sync + 'static {}
+
+impl<B, F> Respond<B> for F where F: Fn(usize, &Request<B>) -> Response<()> + Send + Sync + 'static {}
 
 fn answer(status: u16) -> Response<()> {
     Response::builder().status(status).body(()).unwrap()
