@@ -66,8 +66,12 @@
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod __fuzz;
+#[allow(dead_code, unused_imports, reason = "wired in by the lean-core refactor")]
+mod backoff;
 pub mod cache;
 pub mod error;
+#[allow(dead_code, unused_imports, reason = "wired in by the lean-core refactor")]
+mod http;
 pub mod layer;
 #[cfg(feature = "reqwest-middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
