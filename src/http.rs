@@ -63,9 +63,10 @@ pub trait HttpRequest: Sized + sealed::Sealed {
     #[doc(hidden)]
     fn headers_mut(&mut self) -> &mut HeaderMap;
 
-    /// Sends a path-only request to `scheme://authority`.
+    /// Sends a path-only request to `scheme://authority`, under the path
+    /// `prefix` (empty, or starting with `/` and without a trailing one).
     #[doc(hidden)]
-    fn set_origin(&mut self, scheme: Scheme, authority: Authority) -> Result<(), Error>;
+    fn set_origin(&mut self, scheme: Scheme, authority: Authority, prefix: &str) -> Result<(), Error>;
 
     /// A copy for a replay, if the body can be copied within `max_body_bytes`.
     #[doc(hidden)]
@@ -132,18 +133,22 @@ impl<B> HttpRequest for http::Request<B> {
         self.headers_mut()
     }
 
-    fn set_origin(&mut self, scheme: Scheme, authority: Authority) -> Result<(), Error> {
-        let path = self
-            .uri()
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        *self.uri_mut() = Uri::builder()
-            .scheme(scheme)
-            .authority(authority)
-            .path_and_query(path)
-            .build()
-            .map_err(|e| Error::config(format!("could not route the request: {e}")))?;
+    fn set_origin(&mut self, scheme: Scheme, authority: Authority, prefix: &str) -> Result<(), Error> {
+        let path = self.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let path = match prefix {
+            "" => PathAndQuery::try_from(path),
+            prefix => PathAndQuery::try_from(format!("{prefix}{path}")),
+        };
+        let uri = path.map_err(http::Error::from).and_then(|path| {
+            Uri::builder()
+                .scheme(scheme)
+                .authority(authority)
+                .path_and_query(path)
+                .build()
+        });
+        *self.uri_mut() = uri.map_err(|err| {
+            Error::config("the routed request's URI could not be built").with_source(err)
+        })?;
         Ok(())
     }
 
@@ -206,7 +211,7 @@ impl HttpRequest for reqwest::Request {
         self.headers_mut()
     }
 
-    fn set_origin(&mut self, _scheme: Scheme, _authority: Authority) -> Result<(), Error> {
+    fn set_origin(&mut self, _: Scheme, _: Authority, _: &str) -> Result<(), Error> {
         // A reqwest::Request always has an absolute URL, so nothing routes it.
         Err(Error::config("a reqwest request already names its host"))
     }
@@ -353,7 +358,7 @@ mod tests {
     fn a_path_only_request_gets_an_origin() {
         let mut request = Request::get("/inContactAPI/services/v34.0/agents?top=1").body(()).unwrap();
         let authority = Authority::from_static("api-na1.niceincontact.com");
-        request.set_origin(Scheme::HTTPS, authority).unwrap();
+        request.set_origin(Scheme::HTTPS, authority, "").unwrap();
         assert_eq!(
             request.uri(),
             "https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents?top=1"

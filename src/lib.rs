@@ -66,11 +66,10 @@
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod __fuzz;
-#[allow(dead_code, unused_imports, reason = "wired in by the lean-core refactor")]
 mod backoff;
-pub mod cache;
+mod cache;
 pub mod error;
-#[allow(dead_code, unused_imports, reason = "wired in by the lean-core refactor")]
+mod flight;
 mod http;
 pub mod layer;
 #[cfg(feature = "reqwest-middleware")]
@@ -81,13 +80,20 @@ pub mod middleware;
 pub mod mock;
 pub mod retry;
 mod retry_after;
+pub mod routing;
 pub mod token;
 
-pub use cache::{CacheStats, TokenCache, TokenCacheBuilder, TokenId, TokenReader};
-pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
-pub use layer::{CxoneAuth, CxoneAuthLayer};
-pub use retry::CxoneRetryLayer;
-pub use token::{
-    AccessKeyGrant, AccessToken, ClientAuth, ClientCredentials, Environment, TenantConfig,
-    TokenEndpoint, TokenSource,
+pub use crate::cache::{CacheStats, MemoryStore, StoreLock, StoredToken, TokenCache, TokenCacheBuilder, TokenStore};
+#[cfg(feature = "redis-encryption")]
+pub use crate::cache::EncryptionKey;
+#[cfg(feature = "redis")]
+pub use crate::cache::{RedisStore, RedisStoreBuilder};
+pub use crate::error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
+pub use crate::http::{HttpRequest, HttpResponse, ReplayBody};
+pub use crate::layer::{CxoneAuth, CxoneAuthLayer};
+pub use crate::retry::CxoneRetryLayer;
+pub use crate::routing::{TenantRouting, TenantRoutingLayer};
+pub use crate::token::{
+    AccessKeyGrant, AccessToken, ClientAuth, ClientCredentials, Environment, ServiceTransport,
+    StaticToken, TenantConfig, TenantDiscovery, TokenEndpoint, TokenSource, from_fn,
 };

@@ -1,24 +1,20 @@
 //! [`TokenCache`]: the engine that decides when a token is fetched.
 //!
-//! One cache per credential, shared by every client that uses it (clones share
-//! one state). It hands out the current token without locking or allocating
-//! while the token is fresh, refreshes it ahead of expiry in a background task
-//! while callers keep the current one, fetches once for any number of
-//! concurrent callers, keeps a valid token when a refresh fails, backs off
-//! (honouring `Retry-After`) when the token endpoint fails, and drops a token
-//! only when it is still the one a 401 was answered to.
+//! One cache per credential, shared by every client that uses it (clones
+//! share one state). While the token is fresh, [`TokenCache::cached`] hands
+//! it out without waiting, locking or allocating: one atomic load, one read
+//! of the clock. Past its refresh point it is still handed out while one
+//! refresh runs in the background; callers wait only when there is no usable
+//! token, for the one fetch in flight however many they are.
 //!
 //! ```
 //! use std::time::Duration;
-//! use cxone_auth::TokenCache;
-//! use cxone_auth::token::StaticToken;
+//! use cxone_auth::{StaticToken, TokenCache};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! let source = StaticToken::new("token-value").lifetime(Duration::from_secs(3600));
-//! let tokens = TokenCache::new(source);
+//! let tokens = TokenCache::new(StaticToken::new("token-value").lifetime(Duration::from_secs(3600)));
 //!
-//! // Hot path: synchronous, no lock, no allocation. `None` means "no usable
-//! // token right now": ask the async path, which waits for the one fetch.
+//! // `None` means "no usable token right now": the async path waits for the one fetch.
 //! let token = match tokens.cached() {
 //!     Some(token) => token,
 //!     None => tokens.token().await?,
@@ -26,28 +22,10 @@
 //! assert_eq!(token.header_value(), "Bearer token-value");
 //!
 //! // The server answered 401 to a request that carried `token`:
-//! tokens.invalidate(&token);
+//! assert!(tokens.invalidate(&token));
+//! assert!(tokens.cached().is_none());
 //! # Ok::<(), cxone_auth::Error>(()) }).unwrap();
 //! ```
-//!
-//! # Reading on every request
-//!
-//! Three reads, from most convenient to cheapest; none waits, locks or
-//! allocates while the token is fresh:
-//!
-//! - [`TokenCache::cached`]: the `Arc<AccessToken>` (its claims, scopes,
-//!   expiry), invalidated with [`TokenCache::invalidate`].
-//! - [`TokenCache::cached_header`]: the `Authorization` header and a
-//!   [`TokenId`], invalidated with [`TokenCache::invalidate_id`]; no reference
-//!   count taken on the token.
-//! - [`TokenReader::cached_header`]: the same through a per-owner reader
-//!   (`&mut self`, e.g. inside a tower `Service`), which checks that its entry
-//!   is current with one plain load and counts its hits locally, so that a
-//!   read costs little more than cloning a header.
-//!
-//! While a token is before its refresh point, a flag set by a timer tells
-//! reads it is fresh, so they do not read the clock; past it (or every few
-//! hundred reads anyway) they go by tokio's clock.
 //!
 //! # Timing
 //!
@@ -56,83 +34,90 @@
 //! margin: five minutes early for a one-hour token, at about 30 s for a
 //! 60-second token. It is handed out until `expires_at - expiry_skew`. The
 //! lifetime counts from when the token was requested, on tokio's monotonic
-//! clock.
-//!
-//! A source that returns a token already expired, or expiring within the skew
-//! (a zero lifetime), has failed: callers get an
-//! [`ErrorKind::InvalidResponse`](crate::ErrorKind::InvalidResponse) error and
-//! the next fetch waits for the backoff, so such a source is never called in a
-//! loop.
+//! clock. A source that returns a token already expired, or expiring within
+//! the skew, has failed like any other failure.
 //!
 //! # Failures
 //!
 //! A failed refresh never replaces a valid token: callers keep it, and the
 //! refresh is tried again after the backoff. Without a valid token, the error
 //! of the failed fetch is handed at once to every caller until the backoff
-//! ends; then the next caller starts one new fetch. Permanent errors (rejected
-//! credentials) back off the same way.
+//! ends (at least the `Retry-After` the token endpoint sent, up to the
+//! backoff's maximum); then the next caller starts one new fetch.
+//!
+//! # Invalidation
+//!
+//! [`TokenCache::invalidate`] drops the token only while it is still the
+//! current one, so a burst of 401s for one token causes one fetch.
 //!
 //! # Shared store
 //!
 //! With a [`TokenStore`] and a source that has a
 //! [`shared_key`](crate::TokenSource::shared_key), a cache looks in the store
-//! before fetching and publishes what it fetched; see [`store`]. With the
-//! `redis` feature, `RedisStore` shares tokens between the processes of a
-//! fleet.
+//! before fetching, takes the store's lock so that one process fetches while
+//! the others wait for its token, and publishes what it fetched; see
+//! [`TokenStore`]. Store trouble never fails a request: each store call is
+//! bounded, and the cache falls back to its own fetch.
 
-mod builder;
-mod cell;
-mod flight;
+mod fetch;
 mod memory;
-mod reader;
 #[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
-mod registry;
-mod shared;
-mod stats;
-pub mod store;
+mod store;
 mod timing;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use http::HeaderValue;
+use tokio::time::Instant;
 
-pub use builder::{
-    DEFAULT_FETCH_TIMEOUT, DEFAULT_LOAD_TIMEOUT, DEFAULT_STORE_WAIT, TokenCacheBuilder,
-};
-pub use cell::TokenId;
-pub use memory::MemoryStore;
-pub use reader::{HIT_BATCH, TokenReader};
+pub use self::memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use redis::{
-    DEFAULT_KEY_PREFIX, DEFAULT_OPERATION_TIMEOUT, DEFAULT_REDIS_URL, REDIS_URL_ENV, RedisStore,
-    RedisStoreBuilder,
-};
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "redis-encryption")]
-pub use redis::{ENCRYPTION_KEY_BYTES, EncryptionKey};
-pub use stats::CacheStats;
-pub use store::{StoreLock, StoredToken, TokenStore};
-pub use timing::{
-    DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN, DEFAULT_EXPIRY_SKEW, DEFAULT_REFRESH_BEFORE,
-    DEFAULT_REFRESH_JITTER,
-};
-
-use self::builder::Config;
-use self::cell::Entry;
-use self::flight::Outcome;
-pub(crate) use self::shared::later;
-use self::shared::{Next, Shared};
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-encryption")))]
+pub use self::redis::EncryptionKey;
+pub use self::store::{StoreLock, StoredToken, TokenStore};
+use self::fetch::{Fetch, Reason};
+use self::timing::{Schedule, Timing};
+use crate::backoff::Backoff;
+use crate::flight::{self, Flight, Next};
 use crate::token::{DynTokenSource, TokenSource};
 use crate::{AccessToken, Error};
+
+/// Defaults of the builder's settings; each is explained on its setter.
+const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(15);
+const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_STORE_WAIT: Duration = Duration::from_secs(5);
+const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// A cached, refreshed-ahead access token for one credential.
 ///
 /// Cheap to clone; clones share one cache. See the [module docs](self).
 #[derive(Clone)]
 pub struct TokenCache {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The current token; read without a lock on every request.
+    current: ArcSwapOption<Entry>,
+    flight: Arc<Flight<Arc<Entry>>>,
+    fetch: Fetch,
+    load_timeout: Duration,
+}
+
+/// The current token and when it is due.
+#[derive(Debug)]
+struct Entry {
+    token: Arc<AccessToken>,
+    schedule: Schedule,
 }
 
 impl TokenCache {
@@ -143,51 +128,39 @@ impl TokenCache {
 
     /// A builder for a cache over `source`, to change its settings.
     pub fn builder<S: TokenSource>(source: S) -> TokenCacheBuilder {
-        TokenCacheBuilder::new(source)
-    }
-
-    pub(crate) fn from_parts(
-        source: Arc<dyn DynTokenSource>,
-        config: Config,
-        store: Option<(Arc<dyn TokenStore>, String)>,
-    ) -> Self {
-        Self {
-            shared: Shared::new(source, config, store),
+        TokenCacheBuilder {
+            source: Arc::new(source),
+            timing: Timing::default(),
+            backoff: (DEFAULT_BACKOFF_MIN, DEFAULT_BACKOFF_MAX),
+            load_timeout: DEFAULT_LOAD_TIMEOUT,
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            store_wait: DEFAULT_STORE_WAIT,
+            store: None,
         }
     }
 
     /// The current token, if it is usable, without waiting: no `.await`, no
-    /// lock, no allocation while the token is before its refresh point.
+    /// lock, no allocation.
     ///
     /// Past the refresh point it still returns the token, and starts one
-    /// refresh in the background (if none runs and no backoff is pending).
+    /// refresh in the background (unless one runs or a backoff is pending).
     /// `None` means there is no usable token: call [`token`](Self::token).
     ///
     /// Keep the returned token with the request it authorized, to
     /// [`invalidate`](Self::invalidate) exactly it if the server answers 401.
-    /// Middleware that needs only the header and the token's identity saves a
-    /// reference count with [`cached_header`](Self::cached_header).
     #[inline]
     pub fn cached(&self) -> Option<Arc<AccessToken>> {
-        self.shared.read(|entry| Arc::clone(&entry.token))
-    }
-
-    /// The current token's `Authorization` header and its [`TokenId`], if the
-    /// token is usable: [`cached`](Self::cached) at the cost of cloning the
-    /// header alone, for a per-request path.
-    ///
-    /// On a 401, pass the id to [`invalidate_id`](Self::invalidate_id).
-    #[inline]
-    pub fn cached_header(&self) -> Option<(HeaderValue, TokenId)> {
-        self.shared.read(|entry| (entry.header.clone(), entry.id))
-    }
-
-    /// A reader of this cache for one owner (one service instance): the
-    /// same reads as [`cached`](Self::cached) and
-    /// [`cached_header`](Self::cached_header), through `&mut`, with fewer
-    /// atomic operations each.
-    pub fn reader(&self) -> TokenReader {
-        TokenReader::new(&self.shared)
+        let current = self.inner.current.load();
+        let entry = current.as_ref()?;
+        let now = Instant::now();
+        if now >= entry.schedule.usable_until {
+            return None;
+        }
+        if now >= entry.schedule.refresh_at {
+            self.refresh_ahead();
+        }
+        self.inner.fetch.counters.hits.fetch_add(1, Relaxed);
+        Some(Arc::clone(&entry.token))
     }
 
     /// The current token, fetching one if there is no usable token.
@@ -206,7 +179,29 @@ impl TokenCache {
         if let Some(token) = self.cached() {
             return Ok(token);
         }
-        Ok(Arc::clone(&self.load().await?.token))
+        let inner = &self.inner;
+        let next = inner.flight.join(
+            || self.usable_entry(),
+            || self.fetch(Reason::Cold),
+        )?;
+        let entry = match next {
+            Next::Ready(entry) => {
+                inner.fetch.counters.hits.fetch_add(1, Relaxed);
+                entry
+            }
+            Next::Wait(receiver) => {
+                inner.fetch.counters.waits.fetch_add(1, Relaxed);
+                let limit = inner.load_timeout;
+                tokio::time::timeout(limit, flight::wait(receiver))
+                    .await
+                    .map_err(|_| {
+                        Error::timeout(format!(
+                            "no token within the load timeout ({limit:?}); the fetch goes on"
+                        ))
+                    })??
+            }
+        };
+        Ok(Arc::clone(&entry.token))
     }
 
     /// The `Authorization` header of the current token: `Bearer <token>`,
@@ -216,82 +211,329 @@ impl TokenCache {
     ///
     /// As [`token`](Self::token).
     pub async fn header(&self) -> Result<HeaderValue, Error> {
-        Ok(self.header_with_id().await?.0)
-    }
-
-    /// The current token's header and [`TokenId`], fetching the token if
-    /// there is no usable one: the waiting twin of
-    /// [`cached_header`](Self::cached_header).
-    ///
-    /// # Errors
-    ///
-    /// As [`token`](Self::token).
-    pub async fn header_with_id(&self) -> Result<(HeaderValue, TokenId), Error> {
-        if let Some(cached) = self.cached_header() {
-            return Ok(cached);
-        }
-        let entry = self.load().await?;
-        Ok((entry.header.clone(), entry.id))
-    }
-
-    /// The slow path: the entry that landed meanwhile, the fetch in flight,
-    /// the error of the last fetch during its backoff, or a new fetch.
-    async fn load(&self) -> Result<Arc<Entry>, Error> {
-        let receiver = match self.shared.next()? {
-            Next::Ready(entry) => return Ok(entry),
-            Next::Wait(receiver) => receiver,
-        };
-        stats::Counters::bump(&self.shared.counters.waits);
-        let limit = self.shared.config.load_timeout;
-        match tokio::time::timeout(limit, wait(receiver)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::timeout(format!(
-                "no token within the load timeout ({limit:?}); the fetch goes on"
-            ))),
-        }
+        Ok(self.token().await?.header_value().clone())
     }
 
     /// Drops `token` if it is still the current token, and starts fetching
     /// its replacement. Returns whether it was dropped.
     ///
-    /// Call it when the server rejected a request that carried `token` (a 401).
-    /// Invalidating a token that was already replaced does nothing, so a burst
-    /// of 401s for one token causes one fetch.
+    /// Call it when the server rejected a request that carried `token` (a
+    /// 401). Invalidating a token that was already replaced does nothing, so
+    /// a burst of 401s for one token causes one fetch.
     pub fn invalidate(&self, token: &AccessToken) -> bool {
-        self.shared
-            .invalidate(|entry| std::ptr::eq(&*entry.token, token) || entry.token.same_token(token))
-    }
-
-    /// [`invalidate`](Self::invalidate) by the [`TokenId`] that
-    /// [`cached_header`](Self::cached_header) or
-    /// [`header_with_id`](Self::header_with_id) returned.
-    pub fn invalidate_id(&self, id: TokenId) -> bool {
-        self.shared.invalidate(|entry| entry.id == id)
+        let inner = &self.inner;
+        let current = inner.current.load();
+        let Some(entry) = current.as_ref() else {
+            return false;
+        };
+        if !(std::ptr::eq(&*entry.token, token) || entry.token.same_token(token)) {
+            return false;
+        }
+        let previous = inner.current.compare_and_swap(&*current, None);
+        let replaced_meanwhile = match &*previous {
+            Some(previous) => !Arc::ptr_eq(previous, entry),
+            None => true,
+        };
+        if replaced_meanwhile {
+            return false; // someone else got there first
+        }
+        inner.fetch.counters.invalidations.fetch_add(1, Relaxed);
+        // A 401 is almost always followed by a retry that needs a token:
+        // start fetching it now rather than when the retry arrives.
+        let stale = Arc::clone(&entry.token);
+        inner
+            .flight
+            .start_if_idle(|| self.fetch(Reason::Invalidated(stale)));
+        true
     }
 
     /// The cache's counters so far.
     pub fn stats(&self) -> CacheStats {
-        self.shared.counters.snapshot()
+        self.inner.fetch.counters.snapshot()
     }
-}
 
-async fn wait(mut receiver: tokio::sync::watch::Receiver<Option<Outcome>>) -> Outcome {
-    match receiver.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(abandoned())),
-        Err(_) => Err(abandoned()),
+    /// Whether a usable token is cached: what [`cached`](Self::cached)
+    /// would answer, without taking the token or counting a hit.
+    pub(crate) fn has_token(&self) -> bool {
+        let current = self.inner.current.load();
+        current
+            .as_ref()
+            .is_some_and(|entry| Instant::now() < entry.schedule.usable_until)
     }
-}
 
-fn abandoned() -> Error {
-    Error::unavailable("the token fetch was abandoned before it finished (its runtime shut down)")
+    fn usable_entry(&self) -> Option<Arc<Entry>> {
+        let entry = self.inner.current.load_full()?;
+        (Instant::now() < entry.schedule.usable_until).then_some(entry)
+    }
+
+    #[cold]
+    fn refresh_ahead(&self) {
+        let inner = &self.inner;
+        let Some(entry) = inner.current.load_full() else {
+            return;
+        };
+        if inner.flight.start_if_idle(|| self.fetch(Reason::Ahead)) {
+            inner.fetch.counters.refreshes_ahead.fetch_add(1, Relaxed);
+        }
+        drop(entry);
+    }
+
+    /// One fetch, publishing its token into the cell before it returns (so
+    /// that the flight never looks idle with the new token unseen). Holds
+    /// the cache weakly: dropping every handle ends it.
+    fn fetch(
+        &self,
+        reason: Reason,
+    ) -> impl Future<Output = Result<Arc<Entry>, Error>> + Send + 'static {
+        let fetch = self.inner.fetch.clone();
+        let stale = match &reason {
+            Reason::Invalidated(token) => Some(Arc::clone(token)),
+            _ => self.inner.current.load().as_ref().map(|e| Arc::clone(&e.token)),
+        };
+        let weak = Arc::downgrade(&self.inner);
+        async move {
+            let timing = fetch.timing;
+            let token = fetch.run(reason, stale).await?;
+            let schedule = timing.schedule(&token, fastrand::f64());
+            let entry = Arc::new(Entry {
+                token: Arc::new(token),
+                schedule,
+            });
+            if let Some(inner) = weak.upgrade() {
+                inner.current.store(Some(Arc::clone(&entry)));
+            }
+            Ok(entry)
+        }
+    }
 }
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
-            .field("has_usable_token", &self.shared.has_usable_token())
-            .field("config", &self.shared.config)
+            .field("has_usable_token", &self.usable_entry().is_some())
+            .field("timing", &self.inner.fetch.timing)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenCache`]; see [`TokenCache::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use cxone_auth::{StaticToken, TokenCache};
+///
+/// let cache = TokenCache::builder(StaticToken::new("t"))
+///     .refresh_before(Duration::from_secs(120))
+///     .expiry_skew(Duration::from_secs(2))
+///     .load_timeout(Duration::from_secs(5))
+///     .backoff(Duration::from_millis(500), Duration::from_secs(10))
+///     .build();
+/// # drop(cache);
+/// ```
+#[must_use]
+pub struct TokenCacheBuilder {
+    source: Arc<dyn DynTokenSource>,
+    timing: Timing,
+    backoff: (Duration, Duration),
+    load_timeout: Duration,
+    fetch_timeout: Duration,
+    store_wait: Duration,
+    store: Option<Arc<dyn TokenStore>>,
+}
+
+impl TokenCacheBuilder {
+    /// Refresh a token this long before it expires, at most; tokens living
+    /// less than twice this are refreshed at half their life. Callers keep
+    /// the current token while the refresh runs.
+    ///
+    /// Defaults to 5 minutes, the tutorial's buffer: ample time for a
+    /// refresh to succeed, or to be retried, before a one-hour token ends.
+    pub fn refresh_before(mut self, before: Duration) -> Self {
+        self.timing.refresh_before = before;
+        self
+    }
+
+    /// Stop handing out a token this long before it expires (capped at a
+    /// quarter of its lifetime). Past this point callers wait for a new token.
+    ///
+    /// Defaults to 5 s: the time a request spends on the wire plus small
+    /// clock differences at the server, so a token is not sent to arrive dead.
+    pub fn expiry_skew(mut self, skew: Duration) -> Self {
+        self.timing.expiry_skew = skew;
+        self
+    }
+
+    /// Refresh up to this share of the refresh margin earlier, at random, so
+    /// that caches started together do not refresh together. Clamped to
+    /// `0.0..=0.5`; `0.0` makes refreshes exactly predictable.
+    ///
+    /// Defaults to 0.1: a fleet deployed at once spreads its refreshes over
+    /// 30 s of a one-hour token.
+    pub fn refresh_jitter(mut self, fraction: f64) -> Self {
+        self.timing.refresh_jitter = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, timing::MAX_REFRESH_JITTER)
+        };
+        self
+    }
+
+    /// How long a caller with no usable token waits for the fetch before it
+    /// gets a timeout error. The fetch itself goes on for the other callers.
+    ///
+    /// Defaults to 15 s: longer than the token request's own timeouts, so a
+    /// caller sees the request's real error rather than this one.
+    pub fn load_timeout(mut self, timeout: Duration) -> Self {
+        self.load_timeout = timeout;
+        self
+    }
+
+    /// How long one fetch may run before it is abandoned and counted as a
+    /// failure (then backed off like any other).
+    ///
+    /// Defaults to 60 s: a backstop for sources without a timeout of their
+    /// own (the crate's HTTP sources time out sooner), so a source that never
+    /// answers cannot hold every later caller.
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// The backoff after failed fetches: the first wait is about `min`, each
+    /// failure in a row doubles it, up to `max`, with jitter (between half and
+    /// all of each step). A `Retry-After` from the token endpoint is honoured
+    /// up to `max`. If `max < min`, `min` is used for both.
+    ///
+    /// Defaults to 1 s and 30 s: a thousand callers arriving during an outage
+    /// cause one token request per second at most, a blip costs a second,
+    /// and a recovered endpoint is noticed within half a minute.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff = (min, max);
+        self
+    }
+
+    /// Shares tokens through `store` with other caches of the same
+    /// credential. Used only when the source has a
+    /// [`shared_key`](TokenSource::shared_key).
+    ///
+    /// Defaults to no store.
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// [`store`](Self::store) with a store already behind an `Arc`.
+    pub fn shared_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How long to wait for another cache's token while it holds the
+    /// store's fetch lock, before fetching anyway.
+    ///
+    /// Defaults to 5 s: a token request takes well under a second, so a
+    /// holder that takes longer has probably died, and the fleet must not
+    /// stall on it.
+    pub fn store_wait(mut self, wait: Duration) -> Self {
+        self.store_wait = wait;
+        self
+    }
+
+    /// Builds the cache. Nothing is fetched until the first read.
+    pub fn build(self) -> TokenCache {
+        let store = self
+            .store
+            .and_then(|store| DynTokenSource::shared_key(&*self.source).map(|key| (store, key)));
+        let (min, max) = self.backoff;
+        TokenCache {
+            inner: Arc::new(Inner {
+                current: ArcSwapOption::empty(),
+                flight: Flight::new(Backoff::new(min, max, 0.5)),
+                fetch: Fetch {
+                    source: self.source,
+                    store,
+                    timing: self.timing,
+                    fetch_timeout: self.fetch_timeout,
+                    store_wait: self.store_wait,
+                    counters: Arc::default(),
+                },
+                load_timeout: self.load_timeout,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for TokenCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCacheBuilder")
+            .field("timing", &self.timing)
+            .field("backoff", &self.backoff)
+            .field("load_timeout", &self.load_timeout)
+            .field("fetch_timeout", &self.fetch_timeout)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of a cache's counters, shared by all its clones.
+///
+/// Counters only grow. Each is read on its own, so a snapshot taken while the
+/// cache is busy may be a few events apart between fields.
+///
+/// ```
+/// use cxone_auth::{StaticToken, TokenCache};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let cache = TokenCache::new(StaticToken::new("t"));
+/// cache.token().await?;
+/// cache.token().await?;
+/// let stats = cache.stats();
+/// assert_eq!((stats.fetches, stats.waits, stats.hits), (1, 1, 1));
+/// # Ok::<(), cxone_auth::Error>(()) }).unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Reads answered at once with a usable token.
+    pub hits: u64,
+    /// Callers that found no usable token and waited for a fetch.
+    pub waits: u64,
+    /// Fetches from the token source (token requests).
+    pub fetches: u64,
+    /// Fetches that failed, timed out or returned an unusable token.
+    pub fetch_failures: u64,
+    /// Invalidations that dropped the current token (repeats for a token
+    /// already dropped are not counted).
+    pub invalidations: u64,
+    /// Refreshes started ahead of expiry while callers kept the current token.
+    pub refreshes_ahead: u64,
+    /// Tokens taken from the shared [`TokenStore`] instead of fetched.
+    pub store_loads: u64,
+}
+
+/// The live counters behind [`CacheStats`]. Relaxed: they order nothing.
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    waits: AtomicU64,
+    fetches: AtomicU64,
+    fetch_failures: AtomicU64,
+    invalidations: AtomicU64,
+    refreshes_ahead: AtomicU64,
+    store_loads: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Relaxed),
+            waits: self.waits.load(Relaxed),
+            fetches: self.fetches.load(Relaxed),
+            fetch_failures: self.fetch_failures.load(Relaxed),
+            invalidations: self.invalidations.load(Relaxed),
+            refreshes_ahead: self.refreshes_ahead.load(Relaxed),
+            store_loads: self.store_loads.load(Relaxed),
+        }
     }
 }

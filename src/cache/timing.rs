@@ -1,10 +1,8 @@
-//! When a token is refreshed, when it stops being used, and how long to back
-//! off after a failed fetch.
+//! When a token is refreshed, and when it stops being used.
 //!
 //! ```
 //! use std::time::Duration;
-//! use cxone_auth::TokenCache;
-//! use cxone_auth::token::StaticToken;
+//! use cxone_auth::{StaticToken, TokenCache};
 //!
 //! // A 60-second token is refreshed at about 30 s; a one-hour token 5 min early.
 //! let cache = TokenCache::builder(StaticToken::new("t").lifetime(Duration::from_secs(60)))
@@ -18,45 +16,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::retry::backoff::Backoff;
-use crate::{AccessToken, Error};
+use crate::AccessToken;
 
-/// How long before expiry a token is refreshed, at most: the tutorial's
-/// five-minute buffer.
-///
-/// Tokens that live less than twice this are refreshed at half their life
-/// instead, so that a 60-second token is refreshed every 30 s, not on every call.
-pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(300);
-
-/// How long before its expiry a token stops being handed out at all.
-///
-/// Covers the time a request spends on the wire and small clock differences
-/// at the server, so that a token is not sent when it would arrive dead. It is
-/// capped at a quarter of a token's lifetime, so short-lived tokens stay usable.
-pub const DEFAULT_EXPIRY_SKEW: Duration = Duration::from_secs(5);
-
-/// The largest share of the refresh margin taken off at random.
-///
-/// Caches started together (a fleet deployed at once) then refresh at
-/// different moments instead of all at once.
-pub const DEFAULT_REFRESH_JITTER: f64 = 0.1;
+/// Defaults of the settings; each is explained on its builder setter.
+const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(300);
+const DEFAULT_EXPIRY_SKEW: Duration = Duration::from_secs(5);
+const DEFAULT_REFRESH_JITTER: f64 = 0.1;
 
 /// The largest jitter fraction accepted; more would refresh barely after the
 /// half-life point.
 pub(crate) const MAX_REFRESH_JITTER: f64 = 0.5;
-
-/// The first wait after a failed fetch.
-///
-/// Long enough that a thousand callers arriving during an outage cause one
-/// request per second at most, short enough that a blip costs a second.
-pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
-
-/// The longest wait between failed fetches, and the longest `Retry-After`
-/// honoured.
-///
-/// Bounds a failing token endpoint to two requests a minute per cache, while
-/// a recovered endpoint is noticed within half a minute.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// When a token is refreshed and until when it is handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +42,6 @@ pub(crate) struct Timing {
     pub(crate) refresh_before: Duration,
     pub(crate) expiry_skew: Duration,
     pub(crate) refresh_jitter: f64,
-    pub(crate) backoff_min: Duration,
-    pub(crate) backoff_max: Duration,
 }
 
 impl Default for Timing {
@@ -83,8 +50,6 @@ impl Default for Timing {
             refresh_before: DEFAULT_REFRESH_BEFORE,
             expiry_skew: DEFAULT_EXPIRY_SKEW,
             refresh_jitter: DEFAULT_REFRESH_JITTER,
-            backoff_min: DEFAULT_BACKOFF_MIN,
-            backoff_max: DEFAULT_BACKOFF_MAX,
         }
     }
 }
@@ -107,23 +72,6 @@ impl Timing {
         Schedule {
             refresh_at,
             usable_until,
-        }
-    }
-
-    /// How long to wait before the next fetch after `failures` failures in a
-    /// row, the last being `error`; `jitter` in `[0, 1)`.
-    ///
-    /// Exponential from `backoff_min`, capped at `backoff_max`, with "equal
-    /// jitter" (between half and all of the step, so the endpoint is never
-    /// asked sooner than half the step). A `Retry-After` from the server is a
-    /// floor, itself capped at `backoff_max`.
-    pub(crate) fn backoff(&self, failures: u32, error: &Error, jitter: f64) -> Duration {
-        let step =
-            Backoff::new(self.backoff_min, self.backoff_max).ceiling(failures.saturating_sub(1));
-        let delay = step / 2 + (step / 2).mul_f64(jitter);
-        match error.retry_after() {
-            Some(asked) => delay.max(asked.min(self.backoff_max)),
-            None => delay,
         }
     }
 }
@@ -190,29 +138,5 @@ mod tests {
         let token = token(600);
         let s = timing.schedule(&token, 0.3);
         assert_eq!(s.refresh_at, s.usable_until);
-    }
-
-    #[test]
-    fn backoff_grows_caps_and_honours_retry_after() {
-        let timing = Timing::default();
-        let plain = Error::from_token_response(StatusCode::SERVICE_UNAVAILABLE, None, None);
-        assert_eq!(timing.backoff(1, &plain, 0.0), Duration::from_millis(500));
-        assert!(timing.backoff(1, &plain, 0.999_999) < Duration::from_secs(1));
-        assert_eq!(timing.backoff(4, &plain, 0.0), Duration::from_secs(4));
-        assert_eq!(timing.backoff(40, &plain, 0.0), Duration::from_secs(15));
-        assert!(timing.backoff(u32::MAX, &plain, 0.999) < DEFAULT_BACKOFF_MAX);
-
-        let limited = Error::from_token_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            None,
-            Some(Duration::from_secs(7)),
-        );
-        assert_eq!(timing.backoff(1, &limited, 0.0), Duration::from_secs(7));
-        let hostile = Error::from_token_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            None,
-            Some(Duration::from_secs(86_400)),
-        );
-        assert_eq!(timing.backoff(1, &hostile, 0.0), DEFAULT_BACKOFF_MAX);
     }
 }

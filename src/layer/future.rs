@@ -8,44 +8,24 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures_util::future::BoxFuture;
-use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::request::{AuthRequest, AuthResponse, rejects_token};
-use super::routing::{Route, TenantRouter};
-use crate::cache::TokenId;
+use crate::cache::TokenCache;
 use crate::error::BoxError;
-use crate::{Error, TokenCache};
+use crate::http::{HttpRequest, HttpResponse, rejects_token};
+use crate::{AccessToken, Error};
 
-/// Invalidates the token `id` if `response` rejects it. Invalidation is by
-/// identity, so a burst of 401s for one token causes one refresh.
-///
-/// The id alone finds its cache (see `TokenId::invalidate`): the response
-/// future holds no handle to the cache, whose reference count would cost
-/// every request two atomic operations for the rare rejected one.
-#[inline]
-fn check<T: AuthResponse>(id: TokenId, response: &T) {
-    if rejects_token(response) {
-        rejected(id, response.status());
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn rejected(id: TokenId, status: http::StatusCode) {
-    tracing::debug!(%status, "the server rejected the CXone token");
-    id.invalidate();
-}
+/// The token a request carried, and the cache to tell if it is rejected.
+type Sent = (Arc<AccessToken>, TokenCache);
 
 pin_project! {
     /// The response future of [`CxoneAuth`](super::CxoneAuth).
     ///
-    /// With a cached token it is the inner service's future plus the id of
-    /// the token it carried: no allocation, no reference count. Without one
-    /// it first waits for the token, then for the inner service's readiness,
-    /// then calls it.
+    /// With a cached token it is the inner service's future plus the token it
+    /// carried, no allocation. Without one it first waits for the token, then
+    /// for the inner service's readiness, then calls it.
     ///
     /// # Panics
     ///
@@ -63,11 +43,11 @@ pin_project! {
         Called {
             #[pin]
             future: F,
-            token: Option<TokenId>,
+            sent: Option<Sent>,
         },
-        /// Waiting for a token, then for the inner service's readiness. Boxed:
-        /// it is off the cached-token path, and it holds the request, which
-        /// would make every response future as large.
+        /// Waiting for a token, then for the inner service's readiness.
+        /// Boxed: it holds the request, which would make every response
+        /// future as large, and it is off the cached-token path.
         Waiting {
             waiting: Box<Waiting<S, R>>,
         },
@@ -80,65 +60,39 @@ pin_project! {
 
 /// A call that has not reached the inner service yet.
 struct Waiting<S, R> {
-    /// The token being loaded.
-    load: Option<TokenLoad>,
+    /// The token being loaded, if the request still needs one.
+    load: Option<(BoxFuture<'static, Result<Arc<AccessToken>, Error>>, TokenCache)>,
     inner: S,
     request: Option<R>,
-    token: Option<TokenId>,
+    sent: Option<Sent>,
 }
 
-type TokenLoad = BoxFuture<'static, Result<Loaded, Error>>;
-
-/// What a request waits for before it can be sent: the token and, for a
-/// routed request, its tenant's API host.
-struct Loaded {
-    header: HeaderValue,
-    id: TokenId,
-    route: Option<Arc<Route>>,
-}
+const POLLED_AFTER_COMPLETION: &str = "ResponseFuture polled after completion";
 
 impl<F, S, R> ResponseFuture<F, S, R> {
-    pub(crate) fn called(future: F, token: Option<TokenId>) -> Self {
+    /// Calls `inner` at once if `poll_ready` drove it to readiness, else
+    /// waits for a clone's readiness first.
+    pub(crate) fn forward(inner: &mut S, ready: bool, request: R, sent: Option<Sent>) -> Self
+    where
+        S: Service<R, Future = F> + Clone,
+    {
+        let state = if ready {
+            State::Called {
+                future: inner.call(request),
+                sent,
+            }
+        } else {
+            State::waiting(None, inner.clone(), request, sent)
+        };
+        Self { state }
+    }
+
+    /// A call that waits for a token from `tokens` first.
+    pub(crate) fn loading(inner: S, request: R, tokens: TokenCache) -> Self {
+        let load = tokens.clone();
+        let load: BoxFuture<'static, _> = Box::pin(async move { load.token().await });
         Self {
-            state: State::Called { future, token },
-        }
-    }
-
-    /// A call that waits for the inner service's readiness: its request
-    /// already carries its token, if any.
-    pub(crate) fn readying(inner: S, request: R, token: Option<TokenId>) -> Self {
-        Self::waiting(None, inner, request, token)
-    }
-
-    /// A call that waits for a token from `tokens` first and, with a
-    /// `router`, for the route to the token's tenant.
-    pub(crate) fn loading(
-        inner: S,
-        request: R,
-        tokens: TokenCache,
-        router: Option<Arc<TenantRouter>>,
-    ) -> Self {
-        let load: TokenLoad = Box::pin(async move {
-            let (header, id) = tokens.header_with_id().await?;
-            let route = match router {
-                Some(router) => Some(router.route(id, &tokens).await?),
-                None => None,
-            };
-            Ok(Loaded { header, id, route })
-        });
-        Self::waiting(Some(load), inner, request, None)
-    }
-
-    fn waiting(load: Option<TokenLoad>, inner: S, request: R, token: Option<TokenId>) -> Self {
-        Self {
-            state: State::Waiting {
-                waiting: Box::new(Waiting {
-                    load,
-                    inner,
-                    request: Some(request),
-                    token,
-                }),
-            },
+            state: State::waiting(Some((load, tokens)), inner, request, None),
         }
     }
 
@@ -149,63 +103,61 @@ impl<F, S, R> ResponseFuture<F, S, R> {
     }
 }
 
-const POLLED_AFTER_COMPLETION: &str = "ResponseFuture polled after completion";
+impl<F, S, R> State<F, S, R> {
+    fn waiting(
+        load: Option<(BoxFuture<'static, Result<Arc<AccessToken>, Error>>, TokenCache)>,
+        inner: S,
+        request: R,
+        sent: Option<Sent>,
+    ) -> Self {
+        State::Waiting {
+            waiting: Box::new(Waiting {
+                load,
+                inner,
+                request: Some(request),
+                sent,
+            }),
+        }
+    }
+}
 
 impl<F, S, R, T, E> Future for ResponseFuture<F, S, R>
 where
     F: Future<Output = Result<T, E>>,
     S: Service<R, Response = T, Future = F, Error = E>,
-    T: AuthResponse,
+    T: HttpResponse,
     E: Into<BoxError>,
-    R: AuthRequest,
+    R: HttpRequest,
 {
     type Output = Result<T, BoxError>;
 
-    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         loop {
-            if let StateProj::Called { future, token } = state.as_mut().project() {
-                let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                if let Some(id) = token.take() {
-                    check(id, &response);
+            match state.as_mut().project() {
+                StateProj::Called { future, sent } => {
+                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    if let Some((token, tokens)) = sent.take()
+                        && rejects_token(&response)
+                    {
+                        tracing::debug!(status = %response.status(), "the server rejected the CXone token");
+                        tokens.invalidate(&token);
+                    }
+                    return Poll::Ready(Ok(response));
                 }
-                return Poll::Ready(Ok(response));
-            }
-            ready!(State::poll_until_called(state.as_mut(), cx))?;
-        }
-    }
-}
-
-impl<F, S, R> State<F, S, R>
-where
-    S: Service<R, Future = F>,
-    S::Error: Into<BoxError>,
-    R: AuthRequest,
-{
-    /// Drives a call that has not reached the inner service yet until it
-    /// has, or fails. Out of line: the cached-token path never comes here,
-    /// and keeping it apart keeps that path's poll small enough to inline.
-    #[inline(never)]
-    fn poll_until_called(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), BoxError>> {
-        match self.as_mut().project() {
-            StateProj::Called { .. } => {}
-            StateProj::Waiting { waiting } => {
-                ready!(waiting.poll_ready(cx))?;
-                let request = waiting.request.take().expect(POLLED_AFTER_COMPLETION);
-                let future = waiting.inner.call(request);
-                let token = waiting.token;
-                self.set(State::Called { future, token });
-            }
-            StateProj::Refused { error } => {
-                let error = error.take().expect(POLLED_AFTER_COMPLETION);
-                return Poll::Ready(Err(error.into()));
+                StateProj::Waiting { waiting } => {
+                    ready!(waiting.poll_ready(cx))?;
+                    let request = waiting.request.take().expect(POLLED_AFTER_COMPLETION);
+                    let future = waiting.inner.call(request);
+                    let sent = waiting.sent.take();
+                    state.set(State::Called { future, sent });
+                }
+                StateProj::Refused { error } => {
+                    let error = error.take().expect(POLLED_AFTER_COMPLETION);
+                    return Poll::Ready(Err(error.into()));
+                }
             }
         }
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -213,19 +165,18 @@ impl<S, R> Waiting<S, R>
 where
     S: Service<R>,
     S::Error: Into<BoxError>,
-    R: AuthRequest,
+    R: HttpRequest,
 {
     /// Waits for the token (if it is loading), then for the inner service's
     /// readiness.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if let Some(load) = &mut self.load {
-            let Loaded { header, id, route } = ready!(load.as_mut().poll(cx))?;
+        if let Some((load, tokens)) = &mut self.load {
+            let token = ready!(load.as_mut().poll(cx))?;
             let request = self.request.as_mut().expect(POLLED_AFTER_COMPLETION);
-            if let Some(route) = route {
-                route.apply(request)?;
-            }
-            request.headers_mut().insert(AUTHORIZATION, header);
-            self.token = Some(id);
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, token.header_value().clone());
+            self.sent = Some((token, tokens.clone()));
             self.load = None;
         }
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -240,8 +191,6 @@ impl<F, S, R> fmt::Debug for ResponseFuture<F, S, R> {
             State::Waiting { .. } => "Readying",
             State::Refused { .. } => "Refused",
         };
-        f.debug_struct("ResponseFuture")
-            .field("state", &state)
-            .finish()
+        f.debug_struct("ResponseFuture").field("state", &state).finish()
     }
 }

@@ -1,20 +1,11 @@
-//! [`AllowedHosts`]: which requests may carry a CXone token.
+//! `AllowedHosts`: which requests may carry a CXone token.
 //!
 //! A bearer token is a password for as long as it lives. The layer sends it
 //! only over https, only to CXone's own domains and the hosts a user adds;
 //! plain http only to loopback hosts, and only when that is enabled.
 //!
-//! ```
-//! use cxone_auth::layer::AllowedHosts;
-//!
-//! let hosts = AllowedHosts::default().allow_host("*.example.com");
-//! assert!(hosts.allows("https", "api-na1.niceincontact.com"));
-//! assert!(hosts.allows("https", "reports.example.com"));
-//! assert!(!hosts.allows("http", "api-na1.niceincontact.com"));
-//! assert!(!hosts.allows("https", "niceincontact.com.evil.test"));
-//! assert!(!hosts.allows("http", "127.0.0.1"));
-//! assert!(hosts.clone().allow_loopback_http(true).allows("http", "127.0.0.1"));
-//! ```
+//! Tenant routing adds the origins discovery names; they obey the same
+//! rules.
 
 use std::net::IpAddr;
 
@@ -22,14 +13,14 @@ use std::net::IpAddr;
 /// (`cxone.niceincontact.com`, `cxone-gov.niceincontact.com`), the API hosts
 /// (`api-<area>.niceincontact.com`) and the UI/auth hosts
 /// (`<area>.nice-incontact.com`) that tenant discovery names.
-pub const CXONE_DOMAINS: [&str; 2] = ["niceincontact.com", "nice-incontact.com"];
+pub(crate) const CXONE_DOMAINS: [&str; 2] = ["niceincontact.com", "nice-incontact.com"];
 
 /// The hosts that may receive a token, and over which schemes.
 ///
-/// By default: https to [`CXONE_DOMAINS`] and their subdomains. Hosts are
+/// By default: https to `CXONE_DOMAINS` and their subdomains. Hosts are
 /// compared without regard to ASCII case or a trailing dot.
 #[derive(Debug, Clone)]
-pub struct AllowedHosts {
+pub(crate) struct AllowedHosts {
     patterns: Vec<HostPattern>,
     loopback_http: bool,
 }
@@ -74,7 +65,7 @@ impl Default for AllowedHosts {
 impl AllowedHosts {
     /// Only the hosts added with [`allow_host`](Self::allow_host): not even
     /// CXone's domains.
-    pub fn none() -> Self {
+    pub(crate) fn none() -> Self {
         Self {
             patterns: Vec::new(),
             loopback_http: false,
@@ -83,7 +74,7 @@ impl AllowedHosts {
 
     /// Allows a host over https: `api.example.com` for that host alone, or
     /// `*.example.com` for `example.com` and every subdomain.
-    pub fn allow_host(mut self, pattern: &str) -> Self {
+    pub(crate) fn allow_host(mut self, pattern: &str) -> Self {
         let pattern = HostPattern::parse(pattern);
         if !self.patterns.contains(&pattern) {
             self.patterns.push(pattern);
@@ -93,13 +84,13 @@ impl AllowedHosts {
 
     /// Allows loopback hosts (`localhost`, `127.0.0.0/8`, `::1`) over http and
     /// https, for tests and local mocks. Off by default.
-    pub fn allow_loopback_http(mut self, allow: bool) -> Self {
+    pub(crate) fn allow_loopback_http(mut self, allow: bool) -> Self {
         self.loopback_http = allow;
         self
     }
 
     /// Whether a request with this scheme and host may carry the token.
-    pub fn allows(&self, scheme: &str, host: &str) -> bool {
+    pub(crate) fn allows(&self, scheme: &str, host: &str) -> bool {
         let host = match host.as_bytes() {
             [rest @ .., b'.'] => &host[..rest.len()],
             _ => host,

@@ -2,30 +2,29 @@
 //! service.
 //!
 //! For each request the layer
-//! - leaves it alone if it already carries `Authorization` (a per-request
-//!   override);
 //! - refuses it with [`ErrorKind::HostNotAllowed`](crate::ErrorKind::HostNotAllowed),
 //!   before anything is sent, unless it goes over https to an allowed host
-//!   ([`AllowedHosts`]);
+//!   (CXone's domains, the hosts added with [`CxoneAuthLayer::allow_host`],
+//!   the tenant hosts [tenant routing](crate::routing) discovered), or over
+//!   plain http to a loopback host when [`allow_loopback_http`](CxoneAuthLayer::allow_loopback_http)
+//!   is on; a request whose URI has an authority but no scheme is refused;
+//! - leaves it alone if it already carries `Authorization` (a per-request
+//!   override);
 //! - with a cached token, inserts the header and calls the inner service at
 //!   once: no await, no lock, no allocation;
-//! - without one, waits for the [`TokenCache`](crate::TokenCache) first and
-//!   only then for the inner service's readiness;
+//! - without one, waits for the [`TokenCache`] first and only then for the
+//!   inner service's readiness, so a buffered inner service (a tonic
+//!   `Channel`, `BufferLayer`) holds no slot while a token loads;
 //! - on a 401, or a gRPC `UNAUTHENTICATED`, invalidates exactly the token the
 //!   request carried.
 //!
-//! With [`tenant_routing`](CxoneAuthLayer::tenant_routing), requests that
-//! carry only a path go to the API host of the token's tenant; see
-//! [`routing`].
-//!
-//! It does not replay the request: stack [`CxoneRetryLayer`](crate::retry::CxoneRetryLayer)
+//! It does not replay the request: stack [`CxoneRetryLayer`](crate::CxoneRetryLayer)
 //! outside it, so a 401 leads to one refresh and one replay, and a 429 to a
 //! wait:
 //!
 //! ```
 //! use std::convert::Infallible;
-//! use cxone_auth::{CxoneAuthLayer, TokenCache};
-//! use cxone_auth::token::StaticToken;
+//! use cxone_auth::{CxoneAuthLayer, ErrorKind, StaticToken, TokenCache};
 //! use http::{Request, Response, header::AUTHORIZATION};
 //! use tower::{ServiceBuilder, ServiceExt as _};
 //!
@@ -48,19 +47,276 @@
 //! let elsewhere = Request::get("https://example.com/").body(())?;
 //! let err = client.oneshot(elsewhere).await.unwrap_err();
 //! let err = err.downcast_ref::<cxone_auth::Error>().unwrap();
-//! assert_eq!(err.kind(), cxone_auth::ErrorKind::HostNotAllowed);
+//! assert_eq!(err.kind(), ErrorKind::HostNotAllowed);
 //! # Ok(())
 //! # }
 //! ```
 
-mod future;
-mod hosts;
-mod request;
-pub mod routing;
-mod service;
+pub mod future;
+pub(crate) mod hosts;
 
-pub use future::ResponseFuture;
-pub use hosts::{AllowedHosts, CXONE_DOMAINS};
-pub use request::{AuthRequest, AuthResponse};
-pub use routing::DEFAULT_DISCOVERY_BACKOFF;
-pub use service::{CxoneAuth, CxoneAuthLayer};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll, ready};
+
+use http::header::AUTHORIZATION;
+use tower_layer::Layer;
+use tower_service::Service;
+use url::Url;
+
+use self::future::ResponseFuture;
+use self::hosts::AllowedHosts;
+use crate::cache::TokenCache;
+use crate::error::BoxError;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::Error;
+
+/// Attaches `Authorization: Bearer` from a [`TokenCache`] to the requests of
+/// the wrapped service; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct CxoneAuthLayer {
+    tokens: TokenCache,
+    hosts: Arc<Hosts>,
+}
+
+/// Where the token may go; shared by every service a layer builds, and by
+/// the tenant routing made from it.
+#[derive(Debug, Default)]
+pub(crate) struct Hosts {
+    rules: AllowedHosts,
+    /// Where requests that carry only a path go (a tonic `Channel` adds it).
+    base_url: Option<Url>,
+    /// Origins (scheme, host, port) that tenant discovery named.
+    discovered: RwLock<Vec<(String, String, Option<u16>)>>,
+}
+
+impl Clone for Hosts {
+    fn clone(&self) -> Self {
+        Self {
+            rules: self.rules.clone(),
+            base_url: self.base_url.clone(),
+            discovered: RwLock::new(self.discovered_origins().clone()),
+        }
+    }
+}
+
+impl Hosts {
+    fn discovered_origins(&self) -> std::sync::RwLockReadGuard<'_, Vec<(String, String, Option<u16>)>> {
+        self.discovered.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a request may carry the token: an absolute URI to an allowed
+    /// origin, or a path-only one when the base URL is allowed.
+    fn check<R: HttpRequest>(&self, request: &R) -> Result<(), Error> {
+        let (scheme, host, port) = match (request.scheme(), request.host()) {
+            (Some(scheme), Some(host)) => (scheme, host, request.port()),
+            (None, None) => match &self.base_url {
+                Some(base) => (
+                    base.scheme(),
+                    base.host_str().unwrap_or_default(),
+                    base.port_or_known_default(),
+                ),
+                None => {
+                    return Err(Error::host_not_allowed(
+                        "the request has only a path; set the layer's base URL, or stack tenant routing outside it, to say where such requests go",
+                    ));
+                }
+            },
+            _ => {
+                return Err(Error::host_not_allowed(
+                    "the request's URI has a host but no scheme (authority-form); only absolute and path-only URIs may carry the token",
+                ));
+            }
+        };
+        if self.allows(scheme, host, port) {
+            return Ok(());
+        }
+        tracing::debug!(scheme, host, "refused to send a CXone token to this host");
+        Err(Error::host_not_allowed(format!(
+            "refused to send the CXone token to {scheme}://{host}"
+        )))
+    }
+
+    pub(crate) fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
+        self.rules.allows(scheme, host) || self.is_discovered(scheme, host, port)
+    }
+
+    #[cold]
+    fn is_discovered(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
+        self.discovered_origins().iter().any(|(s, h, p)| {
+            s.eq_ignore_ascii_case(scheme) && h.eq_ignore_ascii_case(host) && *p == port
+        })
+    }
+
+    /// Allows the origin of a tenant's discovered host, if it obeys the
+    /// rules configured hosts obey: https, or plain http to loopback when
+    /// that is on.
+    pub(crate) fn discover(&self, url: &Url) -> Result<(), Error> {
+        let (scheme, host) = (url.scheme(), url.host_str().unwrap_or_default());
+        let scheme_allowed = scheme == "https" || self.rules.allows(scheme, host);
+        if !scheme_allowed {
+            return Err(Error::discovery(format!(
+                "tenant discovery named {scheme}://{host}, which may not receive the token (https only)"
+            )));
+        }
+        let origin = (scheme.to_owned(), host.to_ascii_lowercase(), url.port_or_known_default());
+        let mut discovered = self.discovered.write().unwrap_or_else(PoisonError::into_inner);
+        if !discovered.contains(&origin) {
+            discovered.push(origin);
+        }
+        Ok(())
+    }
+}
+
+impl CxoneAuthLayer {
+    /// A layer attaching tokens from `tokens` to https requests for CXone's
+    /// domains.
+    pub fn new(tokens: TokenCache) -> Self {
+        Self {
+            tokens,
+            hosts: Arc::default(),
+        }
+    }
+
+    /// Allows another host over https: `api.example.com`, or `*.example.com`
+    /// for a domain and its subdomains.
+    pub fn allow_host(mut self, pattern: &str) -> Self {
+        let hosts = Arc::make_mut(&mut self.hosts);
+        hosts.rules = std::mem::take(&mut hosts.rules).allow_host(pattern);
+        self
+    }
+
+    /// Allows loopback hosts over plain http, for tests and local mocks.
+    ///
+    /// Defaults to off: a token sent in clear is a password sent in clear.
+    pub fn allow_loopback_http(mut self, allow: bool) -> Self {
+        let hosts = Arc::make_mut(&mut self.hosts);
+        hosts.rules = std::mem::take(&mut hosts.rules).allow_loopback_http(allow);
+        self
+    }
+
+    /// Declares where requests that carry only a path go, such as the
+    /// requests a tonic `Channel` sends (it adds its origin itself). Such
+    /// requests get the token when this base is an allowed host.
+    ///
+    /// Defaults to none: path-only requests are refused, unless tenant
+    /// routing outside this layer made them absolute.
+    pub fn base_url(mut self, base: Url) -> Self {
+        Arc::make_mut(&mut self.hosts).base_url = Some(base);
+        self
+    }
+
+    /// The token cache this layer draws from.
+    pub fn tokens(&self) -> &TokenCache {
+        &self.tokens
+    }
+
+    pub(crate) fn hosts(&self) -> &Arc<Hosts> {
+        &self.hosts
+    }
+}
+
+impl<S> Layer<S> for CxoneAuthLayer {
+    type Service = CxoneAuth<S>;
+
+    fn layer(&self, inner: S) -> CxoneAuth<S> {
+        CxoneAuth {
+            inner,
+            layer: self.clone(),
+            inner_ready: false,
+        }
+    }
+}
+
+/// The service [`CxoneAuthLayer`] builds: attaches the token, refuses hosts
+/// that may not receive it, and invalidates a token the server rejects.
+///
+/// Its error type is [`BoxError`](tower::BoxError): the inner service's
+/// errors as they are, or a [`cxone_auth::Error`](crate::Error) when the
+/// token could not be obtained or the host is not allowed.
+#[derive(Debug)]
+pub struct CxoneAuth<S> {
+    inner: S,
+    layer: CxoneAuthLayer,
+    /// Whether `inner` has been driven to readiness for the next call.
+    inner_ready: bool,
+}
+
+impl<S> CxoneAuth<S> {
+    /// Wraps `inner`; see [`CxoneAuthLayer`] for the options.
+    pub fn new(inner: S, tokens: TokenCache) -> Self {
+        CxoneAuthLayer::new(tokens).layer(inner)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for CxoneAuth<S> {
+    /// A clone has not reserved capacity in its inner service, whatever the
+    /// original has.
+    fn clone(&self) -> Self {
+        self.layer.layer(self.inner.clone())
+    }
+}
+
+impl<S, R> Service<R> for CxoneAuth<S>
+where
+    S: Service<R> + Clone,
+    S::Response: HttpResponse,
+    S::Error: Into<BoxError>,
+    R: HttpRequest,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, S, R>;
+
+    /// Drives the inner service to readiness only while a token is cached:
+    /// without one the call loads it first, and only then asks the inner
+    /// service, so that no slot is held while a token loads.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.inner_ready || !self.layer.tokens.has_token() {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.inner.poll_ready(cx)).map_err(Into::into)?;
+        self.inner_ready = true;
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: R) -> Self::Future {
+        if let Err(refused) = self.layer.hosts.check(&request) {
+            return ResponseFuture::refused(refused);
+        }
+        let ready = std::mem::take(&mut self.inner_ready);
+        // The caller's own `Authorization` is sent as it is.
+        if request.headers().contains_key(AUTHORIZATION) {
+            return ResponseFuture::forward(&mut self.inner, ready, request, None);
+        }
+        // The token is read here, not at `poll_ready`: a call can come long
+        // after its readiness, by when that token may have been replaced.
+        let Some(token) = self.layer.tokens.cached() else {
+            if ready {
+                // Release the capacity `poll_ready` reserved while the token loads.
+                self.inner = self.inner.clone();
+            }
+            let tokens = self.layer.tokens.clone();
+            return ResponseFuture::loading(self.inner.clone(), request, tokens);
+        };
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, token.header_value().clone());
+        let sent = (token, self.layer.tokens.clone());
+        ResponseFuture::forward(&mut self.inner, ready, request, Some(sent))
+    }
+}

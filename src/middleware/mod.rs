@@ -117,7 +117,6 @@ use tower::{Layer as _, ServiceExt as _};
 
 use self::next::NextService;
 use crate::error::BoxError;
-use crate::layer::AllowedHosts;
 use crate::{CxoneAuthLayer, CxoneRetryLayer, Error, TokenCache};
 
 /// A `reqwest-middleware` [`Middleware`] that authenticates requests with
@@ -161,12 +160,6 @@ impl CxoneAuthMiddleware {
     /// by default.
     pub fn allow_loopback_http(mut self, allow: bool) -> Self {
         self.auth = self.auth.allow_loopback_http(allow);
-        self
-    }
-
-    /// Replaces the allowed hosts.
-    pub fn allowed_hosts(mut self, hosts: AllowedHosts) -> Self {
-        self.auth = self.auth.allowed_hosts(hosts);
         self
     }
 

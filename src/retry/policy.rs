@@ -46,7 +46,7 @@ use super::backoff::Backoff;
 use super::cooldown::{Cooldowns, HostKey};
 use super::future::Delay;
 use super::replay::{RetryRequest, RetryResponse};
-use crate::cache::later;
+use crate::backoff::later;
 use crate::retry_after::retry_after;
 
 /// What a layer was built with.

@@ -1,0 +1,379 @@
+//! Tenant routing: requests that carry only a path go to the API host of the
+//! token's tenant.
+//!
+//! CXone serves each tenant from one API host (`api-na1.niceincontact.com`,
+//! `api-eu1...`), named by tenant discovery: the token's `tenantId` claim,
+//! then `GET <issuer>/.well-known/cxone-configuration?tenantId=..`, whose
+//! `api_endpoint` is the base URL of every API call. [`TenantRoutingLayer`],
+//! stacked outside the [`CxoneAuthLayer`] it was made from, does this once per
+//! tenant and rewrites each path-only request
+//! (`/inContactAPI/services/v34.0/agents`) to an absolute one on that host.
+//! The discovered origin joins the auth layer's allowed hosts, under the same
+//! rules as configured ones (https, or plain http to loopback only when that
+//! is on), so absolute URLs built from it work too. Requests with an absolute
+//! URL pass through untouched, at no cost.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use cxone_auth::mock::MockCxone;
+//! use cxone_auth::{AccessKeyGrant, CxoneAuthLayer, ServiceTransport, TenantDiscovery, TenantRoutingLayer, TokenCache};
+//! use http::{Request, Response};
+//! use tower::{ServiceBuilder, ServiceExt as _};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower::BoxError> {
+//! // In memory: the mock CXone answers token and discovery requests.
+//! let cxone = MockCxone::builder().api_endpoint("https://api-na1.niceincontact.com").build();
+//! let source = AccessKeyGrant::new(
+//!     cxone_auth::mock::CLIENT_ID, cxone_auth::mock::CLIENT_SECRET,
+//!     cxone_auth::mock::ACCESS_KEY_ID, cxone_auth::mock::ACCESS_KEY_SECRET,
+//! )?
+//! .token_url(cxone.token_url())?
+//! .transport(ServiceTransport::new(cxone.router()));
+//! let discovery = TenantDiscovery::from_url(cxone.base_url())?
+//!     .transport(ServiceTransport::new(cxone.router()));
+//!
+//! let auth = CxoneAuthLayer::new(TokenCache::new(source));
+//! let client = ServiceBuilder::new()
+//!     .layer(TenantRoutingLayer::new(&auth, discovery))
+//!     .layer(auth)
+//!     .service_fn(|request: Request<()>| async move {
+//!         // Stands for an HTTP client: answers with the URI it was sent to.
+//!         Ok::<_, Infallible>(Response::new(request.uri().to_string()))
+//!     });
+//!
+//! let request = Request::get("/inContactAPI/services/v34.0/agents?top=10").body(())?;
+//! let response = client.oneshot(request).await?;
+//! assert_eq!(
+//!     response.body(),
+//!     "https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents?top=10"
+//! );
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Failures
+//!
+//! Nothing is sent when the tenant cannot be found: a token without a
+//! `tenantId` claim, an unknown tenant, or an `api_endpoint` that is not a
+//! plain base URL the token may go to (not a URL, another scheme,
+//! credentials, a query or a fragment) fail the request with
+//! [`ErrorKind::Discovery`](crate::ErrorKind::Discovery); a discovery that
+//! timed out or met a 5xx fails it with its transient kind. A failure is
+//! handed to every routed request for 5 s (doubling with each failure in a
+//! row, up to a minute, and at least the `Retry-After` the issuer sent), so a
+//! broken issuer is asked once per interval, not once per request.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use futures_util::future::BoxFuture;
+use http::uri::{Authority, Scheme};
+use pin_project_lite::pin_project;
+use tower::ServiceExt as _;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::backoff::Backoff;
+use crate::cache::TokenCache;
+use crate::error::BoxError;
+use crate::flight::{self, Flight, Next};
+use crate::http::HttpRequest;
+use crate::layer::{CxoneAuthLayer, Hosts};
+use crate::token::{TenantConfig, TenantDiscovery};
+use crate::{AccessToken, Error};
+
+/// The first wait after a failed discovery, and the longest: see the
+/// module's "Failures".
+const DISCOVERY_BACKOFF: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(60));
+
+/// Routes path-only requests to the token's tenant; see the
+/// [module docs](self).
+#[derive(Clone)]
+pub struct TenantRoutingLayer {
+    router: Arc<Router>,
+}
+
+/// The discovery state of one layer, shared by every service it builds.
+struct Router {
+    tokens: TokenCache,
+    discovery: TenantDiscovery,
+    hosts: Arc<Hosts>,
+    /// The route of the tenant discovered last. One cache is one
+    /// credential, so almost always one tenant.
+    route: ArcSwapOption<Route>,
+    flight: Arc<Flight<Arc<Route>>>,
+}
+
+impl TenantRoutingLayer {
+    /// Routing for the requests `auth` authorizes: its token's tenant is
+    /// found through `discovery`, and the discovered host joins `auth`'s
+    /// allowed hosts. Stack it outside `auth`.
+    pub fn new(auth: &CxoneAuthLayer, discovery: TenantDiscovery) -> Self {
+        let (base, max) = DISCOVERY_BACKOFF;
+        Self {
+            router: Arc::new(Router {
+                tokens: auth.tokens().clone(),
+                discovery,
+                hosts: Arc::clone(auth.hosts()),
+                route: ArcSwapOption::empty(),
+                flight: Flight::new(Backoff::new(base, max, 0.0)),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for TenantRoutingLayer {
+    type Service = TenantRouting<S>;
+
+    fn layer(&self, inner: S) -> TenantRouting<S> {
+        TenantRouting {
+            inner,
+            router: Arc::clone(&self.router),
+        }
+    }
+}
+
+/// The service [`TenantRoutingLayer`] builds.
+#[derive(Clone)]
+pub struct TenantRouting<S> {
+    inner: S,
+    router: Arc<Router>,
+}
+
+impl<S> TenantRouting<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl Router {
+    /// The route of `token`'s tenant, if it is known without waiting.
+    fn cached(&self, token: &AccessToken) -> Option<Arc<Route>> {
+        let tenant_id = token.claims()?.tenant_id()?;
+        self.route
+            .load_full()
+            .filter(|route| route.tenant_id == tenant_id)
+    }
+
+    /// The route of the current token's tenant, discovering it if needed.
+    async fn route(self: Arc<Self>) -> Result<Arc<Route>, Error> {
+        let token = self.tokens.token().await?;
+        let Some(tenant_id) = token.claims().and_then(|claims| claims.tenant_id()) else {
+            return Err(Error::discovery(
+                "the access token has no `tenantId` claim, so its tenant's API host cannot be found; \
+                 tenant routing needs a CXone token (or send absolute URLs)",
+            ));
+        };
+        let tenant_id = tenant_id.to_owned();
+        let discover = {
+            let router = Arc::clone(&self);
+            let tenant_id = tenant_id.clone();
+            move || async move {
+                let route = match router.discovery.tenant(&tenant_id).await {
+                    Ok(config) => Route::new(&config, tenant_id, &router.hosts),
+                    Err(error) => Err(error),
+                };
+                match route {
+                    Ok(route) => {
+                        tracing::debug!(host = %route.authority, "tenant discovered: routing path-only requests to its API host");
+                        let route = Arc::new(route);
+                        router.route.store(Some(Arc::clone(&route)));
+                        Ok(route)
+                    }
+                    Err(error) => {
+                        tracing::debug!(kind = ?error.kind(), "tenant discovery failed; routed requests fail until the backoff ends");
+                        Err(error)
+                    }
+                }
+            }
+        };
+        let current = || self.cached(&token);
+        match self.flight.join(current, discover)? {
+            Next::Ready(route) => Ok(route),
+            Next::Wait(receiver) => flight::wait(receiver).await,
+        }
+    }
+}
+
+impl<S, R> Service<R> for TenantRouting<S>
+where
+    S: Service<R> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    R: HttpRequest + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, S::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: R) -> Self::Future {
+        let path_only = request.scheme().is_none() && request.host().is_none();
+        let route = match path_only {
+            false => None,
+            true => match self.router.tokens.cached() {
+                Some(token) => self.router.cached(&token),
+                None => None,
+            },
+        };
+        if !path_only || route.is_some() {
+            if let Some(route) = route
+                && let Err(error) = route.apply(&mut request)
+            {
+                return ResponseFuture::routing(Box::pin(async move { Err(error.into()) }));
+            }
+            return ResponseFuture::called(self.inner.call(request));
+        }
+        // Release whatever `poll_ready` reserved while the route loads.
+        self.inner = self.inner.clone();
+        let mut inner = self.inner.clone();
+        let router = Arc::clone(&self.router);
+        ResponseFuture::routing(Box::pin(async move {
+            let route = router.route().await?;
+            route.apply(&mut request)?;
+            inner.ready().await.map_err(Into::into)?;
+            inner.call(request).await.map_err(Into::into)
+        }))
+    }
+}
+
+pin_project! {
+    /// The response future of [`TenantRouting`].
+    #[project = Proj]
+    pub enum ResponseFuture<F, T> {
+        /// Sent as it was, or routed at once to a known tenant.
+        Called {
+            #[pin]
+            future: F,
+        },
+        /// Waiting for the tenant's discovery, then sent. Boxed: it is off
+        /// the path of every request after the first.
+        Routing {
+            future: BoxFuture<'static, Result<T, BoxError>>,
+        },
+    }
+}
+
+impl<F, T> ResponseFuture<F, T> {
+    fn called(future: F) -> Self {
+        Self::Called { future }
+    }
+
+    fn routing(future: BoxFuture<'static, Result<T, BoxError>>) -> Self {
+        Self::Routing { future }
+    }
+}
+
+impl<F, T, E> Future for ResponseFuture<F, T>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            Proj::Called { future } => future.poll(cx).map_err(Into::into),
+            Proj::Routing { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, T> fmt::Debug for ResponseFuture<F, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self {
+            Self::Called { .. } => "Called",
+            Self::Routing { .. } => "Routing",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish()
+    }
+}
+
+impl fmt::Debug for TenantRoutingLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantRoutingLayer")
+            .field("discovery", &self.router.discovery)
+            .field("route", &self.router.route.load_full())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for TenantRouting<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantRouting")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant's API base: where a path-only request is sent.
+#[derive(Debug)]
+struct Route {
+    tenant_id: String,
+    scheme: Scheme,
+    authority: Authority,
+    /// The base URL's path without its trailing `/`; usually empty.
+    prefix: String,
+}
+
+impl Route {
+    /// Checks that `api_endpoint` is a base URL the token may be sent to,
+    /// and allows its origin in `hosts`.
+    fn new(config: &TenantConfig, tenant_id: String, hosts: &Hosts) -> Result<Self, Error> {
+        let url = config.api_endpoint();
+        let malformed =
+            |why: &str| Error::discovery(format!("the tenant's `api_endpoint` {why}; no request was sent"));
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(malformed("has a query or a fragment, so it is not a base URL"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(malformed("carries credentials"));
+        }
+        let scheme = match url.scheme() {
+            "https" => Scheme::HTTPS,
+            "http" => Scheme::HTTP,
+            _ => return Err(malformed("is not an http(s) URL")),
+        };
+        let Some(host) = url.host_str().filter(|host| !host.is_empty()) else {
+            return Err(malformed("has no host"));
+        };
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let authority = Authority::try_from(authority)
+            .map_err(|err| malformed("has a host that is not valid in a URI").with_source(err))?;
+        hosts.discover(url)?;
+        Ok(Self {
+            tenant_id,
+            scheme,
+            authority,
+            prefix: url.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Points the path-only `request` at this base.
+    fn apply<R: HttpRequest>(&self, request: &mut R) -> Result<(), Error> {
+        request.set_origin(self.scheme.clone(), self.authority.clone(), &self.prefix)
+    }
+}
