@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use cxone_auth::token::StaticToken;
-use cxone_auth::{TokenCache, TokenReader};
+use cxone_auth::TokenCache;
 use futures_util::FutureExt as _;
 use http::HeaderValue;
 
@@ -25,7 +25,7 @@ fn token_value() -> String {
 }
 
 struct Subjects {
-    /// Keeps the cache's runtime (and its timer task) alive.
+    /// Keeps the cache's runtime alive.
     _runtime: tokio::runtime::Runtime,
     cache: TokenCache,
     /// A header built at run time, as a token's is: cloning it bumps a shared
@@ -63,29 +63,23 @@ impl Subjects {
     }
 }
 
-/// One way of reading the header; the reader is the calling thread's own.
-type Read = fn(&Subjects, &mut TokenReader) -> HeaderValue;
+/// One way of reading the header.
+type Read = fn(&Subjects) -> HeaderValue;
 
-const CASES: [(&str, Read); 7] = [
-    ("static from_static clone", |s, _| s.constant.clone()),
-    ("static held header clone", |s, _| s.held.clone()),
-    ("TokenReader::cached_header", |_, reader| {
-        reader.cached_header().expect("fresh").0
-    }),
-    ("TokenCache::cached_header", |s, _| {
-        s.cache.cached_header().expect("fresh").0
-    }),
-    ("TokenCache::cached + clone", |s, _| {
+const CASES: [(&str, Read); 5] = [
+    ("static from_static clone", |s| s.constant.clone()),
+    ("static held header clone", |s| s.held.clone()),
+    ("TokenCache::cached + clone", |s| {
         let token = s.cache.cached().expect("fresh");
         token.header_value().clone()
     }),
-    ("std Mutex read + clone", |s, _| {
+    ("std Mutex read + clone", |s| {
         s.mutex
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }),
-    ("tokio RwLock read + clone", |s, _| {
+    ("tokio RwLock read + clone", |s| {
         s.rwlock
             .read()
             .now_or_never()
@@ -103,11 +97,10 @@ fn run(subjects: &Arc<Subjects>, read: Read, threads: usize, iters: u64) -> Dura
             let subjects = Arc::clone(subjects);
             let barrier = Arc::clone(&barrier);
             thread::spawn(move || {
-                let mut reader = subjects.cache.reader();
                 barrier.wait();
                 let start = Instant::now();
                 for _ in 0..iters {
-                    black_box(read(black_box(&subjects), &mut reader));
+                    black_box(read(black_box(&subjects)));
                 }
                 start.elapsed()
             })
@@ -122,9 +115,8 @@ fn run(subjects: &Arc<Subjects>, read: Read, threads: usize, iters: u64) -> Dura
 
 fn criterion_groups(c: &mut Criterion, subjects: &Arc<Subjects>) {
     let mut single = c.benchmark_group("read/1-thread");
-    let mut reader = subjects.cache.reader();
     for (name, read) in CASES {
-        single.bench_function(name, |b| b.iter(|| read(black_box(subjects), &mut reader)));
+        single.bench_function(name, |b| b.iter(|| read(black_box(subjects))));
     }
     single.finish();
 
@@ -164,7 +156,7 @@ fn print_ratios(subjects: &Arc<Subjects>) {
     println!("Ratios: ns per read per thread, median of 7 interleaved runs of 1M reads");
     for threads in [1, 2] {
         let times = ns_per_read(subjects, threads);
-        let [constant, held, reader, header, cached, mutex, rwlock] = times[..] else {
+        let [constant, held, cached, mutex, rwlock] = times[..] else {
             unreachable!("one time per case");
         };
         println!("{threads} thread(s):");
@@ -175,11 +167,8 @@ fn print_ratios(subjects: &Arc<Subjects>) {
                 ns / held,
             );
         }
-        for (name, ns) in [
-            ("TokenReader::cached_header", reader),
-            ("TokenCache::cached_header", header),
-            ("TokenCache::cached + clone", cached),
-        ] {
+        {
+            let (name, ns) = ("TokenCache::cached + clone", cached);
             println!(
                 "  {name}: {:.2}x the std Mutex, {:.2}x the tokio RwLock (below 1 is faster)",
                 ns / mutex,

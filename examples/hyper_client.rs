@@ -14,7 +14,7 @@ use bytes::Bytes;
 use cxone_auth::mock::MockCxone;
 use cxone_auth::retry::{CxoneRetry, CxoneRetryLayer};
 use cxone_auth::token::{AccessKeyGrant, TenantDiscovery};
-use cxone_auth::{CxoneAuth, CxoneAuthLayer, TokenCache};
+use cxone_auth::{CxoneAuth, CxoneAuthLayer, TenantRouting, TenantRoutingLayer, TokenCache};
 use http::Request;
 use http_body_util::{BodyExt as _, Full};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -24,7 +24,8 @@ use hyper_util::rt::TokioExecutor;
 use tower::{BoxError, ServiceBuilder, ServiceExt as _};
 
 /// The whole client: one type, `Clone`, cheap to share.
-type Client = CxoneRetry<CxoneAuth<HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>>>;
+type Client =
+    CxoneRetry<TenantRouting<CxoneAuth<HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>>>>;
 
 const AGENTS: &str = "/inContactAPI/services/v34.0/agents";
 const SERVER_TIME: &str = "/inContactAPI/services/v34.0/server-time";
@@ -59,9 +60,11 @@ fn client(tokens: TokenCache, discovery: TenantDiscovery) -> Client {
         .enable_http1()
         .build();
     let hyper = HyperClient::builder(TokioExecutor::new()).build(connector);
+    let auth = CxoneAuthLayer::new(tokens);
     ServiceBuilder::new()
         .layer(CxoneRetryLayer::default())
-        .layer(CxoneAuthLayer::new(tokens).tenant_routing(discovery))
+        .layer(TenantRoutingLayer::new(&auth, discovery))
+        .layer(auth)
         .service(hyper)
 }
 

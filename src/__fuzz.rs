@@ -22,7 +22,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::Value;
 use url::Host;
 
-use crate::layer::{AllowedHosts, CXONE_DOMAINS};
+use crate::layer::hosts::{AllowedHosts, CXONE_DOMAINS};
 use crate::token::{JwtClaims, MAX_LIFETIME, TenantConfig};
 
 /// The statuses a token endpoint answers with, for the first byte of

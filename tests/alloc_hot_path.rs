@@ -1,6 +1,5 @@
 //! The fresh-token read path allocates nothing: `TokenCache::cached` and
-//! cloning the token's header, `TokenCache::cached_header`, and the same reads
-//! through a `TokenReader`, as the auth layer does per request.
+//! cloning the token's header, as the auth layer does per request.
 //!
 //! And a request through the auth layer with a cached token allocates no
 //! more than one through tower-http's static `SetRequestHeader`.
@@ -24,8 +23,7 @@ use tower_http::set_header::SetRequestHeaderLayer;
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// More than the cache's clock-check interval, so the periodic clock read is
-/// on the measured path too.
+/// Enough reads that one allocation per read could not hide in the noise.
 const READS: usize = 10_000;
 
 /// How many times each measured loop runs.
@@ -65,7 +63,7 @@ fn fresh_reads_allocate_nothing() {
         let source = StaticToken::new("a.jwt-like.token").lifetime(Duration::from_secs(3600));
         let cache = TokenCache::new(source);
         cache.token().await.unwrap();
-        // Let the timer task start, and warm arc-swap's per-thread slots.
+        // Warm arc-swap's per-thread slots.
         tokio::task::yield_now().await;
         for _ in 0..16 {
             black_box(cache.cached());
@@ -83,21 +81,7 @@ fn fresh_reads_allocate_nothing() {
                 black_box((token, header));
             }
         });
-        assert_allocation_free(|| {
-            for _ in 0..READS {
-                black_box(cache.cached_header().expect("the token is fresh"));
-            }
-        });
-        let mut reader = cache.reader();
-        black_box(reader.cached_header());
-        assert_allocation_free(|| {
-            for _ in 0..READS {
-                black_box(reader.cached_header().expect("the token is fresh"));
-                black_box(reader.cached().expect("the token is fresh"));
-            }
-        });
-        drop(reader);
-        assert_eq!(cache.stats().hits, 4 * ATTEMPTS * READS as u64 + 17);
+        assert_eq!(cache.stats().hits, ATTEMPTS * READS as u64 + 16);
     });
 }
 
@@ -145,7 +129,7 @@ fn layer_allocates_no_more_than_a_static_header() {
     let header = HeaderValue::from_str("Bearer a.jwt-like.token").unwrap();
     let mut floor = SetRequestHeaderLayer::overriding(AUTHORIZATION, header).layer(no_op);
     let mut cxone = CxoneAuthLayer::new(tokens).layer(no_op);
-    // Warm up: the first request of a service remembers its allowed origin.
+    // Warm up: the first clone of the token's header shares its bytes.
     allocations_per_run(&mut cxone, 1);
 
     let n = READS;

@@ -13,10 +13,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use cxone_auth::token::{StaticToken, TenantDiscovery};
-use cxone_auth::{CxoneAuthLayer, TokenCache};
+use cxone_auth::{CxoneAuthLayer, TenantRoutingLayer, TokenCache};
 use http::{Request, Response};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use tower::{Layer as _, Service};
+use tower::layer::util::Stack;
+use tower::{Layer, Service};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -53,10 +54,14 @@ fn requests() -> Vec<Request<()>> {
         .collect()
 }
 
-fn calls_allocate_nothing(layer: CxoneAuthLayer) {
+fn calls_allocate_nothing<L>(layer: L)
+where
+    L: Layer<Answer>,
+    L::Service: Service<Request<()>, Response = Response<()>, Error = tower::BoxError>,
+{
     let mut service = layer.layer(Answer);
     let mut cx = Context::from_waker(Waker::noop());
-    let mut call = |service: &mut cxone_auth::CxoneAuth<Answer>, request| {
+    let mut call = |service: &mut L::Service, request| {
         assert!(service.poll_ready(&mut cx).is_ready());
         let future = pin!(service.call(request));
         match future.poll(&mut cx) {
@@ -97,6 +102,8 @@ fn cached_token_calls_allocate_nothing_with_and_without_tenant_routing() {
 
         calls_allocate_nothing(CxoneAuthLayer::new(tokens.clone()));
         let discovery = TenantDiscovery::from_url("https://cxone.niceincontact.com").unwrap();
-        calls_allocate_nothing(CxoneAuthLayer::new(tokens).tenant_routing(discovery));
+        let auth = CxoneAuthLayer::new(tokens);
+        let routing = TenantRoutingLayer::new(&auth, discovery);
+        calls_allocate_nothing(Stack::new(auth, routing));
     });
 }

@@ -31,15 +31,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
-use cxone_auth::cache::{
-    DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN, DEFAULT_EXPIRY_SKEW, DEFAULT_REFRESH_BEFORE,
-    DEFAULT_REFRESH_JITTER,
-};
 use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
 };
-use cxone_auth::retry::DEFAULT_MAX_ATTEMPTS;
-use cxone_auth::token::{AccessKeyGrant, DEFAULT_TIMEOUT, ServiceTransport};
+use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
 use cxone_auth::{CxoneAuthLayer, CxoneRetryLayer, Error, ErrorKind, TokenCache};
 use futures::future::BoxFuture;
 use http::header::AUTHORIZATION;
@@ -122,6 +117,16 @@ fn max_failing_requests(window: Duration, takes: Duration, retry_after: Duration
 }
 
 /// The faults of the token endpoint, in the order they strike.
+
+// The crate's documented defaults, which this test's bounds are made of.
+const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(300);
+const DEFAULT_EXPIRY_SKEW: Duration = Duration::from_secs(5);
+const DEFAULT_REFRESH_JITTER: f64 = 0.1;
+const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
     Unavailable,

@@ -16,9 +16,10 @@ use cxone_auth::mock::{
 };
 use cxone_auth::retry::CxoneRetryLayer;
 use cxone_auth::token::{AccessKeyGrant, ServiceTransport, StaticToken, TenantDiscovery};
-use cxone_auth::{CxoneAuthLayer, Error, ErrorKind, TokenCache};
+use cxone_auth::{CxoneAuthLayer, Error, ErrorKind, TenantRoutingLayer, TokenCache};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
+use tower::layer::util::Stack;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt as _};
 
 const AGENTS: &str = "/inContactAPI/services/v34.0/agents";
@@ -89,6 +90,12 @@ fn kind(err: &BoxError) -> ErrorKind {
         .kind()
 }
 
+/// Tenant routing stacked outside the auth layer it was made from.
+fn routed(auth: CxoneAuthLayer, discovery: TenantDiscovery) -> Stack<CxoneAuthLayer, TenantRoutingLayer> {
+    let routing = TenantRoutingLayer::new(&auth, discovery);
+    Stack::new(auth, routing)
+}
+
 #[tokio::test(start_paused = true)]
 async fn path_only_requests_go_to_the_discovered_api_endpoint_discovered_once() {
     let cxone = MockCxone::builder()
@@ -97,7 +104,7 @@ async fn path_only_requests_go_to_the_discovered_api_endpoint_discovered_once() 
     let (discovery, discoveries) = counting_discovery(&cxone);
     let sent = Sent::default();
     let client = ServiceBuilder::new()
-        .layer(CxoneAuthLayer::new(tokens(&cxone)).tenant_routing(discovery))
+        .layer(routed(CxoneAuthLayer::new(tokens(&cxone)), discovery))
         .service(sent.api(&cxone));
 
     // A cold start: many routed requests at once share one token request and
@@ -140,7 +147,7 @@ async fn the_discovered_host_joins_the_allowed_hosts() {
     let (discovery, _) = counting_discovery(&cxone);
     let sent = Sent::default();
     let client = ServiceBuilder::new()
-        .layer(CxoneAuthLayer::new(tokens(&cxone)).tenant_routing(discovery))
+        .layer(routed(CxoneAuthLayer::new(tokens(&cxone)), discovery))
         .service(sent.api(&cxone));
     let absolute = format!("{IN_MEMORY_BASE_URL}{AGENTS}");
 
@@ -189,7 +196,7 @@ async fn a_malformed_api_endpoint_is_a_typed_error_and_nothing_is_sent() {
         let (discovery, discoveries) = counting_discovery(&cxone);
         let sent = Sent::default();
         let client = ServiceBuilder::new()
-            .layer(CxoneAuthLayer::new(tokens(&cxone)).tenant_routing(discovery))
+            .layer(routed(CxoneAuthLayer::new(tokens(&cxone)), discovery))
             .service(sent.api(&cxone));
 
         let err = client.clone().oneshot(get(AGENTS)).await.unwrap_err();
@@ -211,7 +218,7 @@ async fn a_failed_discovery_is_held_for_the_backoff_then_tried_again() {
     let (discovery, discoveries) = counting_discovery(&cxone);
     let sent = Sent::default();
     let client = ServiceBuilder::new()
-        .layer(CxoneAuthLayer::new(tokens(&cxone)).tenant_routing(discovery))
+        .layer(routed(CxoneAuthLayer::new(tokens(&cxone)), discovery))
         .service(sent.api(&cxone));
 
     let burst: Vec<_> = (0..20)
@@ -226,7 +233,7 @@ async fn a_failed_discovery_is_held_for_the_backoff_then_tried_again() {
         "one discovery for the burst"
     );
 
-    tokio::time::advance(cxone_auth::layer::DEFAULT_DISCOVERY_BACKOFF - Duration::from_millis(1))
+    tokio::time::advance(Duration::from_secs(5) - Duration::from_millis(1))
         .await;
     let err = client.clone().oneshot(get(AGENTS)).await.unwrap_err();
     assert_eq!(kind(&err), ErrorKind::Discovery);
@@ -252,8 +259,7 @@ async fn a_token_without_a_tenant_cannot_be_routed() {
     let cxone = MockCxone::new();
     let (discovery, discoveries) = counting_discovery(&cxone);
     let sent = Sent::default();
-    let layer = CxoneAuthLayer::new(TokenCache::new(StaticToken::new("opaque-token")))
-        .tenant_routing(discovery);
+    let layer = routed(CxoneAuthLayer::new(TokenCache::new(StaticToken::new("opaque-token"))), discovery);
     let client = ServiceBuilder::new().layer(layer).service(sent.api(&cxone));
 
     let err = client.oneshot(get(AGENTS)).await.unwrap_err();
@@ -272,7 +278,7 @@ async fn routed_requests_are_replayed_by_the_retry_layer_and_routed_again() {
     let tokens = tokens(&cxone);
     let client = ServiceBuilder::new()
         .layer(CxoneRetryLayer::default())
-        .layer(CxoneAuthLayer::new(tokens.clone()).tenant_routing(discovery))
+        .layer(routed(CxoneAuthLayer::new(tokens.clone()), discovery))
         .service(sent.api(&cxone));
 
     let first = client.clone().oneshot(get(AGENTS)).await.unwrap();
@@ -309,7 +315,7 @@ async fn absolute_requests_are_not_rewritten() {
     let (discovery, discoveries) = counting_discovery(&cxone);
     let sent = Sent::default();
     let client = ServiceBuilder::new()
-        .layer(CxoneAuthLayer::new(tokens(&cxone)).tenant_routing(discovery))
+        .layer(routed(CxoneAuthLayer::new(tokens(&cxone)), discovery))
         .service(sent.api(&cxone));
     let uri = format!("https://api-eu1.niceincontact.com{AGENTS}");
     let response = client.oneshot(get(&uri)).await.unwrap();
@@ -340,7 +346,7 @@ async fn no_buffer_slot_is_held_while_the_tenant_is_discovered() {
     let sent = Sent::default();
     let buffered = tower::buffer::Buffer::new(sent.api(&cxone), 1);
     let mut client = ServiceBuilder::new()
-        .layer(CxoneAuthLayer::new(tokens).tenant_routing(discovery))
+        .layer(routed(CxoneAuthLayer::new(tokens), discovery))
         .service(buffered.clone());
 
     // With a cached token, readiness reserves the buffer's one slot; the

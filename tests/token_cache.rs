@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cxone_auth::cache::{MemoryStore, StoreLock, StoredToken, TokenStore};
+use cxone_auth::{MemoryStore, StoreLock, StoredToken, TokenStore};
 use cxone_auth::token::{TokenSource, from_fn};
 use cxone_auth::{AccessToken, Error, ErrorKind, OAuthError, TokenCache};
 use futures_util::future::{BoxFuture, join_all};
@@ -224,19 +224,21 @@ async fn a_thousand_invalidations_of_one_token_cause_one_fetch() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_header_path_invalidates_by_id_once() {
+async fn the_header_path_invalidates_once() {
     let endpoint = Endpoint::new(HOUR).delay(Duration::from_millis(100));
     let cache = TokenCache::new(endpoint.source());
-    assert!(cache.cached_header().is_none());
-    let (header, id) = cache.header_with_id().await.unwrap();
+    assert!(cache.cached().is_none());
+    let header = cache.header().await.unwrap();
     assert_eq!(header, "Bearer token-1");
-    assert_eq!(cache.cached_header().unwrap(), (header.clone(), id));
+    assert!(header.is_sensitive());
+    let first = cache.cached().unwrap();
+    assert_eq!(first.header_value(), &header);
     let retries: Vec<_> = (0..1_000)
         .map(|_| {
-            let cache = cache.clone();
+            let (cache, first) = (cache.clone(), Arc::clone(&first));
             tokio::spawn(async move {
-                cache.invalidate_id(id);
-                cache.header_with_id().await
+                cache.invalidate(&first);
+                cache.header().await
             })
         })
         .collect();
@@ -245,50 +247,40 @@ async fn the_header_path_invalidates_by_id_once() {
         .into_iter()
         .map(|joined| joined.unwrap().unwrap())
         .collect();
-    assert!(
-        fresh
-            .iter()
-            .all(|(h, i)| h == "Bearer token-2" && *i == fresh[0].1)
-    );
-    assert_ne!(fresh[0].1, id);
+    assert!(fresh.iter().all(|h| h == "Bearer token-2"));
     assert_eq!(endpoint.calls(), 2);
     assert_eq!(cache.stats().invalidations, 1);
-    // Ids and tokens name the same thing.
-    let token = cache.cached().unwrap();
-    assert!(!cache.invalidate_id(id));
-    assert!(cache.invalidate(&token));
-    assert!(!cache.invalidate_id(fresh[0].1), "already dropped");
+    let second = cache.cached().unwrap();
+    assert!(!cache.invalidate(&first), "a replaced token invalidates nothing");
+    assert!(cache.invalidate(&second));
+    assert!(!cache.invalidate(&second), "already dropped");
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_reader_follows_refreshes_and_invalidations() {
+async fn reads_follow_refreshes_and_invalidations() {
     let endpoint = Endpoint::new(Duration::from_secs(60));
     let cache = TokenCache::builder(endpoint.source())
         .refresh_jitter(0.0)
         .build();
-    let mut reader = cache.reader();
-    assert!(reader.cached_header().is_none());
-    let (_, first) = cache.header_with_id().await.unwrap();
-    assert_eq!(reader.cached_header().unwrap().1, first);
-    // Past the refresh point, the reader starts the refresh and keeps the token.
+    assert!(cache.cached().is_none());
+    let first = cache.token().await.unwrap();
+    let hits = cache.stats().hits;
+    assert_eq!(cache.cached().unwrap().secret(), first.secret());
+    // Past the refresh point, a read starts the refresh and keeps the token.
     sleep(Duration::from_secs(31)).await;
-    assert_eq!(reader.cached_header().unwrap().1, first);
+    assert_eq!(cache.cached().unwrap().secret(), "token-1");
     tokio::task::yield_now().await;
     assert_eq!(endpoint.calls(), 2);
-    let (header, second) = reader.cached_header().unwrap();
-    assert_ne!(second, first);
-    assert_eq!(header, "Bearer token-2");
-    // Invalidated: the reader sees no token, then the replacement.
-    assert!(reader.cache().invalidate_id(second));
-    assert!(reader.cached().is_none());
+    let second = cache.cached().unwrap();
+    assert_eq!(second.header_value(), "Bearer token-2");
+    // Invalidated: reads see no token, then the replacement.
+    assert!(cache.invalidate(&second));
+    assert!(cache.cached().is_none());
     tokio::task::yield_now().await;
-    assert_eq!(reader.cached().unwrap().secret(), "token-3");
-    // Past the hard expiry, the reader hands out nothing.
+    assert_eq!(cache.cached().unwrap().secret(), "token-3");
+    // Past the hard expiry, reads hand out nothing.
     sleep(Duration::from_secs(56)).await;
-    assert!(reader.cached().is_none());
-    // Its hits reach the stats in batches, and when it is dropped.
-    let hits = cache.stats().hits;
-    drop(reader);
+    assert!(cache.cached().is_none());
     assert_eq!(cache.stats().hits, hits + 4, "four reads found a token");
 }
 
@@ -995,10 +987,11 @@ mod against_the_mock {
         let start = Instant::now();
         let mut calls = 0;
         while start.elapsed() < Duration::from_secs(24 * 3600) {
-            let (header, _) = match cache.cached_header() {
+            let token = match cache.cached() {
                 Some(cached) => cached,
-                None => cache.header_with_id().await.unwrap(),
+                None => cache.token().await.unwrap(),
             };
+            let header = token.header_value().clone();
             // Every few minutes, ask the API whether the token is alive.
             if calls % 30 == 0 {
                 assert_eq!(api_status(&mock, &header).await, StatusCode::OK);
@@ -1137,17 +1130,18 @@ mod against_the_mock {
     async fn a_revoked_token_answered_401_a_thousand_times_is_replaced_once() {
         let mock = MockCxone::new();
         let cache = TokenCache::new(source(&mock));
-        let (header, id) = cache.header_with_id().await.unwrap();
+        let token = cache.token().await.unwrap();
+        let header = token.header_value().clone();
         mock.revoke_all();
         let requests_401: Vec<_> = (0..1_000)
             .map(|_| {
                 let cache = cache.clone();
                 let mock = mock.clone();
-                let header = header.clone();
+                let (header, token) = (header.clone(), Arc::clone(&token));
                 tokio::spawn(async move {
                     assert_eq!(api_status(&mock, &header).await, StatusCode::UNAUTHORIZED);
-                    cache.invalidate_id(id);
-                    let (fresh, _) = cache.header_with_id().await.unwrap();
+                    cache.invalidate(&token);
+                    let fresh = cache.header().await.unwrap();
                     api_status(&mock, &fresh).await
                 })
             })

@@ -2,14 +2,14 @@
 //! service.
 //!
 //! For each request the layer
+//! - leaves it alone if it already carries `Authorization` (a per-request
+//!   override);
 //! - refuses it with [`ErrorKind::HostNotAllowed`](crate::ErrorKind::HostNotAllowed),
 //!   before anything is sent, unless it goes over https to an allowed host
 //!   (CXone's domains, the hosts added with [`CxoneAuthLayer::allow_host`],
 //!   the tenant hosts [tenant routing](crate::routing) discovered), or over
 //!   plain http to a loopback host when [`allow_loopback_http`](CxoneAuthLayer::allow_loopback_http)
 //!   is on; a request whose URI has an authority but no scheme is refused;
-//! - leaves it alone if it already carries `Authorization` (a per-request
-//!   override);
 //! - with a cached token, inserts the header and calls the inner service at
 //!   once: no await, no lock, no allocation;
 //! - without one, waits for the [`TokenCache`] first and only then for the
@@ -295,13 +295,14 @@ where
     }
 
     fn call(&mut self, mut request: R) -> Self::Future {
-        if let Err(refused) = self.layer.hosts.check(&request) {
-            return ResponseFuture::refused(refused);
-        }
         let ready = std::mem::take(&mut self.inner_ready);
-        // The caller's own `Authorization` is sent as it is.
+        // The caller's own `Authorization` is sent as it is, wherever it goes.
         if request.headers().contains_key(AUTHORIZATION) {
             return ResponseFuture::forward(&mut self.inner, ready, request, None);
+        }
+        if let Err(refused) = self.layer.hosts.check(&request) {
+            self.inner_ready = ready;
+            return ResponseFuture::refused(refused);
         }
         // The token is read here, not at `poll_ready`: a call can come long
         // after its readiness, by when that token may have been replaced.
