@@ -269,13 +269,9 @@ impl TokenCache {
     #[cold]
     fn refresh_ahead(&self) {
         let inner = &self.inner;
-        let Some(entry) = inner.current.load_full() else {
-            return;
-        };
         if inner.flight.start_if_idle(|| self.fetch(Reason::Ahead)) {
             inner.fetch.counters.refreshes_ahead.fetch_add(1, Relaxed);
         }
-        drop(entry);
     }
 
     /// One fetch, publishing its token into the cell before it returns (so
