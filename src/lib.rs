@@ -32,15 +32,16 @@
 //! - [`token`]: [`AccessToken`] and the [`TokenSource`] trait, with CXone's
 //!   access key grant ([`AccessKeyGrant`]) and the standard client
 //!   credentials grant ([`ClientCredentials`]), OIDC and tenant discovery.
-//! - [`TokenCache`]: one per credential; hands out the current token without
-//!   locking, refreshes it ahead of expiry with one fetch for all callers,
-//!   keeps a valid token when a refresh fails, backs off when there is none.
-//! - `cache::RedisStore` (feature `redis`): a fleet of processes shares one
-//!   token per credential through Redis, optionally encrypted at rest
-//!   (feature `redis-encryption`).
+//! - [`cache`]: [`TokenCache`], one per credential; hands out the current
+//!   token without locking, refreshes it ahead of expiry with one fetch for
+//!   all callers, keeps a valid token when a refresh fails, backs off when
+//!   there is none. With a [`TokenStore`] (`RedisStore`, feature `redis`) a
+//!   fleet of processes shares one token per credential, optionally encrypted
+//!   at rest (feature `redis-encryption`).
 //! - [`layer`]: [`CxoneAuthLayer`], which attaches the token to https requests
-//!   for allowed hosts only and invalidates a token the server refuses; it can
-//!   route path-only requests to the tenant's API host ([`layer::routing`]).
+//!   for allowed hosts only and invalidates a token the server refuses.
+//! - [`routing`]: [`TenantRoutingLayer`], stacked outside the auth layer,
+//!   sends path-only requests to the API host of the token's tenant.
 //! - [`retry`]: [`CxoneRetryLayer`], which replays a 401 once with a fresh
 //!   token and honours `Retry-After` on 429 and 503, within a budget.
 //! - `middleware` (feature `reqwest-middleware`): `CxoneAuthMiddleware`, the
@@ -56,7 +57,8 @@
 //! Outermost first: `TimeoutLayer` (bounds the whole call, waits included),
 //! [`CxoneRetryLayer`] (it must see the 401 after the auth layer invalidated
 //! the token, and replay through the auth layer so the replay carries the new
-//! one), [`CxoneAuthLayer`], then `BufferLayer`/`RateLimitLayer` and the
+//! one), [`TenantRoutingLayer`] if path-only requests should find their
+//! tenant, [`CxoneAuthLayer`], then `BufferLayer`/`RateLimitLayer` and the
 //! client. The auth layer waits for a token before it drives the inner
 //! service to readiness, so a buffer below it holds no slot while a token
 //! loads.
@@ -67,7 +69,7 @@
 #[doc(hidden)]
 pub mod __fuzz;
 mod backoff;
-mod cache;
+pub mod cache;
 pub mod error;
 mod flight;
 mod http;

@@ -259,8 +259,15 @@ where
 
 pin_project! {
     /// The response future of [`TenantRouting`].
-    #[project = Proj]
-    pub enum ResponseFuture<F, T> {
+    pub struct ResponseFuture<F, T> {
+        #[pin]
+        state: State<F, T>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, T> {
         /// Sent as it was, or routed at once to a known tenant.
         Called {
             #[pin]
@@ -276,11 +283,13 @@ pin_project! {
 
 impl<F, T> ResponseFuture<F, T> {
     fn called(future: F) -> Self {
-        Self::Called { future }
+        let state = State::Called { future };
+        Self { state }
     }
 
     fn routing(future: BoxFuture<'static, Result<T, BoxError>>) -> Self {
-        Self::Routing { future }
+        let state = State::Routing { future };
+        Self { state }
     }
 }
 
@@ -292,18 +301,18 @@ where
     type Output = Result<T, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            Proj::Called { future } => future.poll(cx).map_err(Into::into),
-            Proj::Routing { future } => future.as_mut().poll(cx),
+        match self.project().state.project() {
+            StateProj::Called { future } => future.poll(cx).map_err(Into::into),
+            StateProj::Routing { future } => future.as_mut().poll(cx),
         }
     }
 }
 
 impl<F, T> fmt::Debug for ResponseFuture<F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self {
-            Self::Called { .. } => "Called",
-            Self::Routing { .. } => "Routing",
+        let state = match self.state {
+            State::Called { .. } => "Called",
+            State::Routing { .. } => "Routing",
         };
         f.debug_struct("ResponseFuture").field("state", &state).finish()
     }

@@ -5,8 +5,8 @@
 //! [`CxoneRetryLayer`] outside [`CxoneAuthLayer`], exactly as a tower user
 //! stacks them. So it behaves the same, by the same code:
 //!
-//! - the token goes only to https requests for allowed hosts
-//!   ([`AllowedHosts`]); any other request fails with
+//! - the token goes only to https requests for allowed hosts (see
+//!   [`CxoneAuthLayer`]); any other request fails with
 //!   [`ErrorKind::HostNotAllowed`](crate::ErrorKind::HostNotAllowed)
 //!   before anything is sent;
 //! - a 401 invalidates the token it carried, and the request is replayed once
@@ -14,9 +14,8 @@
 //! - a 429 (and a 503 to an idempotent request) is replayed after its
 //!   `Retry-After` (or a jittered backoff), a few times at most and within a
 //!   retry budget, and the host cools down for every request meanwhile;
-//! - a request whose body cannot be cloned (a stream, or a body over
-//!   [`DEFAULT_MAX_REPLAY_BODY_BYTES`](crate::retry::DEFAULT_MAX_REPLAY_BODY_BYTES))
-//!   is sent once: its 401, 429 or 503 is returned as it is (a 401 still
+//! - a request whose body cannot be cloned (a stream, or a body over the
+//!   retry layer's replay limit, 1 MiB by default) is sent once: its 401, 429 or 503 is returned as it is (a 401 still
 //!   invalidates the token, a 429 still cools the host down).
 //!
 //! ```
