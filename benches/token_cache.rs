@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
-use cxone_auth::token::StaticToken;
 use cxone_auth::TokenCache;
+use cxone_auth::token::StaticToken;
 use futures_util::FutureExt as _;
 use http::HeaderValue;
 

@@ -211,7 +211,9 @@ impl<T> State<T> {
 }
 
 /// Waits for the outcome of the fetch `receiver` follows.
-pub(crate) async fn wait<T: Clone>(mut receiver: watch::Receiver<Option<Outcome<T>>>) -> Outcome<T> {
+pub(crate) async fn wait<T: Clone>(
+    mut receiver: watch::Receiver<Option<Outcome<T>>>,
+) -> Outcome<T> {
     match receiver.wait_for(Option::is_some).await {
         Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(abandoned())),
         Err(_) => Err(abandoned()),

@@ -66,7 +66,12 @@ pub trait HttpRequest: Sized + sealed::Sealed {
     /// Sends a path-only request to `scheme://authority`, under the path
     /// `prefix` (empty, or starting with `/` and without a trailing one).
     #[doc(hidden)]
-    fn set_origin(&mut self, scheme: Scheme, authority: Authority, prefix: &str) -> Result<(), Error>;
+    fn set_origin(
+        &mut self,
+        scheme: Scheme,
+        authority: Authority,
+        prefix: &str,
+    ) -> Result<(), Error>;
 
     /// A copy for a replay, if the body can be copied within `max_body_bytes`.
     #[doc(hidden)]
@@ -133,8 +138,16 @@ impl<B> HttpRequest for http::Request<B> {
         self.headers_mut()
     }
 
-    fn set_origin(&mut self, scheme: Scheme, authority: Authority, prefix: &str) -> Result<(), Error> {
-        let path = self.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+    fn set_origin(
+        &mut self,
+        scheme: Scheme,
+        authority: Authority,
+        prefix: &str,
+    ) -> Result<(), Error> {
+        let path = self
+            .uri()
+            .path_and_query()
+            .map_or("/", PathAndQuery::as_str);
         let path = match prefix {
             "" => PathAndQuery::try_from(path),
             prefix => PathAndQuery::try_from(format!("{prefix}{path}")),
@@ -349,14 +362,28 @@ mod tests {
         let a = Request::get("https://API.example.com/a").body(()).unwrap();
         let b = Request::get("http://[::1]:8080/b").body(()).unwrap();
         let path_only = Request::get("/only/a/path").body(()).unwrap();
-        assert_eq!((HttpRequest::host(&a), HttpRequest::port(&a)), (Some("API.example.com"), Some(443)));
-        assert_eq!((HttpRequest::host(&b), HttpRequest::port(&b)), (Some("[::1]"), Some(8080)));
-        assert_eq!((HttpRequest::scheme(&path_only), HttpRequest::host(&path_only)), (None, None));
+        assert_eq!(
+            (HttpRequest::host(&a), HttpRequest::port(&a)),
+            (Some("API.example.com"), Some(443))
+        );
+        assert_eq!(
+            (HttpRequest::host(&b), HttpRequest::port(&b)),
+            (Some("[::1]"), Some(8080))
+        );
+        assert_eq!(
+            (
+                HttpRequest::scheme(&path_only),
+                HttpRequest::host(&path_only)
+            ),
+            (None, None)
+        );
     }
 
     #[test]
     fn a_path_only_request_gets_an_origin() {
-        let mut request = Request::get("/inContactAPI/services/v34.0/agents?top=1").body(()).unwrap();
+        let mut request = Request::get("/inContactAPI/services/v34.0/agents?top=1")
+            .body(())
+            .unwrap();
         let authority = Authority::from_static("api-na1.niceincontact.com");
         request.set_origin(Scheme::HTTPS, authority, "").unwrap();
         assert_eq!(
@@ -371,9 +398,11 @@ mod tests {
         assert!(rejects_token(&status(401)));
         assert!(!rejects_token(&status(403)));
         let mut grpc = status(200);
-        grpc.headers_mut().insert("grpc-status", HeaderValue::from_static("16"));
+        grpc.headers_mut()
+            .insert("grpc-status", HeaderValue::from_static("16"));
         assert!(rejects_token(&grpc));
-        grpc.headers_mut().insert("grpc-status", HeaderValue::from_static("7"));
+        grpc.headers_mut()
+            .insert("grpc-status", HeaderValue::from_static("7"));
         assert!(!rejects_token(&grpc));
     }
 }

@@ -85,9 +85,11 @@ mod retry_after;
 pub mod routing;
 pub mod token;
 
-pub use crate::cache::{CacheStats, MemoryStore, StoreLock, StoredToken, TokenCache, TokenCacheBuilder, TokenStore};
 #[cfg(feature = "redis-encryption")]
 pub use crate::cache::EncryptionKey;
+pub use crate::cache::{
+    CacheStats, MemoryStore, StoreLock, StoredToken, TokenCache, TokenCacheBuilder, TokenStore,
+};
 #[cfg(feature = "redis")]
 pub use crate::cache::{RedisStore, RedisStoreBuilder};
 pub use crate::error::{Error, ErrorKind, OAuthError, OAuthErrorCode};

@@ -314,7 +314,9 @@ impl<F, T> fmt::Debug for ResponseFuture<F, T> {
             State::Called { .. } => "Called",
             State::Routing { .. } => "Routing",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -350,10 +352,15 @@ impl Route {
     /// and allows its origin in `hosts`.
     fn new(config: &TenantConfig, tenant_id: String, hosts: &Hosts) -> Result<Self, Error> {
         let url = config.api_endpoint();
-        let malformed =
-            |why: &str| Error::discovery(format!("the tenant's `api_endpoint` {why}; no request was sent"));
+        let malformed = |why: &str| {
+            Error::discovery(format!(
+                "the tenant's `api_endpoint` {why}; no request was sent"
+            ))
+        };
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(malformed("has a query or a fragment, so it is not a base URL"));
+            return Err(malformed(
+                "has a query or a fragment, so it is not a base URL",
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(malformed("carries credentials"));

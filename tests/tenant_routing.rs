@@ -91,7 +91,10 @@ fn kind(err: &BoxError) -> ErrorKind {
 }
 
 /// Tenant routing stacked outside the auth layer it was made from.
-fn routed(auth: CxoneAuthLayer, discovery: TenantDiscovery) -> Stack<CxoneAuthLayer, TenantRoutingLayer> {
+fn routed(
+    auth: CxoneAuthLayer,
+    discovery: TenantDiscovery,
+) -> Stack<CxoneAuthLayer, TenantRoutingLayer> {
     let routing = TenantRoutingLayer::new(&auth, discovery);
     Stack::new(auth, routing)
 }
@@ -233,8 +236,7 @@ async fn a_failed_discovery_is_held_for_the_backoff_then_tried_again() {
         "one discovery for the burst"
     );
 
-    tokio::time::advance(Duration::from_secs(5) - Duration::from_millis(1))
-        .await;
+    tokio::time::advance(Duration::from_secs(5) - Duration::from_millis(1)).await;
     let err = client.clone().oneshot(get(AGENTS)).await.unwrap_err();
     assert_eq!(kind(&err), ErrorKind::Discovery);
     assert_eq!(
@@ -259,7 +261,10 @@ async fn a_token_without_a_tenant_cannot_be_routed() {
     let cxone = MockCxone::new();
     let (discovery, discoveries) = counting_discovery(&cxone);
     let sent = Sent::default();
-    let layer = routed(CxoneAuthLayer::new(TokenCache::new(StaticToken::new("opaque-token"))), discovery);
+    let layer = routed(
+        CxoneAuthLayer::new(TokenCache::new(StaticToken::new("opaque-token"))),
+        discovery,
+    );
     let client = ServiceBuilder::new().layer(layer).service(sent.api(&cxone));
 
     let err = client.oneshot(get(AGENTS)).await.unwrap_err();

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cxone_auth::{MemoryStore, StoreLock, StoredToken, TokenStore};
 use cxone_auth::token::{TokenSource, from_fn};
 use cxone_auth::{AccessToken, Error, ErrorKind, OAuthError, TokenCache};
+use cxone_auth::{MemoryStore, StoreLock, StoredToken, TokenStore};
 use futures_util::future::{BoxFuture, join_all};
 use http::StatusCode;
 use tokio::runtime::Handle;
@@ -251,7 +251,10 @@ async fn the_header_path_invalidates_once() {
     assert_eq!(endpoint.calls(), 2);
     assert_eq!(cache.stats().invalidations, 1);
     let second = cache.cached().unwrap();
-    assert!(!cache.invalidate(&first), "a replaced token invalidates nothing");
+    assert!(
+        !cache.invalidate(&first),
+        "a replaced token invalidates nothing"
+    );
     assert!(cache.invalidate(&second));
     assert!(!cache.invalidate(&second), "already dropped");
 }

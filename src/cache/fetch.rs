@@ -260,7 +260,9 @@ async fn store_call<T>(what: &'static str, call: BoxFuture<'_, Result<T, Error>>
             None
         }
         Err(_) => {
-            tracing::warn!("token store {what} took longer than {STORE_CALL_TIMEOUT:?}; going on without the store");
+            tracing::warn!(
+                "token store {what} took longer than {STORE_CALL_TIMEOUT:?}; going on without the store"
+            );
             None
         }
     }

@@ -75,15 +75,15 @@ use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 use tokio::time::Instant;
 
+use self::fetch::{Fetch, Reason};
 pub use self::memory::MemoryStore;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "redis-encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis-encryption")))]
 pub use self::redis::EncryptionKey;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use self::store::{StoreLock, StoredToken, TokenStore};
-use self::fetch::{Fetch, Reason};
 use self::timing::{Schedule, Timing};
 use crate::backoff::Backoff;
 use crate::flight::{self, Flight, Next};
@@ -108,6 +108,8 @@ pub struct TokenCache {
 struct Inner {
     /// The current token; read without a lock on every request.
     current: ArcSwapOption<Entry>,
+    /// The id of the next entry.
+    next_id: AtomicU64,
     flight: Arc<Flight<Arc<Entry>>>,
     fetch: Fetch,
     load_timeout: Duration,
@@ -118,6 +120,9 @@ struct Inner {
 struct Entry {
     token: Arc<AccessToken>,
     schedule: Schedule,
+    /// Which of this cache's tokens it is, so a response can name the token
+    /// its request carried without holding it.
+    id: u64,
 }
 
 impl TokenCache {
@@ -150,6 +155,18 @@ impl TokenCache {
     /// [`invalidate`](Self::invalidate) exactly it if the server answers 401.
     #[inline]
     pub fn cached(&self) -> Option<Arc<AccessToken>> {
+        self.read(|entry| Arc::clone(&entry.token))
+    }
+
+    /// The current token's header and id, if it is usable: what the auth
+    /// layer sends with each request, without a reference count on the token.
+    #[inline]
+    pub(crate) fn cached_header(&self) -> Option<(HeaderValue, u64)> {
+        self.read(|entry| (entry.token.header_value().clone(), entry.id))
+    }
+
+    #[inline]
+    fn read<R>(&self, take: impl FnOnce(&Entry) -> R) -> Option<R> {
         let current = self.inner.current.load();
         let entry = current.as_ref()?;
         let now = Instant::now();
@@ -160,7 +177,7 @@ impl TokenCache {
             self.refresh_ahead();
         }
         self.inner.fetch.counters.hits.fetch_add(1, Relaxed);
-        Some(Arc::clone(&entry.token))
+        Some(take(entry))
     }
 
     /// The current token, fetching one if there is no usable token.
@@ -179,29 +196,7 @@ impl TokenCache {
         if let Some(token) = self.cached() {
             return Ok(token);
         }
-        let inner = &self.inner;
-        let next = inner.flight.join(
-            || self.usable_entry(),
-            || self.fetch(Reason::Cold),
-        )?;
-        let entry = match next {
-            Next::Ready(entry) => {
-                inner.fetch.counters.hits.fetch_add(1, Relaxed);
-                entry
-            }
-            Next::Wait(receiver) => {
-                inner.fetch.counters.waits.fetch_add(1, Relaxed);
-                let limit = inner.load_timeout;
-                tokio::time::timeout(limit, flight::wait(receiver))
-                    .await
-                    .map_err(|_| {
-                        Error::timeout(format!(
-                            "no token within the load timeout ({limit:?}); the fetch goes on"
-                        ))
-                    })??
-            }
-        };
-        Ok(Arc::clone(&entry.token))
+        Ok(Arc::clone(&self.load().await?.token))
     }
 
     /// The `Authorization` header of the current token: `Bearer <token>`,
@@ -211,7 +206,41 @@ impl TokenCache {
     ///
     /// As [`token`](Self::token).
     pub async fn header(&self) -> Result<HeaderValue, Error> {
-        Ok(self.token().await?.header_value().clone())
+        Ok(self.header_with_id().await?.0)
+    }
+
+    /// [`header`](Self::header) with the id to [`invalidate_id`](Self::invalidate_id).
+    pub(crate) async fn header_with_id(&self) -> Result<(HeaderValue, u64), Error> {
+        if let Some(cached) = self.cached_header() {
+            return Ok(cached);
+        }
+        let entry = self.load().await?;
+        Ok((entry.token.header_value().clone(), entry.id))
+    }
+
+    /// The slow path: the token that landed meanwhile, the fetch in flight,
+    /// the error of the last fetch during its backoff, or a new fetch.
+    async fn load(&self) -> Result<Arc<Entry>, Error> {
+        let inner = &self.inner;
+        let next = inner
+            .flight
+            .join(|| self.usable_entry(), || self.fetch(Reason::Cold))?;
+        let receiver = match next {
+            Next::Ready(entry) => {
+                inner.fetch.counters.hits.fetch_add(1, Relaxed);
+                return Ok(entry);
+            }
+            Next::Wait(receiver) => receiver,
+        };
+        inner.fetch.counters.waits.fetch_add(1, Relaxed);
+        let limit = inner.load_timeout;
+        tokio::time::timeout(limit, flight::wait(receiver))
+            .await
+            .map_err(|_| {
+                Error::timeout(format!(
+                    "no token within the load timeout ({limit:?}); the fetch goes on"
+                ))
+            })?
     }
 
     /// Drops `token` if it is still the current token, and starts fetching
@@ -221,14 +250,22 @@ impl TokenCache {
     /// 401). Invalidating a token that was already replaced does nothing, so
     /// a burst of 401s for one token causes one fetch.
     pub fn invalidate(&self, token: &AccessToken) -> bool {
+        self.invalidate_if(|entry| {
+            std::ptr::eq(&*entry.token, token) || entry.token.same_token(token)
+        })
+    }
+
+    /// [`invalidate`](Self::invalidate) by the id [`cached_header`](Self::cached_header) gave.
+    pub(crate) fn invalidate_id(&self, id: u64) -> bool {
+        self.invalidate_if(|entry| entry.id == id)
+    }
+
+    fn invalidate_if(&self, is_it: impl FnOnce(&Entry) -> bool) -> bool {
         let inner = &self.inner;
         let current = inner.current.load();
-        let Some(entry) = current.as_ref() else {
+        let Some(entry) = current.as_ref().filter(|entry| is_it(entry)) else {
             return false;
         };
-        if !(std::ptr::eq(&*entry.token, token) || entry.token.same_token(token)) {
-            return false;
-        }
         let previous = inner.current.compare_and_swap(&*current, None);
         let replaced_meanwhile = match &*previous {
             Some(previous) => !Arc::ptr_eq(previous, entry),
@@ -284,20 +321,26 @@ impl TokenCache {
         let fetch = self.inner.fetch.clone();
         let stale = match &reason {
             Reason::Invalidated(token) => Some(Arc::clone(token)),
-            _ => self.inner.current.load().as_ref().map(|e| Arc::clone(&e.token)),
+            _ => self
+                .inner
+                .current
+                .load()
+                .as_ref()
+                .map(|e| Arc::clone(&e.token)),
         };
         let weak = Arc::downgrade(&self.inner);
         async move {
             let timing = fetch.timing;
             let token = fetch.run(reason, stale).await?;
-            let schedule = timing.schedule(&token, fastrand::f64());
+            let inner = weak
+                .upgrade()
+                .ok_or_else(|| Error::unavailable("the token cache was dropped"))?;
             let entry = Arc::new(Entry {
+                schedule: timing.schedule(&token, fastrand::f64()),
                 token: Arc::new(token),
-                schedule,
+                id: inner.next_id.fetch_add(1, Relaxed),
             });
-            if let Some(inner) = weak.upgrade() {
-                inner.current.store(Some(Arc::clone(&entry)));
-            }
+            inner.current.store(Some(Arc::clone(&entry)));
             Ok(entry)
         }
     }
@@ -445,6 +488,7 @@ impl TokenCacheBuilder {
         TokenCache {
             inner: Arc::new(Inner {
                 current: ArcSwapOption::empty(),
+                next_id: AtomicU64::new(0),
                 flight: Flight::new(Backoff::new(min, max, 0.5)),
                 fetch: Fetch {
                     source: self.source,

@@ -4,21 +4,22 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures_util::future::BoxFuture;
+use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::Error;
 use crate::cache::TokenCache;
 use crate::error::BoxError;
 use crate::http::{HttpRequest, HttpResponse, rejects_token};
-use crate::{AccessToken, Error};
 
-/// The token a request carried, and the cache to tell if it is rejected.
-type Sent = (Arc<AccessToken>, TokenCache);
+/// The id of the token a request carried, and the cache to tell if it is
+/// rejected.
+type Sent = (u64, TokenCache);
 
 pin_project! {
     /// The response future of [`CxoneAuth`](super::CxoneAuth).
@@ -61,7 +62,10 @@ pin_project! {
 /// A call that has not reached the inner service yet.
 struct Waiting<S, R> {
     /// The token being loaded, if the request still needs one.
-    load: Option<(BoxFuture<'static, Result<Arc<AccessToken>, Error>>, TokenCache)>,
+    load: Option<(
+        BoxFuture<'static, Result<(HeaderValue, u64), Error>>,
+        TokenCache,
+    )>,
     inner: S,
     request: Option<R>,
     sent: Option<Sent>,
@@ -90,7 +94,7 @@ impl<F, S, R> ResponseFuture<F, S, R> {
     /// A call that waits for a token from `tokens` first.
     pub(crate) fn loading(inner: S, request: R, tokens: TokenCache) -> Self {
         let load = tokens.clone();
-        let load: BoxFuture<'static, _> = Box::pin(async move { load.token().await });
+        let load: BoxFuture<'static, _> = Box::pin(async move { load.header_with_id().await });
         Self {
             state: State::waiting(Some((load, tokens)), inner, request, None),
         }
@@ -105,7 +109,10 @@ impl<F, S, R> ResponseFuture<F, S, R> {
 
 impl<F, S, R> State<F, S, R> {
     fn waiting(
-        load: Option<(BoxFuture<'static, Result<Arc<AccessToken>, Error>>, TokenCache)>,
+        load: Option<(
+            BoxFuture<'static, Result<(HeaderValue, u64), Error>>,
+            TokenCache,
+        )>,
         inner: S,
         request: R,
         sent: Option<Sent>,
@@ -137,11 +144,11 @@ where
             match state.as_mut().project() {
                 StateProj::Called { future, sent } => {
                     let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if let Some((token, tokens)) = sent.take()
+                    if let Some((id, tokens)) = sent.take()
                         && rejects_token(&response)
                     {
                         tracing::debug!(status = %response.status(), "the server rejected the CXone token");
-                        tokens.invalidate(&token);
+                        tokens.invalidate_id(id);
                     }
                     return Poll::Ready(Ok(response));
                 }
@@ -171,12 +178,10 @@ where
     /// readiness.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         if let Some((load, tokens)) = &mut self.load {
-            let token = ready!(load.as_mut().poll(cx))?;
+            let (header, id) = ready!(load.as_mut().poll(cx))?;
             let request = self.request.as_mut().expect(POLLED_AFTER_COMPLETION);
-            request
-                .headers_mut()
-                .insert(AUTHORIZATION, token.header_value().clone());
-            self.sent = Some((token, tokens.clone()));
+            request.headers_mut().insert(AUTHORIZATION, header);
+            self.sent = Some((id, tokens.clone()));
             self.load = None;
         }
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -191,6 +196,8 @@ impl<F, S, R> fmt::Debug for ResponseFuture<F, S, R> {
             State::Waiting { .. } => "Readying",
             State::Refused { .. } => "Refused",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }

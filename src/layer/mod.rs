@@ -65,10 +65,10 @@ use url::Url;
 
 use self::future::ResponseFuture;
 use self::hosts::AllowedHosts;
+use crate::Error;
 use crate::cache::TokenCache;
 use crate::error::BoxError;
 use crate::http::{HttpRequest, HttpResponse};
-use crate::Error;
 
 /// Attaches `Authorization: Bearer` from a [`TokenCache`] to the requests of
 /// the wrapped service; see the [module docs](self).
@@ -100,8 +100,12 @@ impl Clone for Hosts {
 }
 
 impl Hosts {
-    fn discovered_origins(&self) -> std::sync::RwLockReadGuard<'_, Vec<(String, String, Option<u16>)>> {
-        self.discovered.read().unwrap_or_else(PoisonError::into_inner)
+    fn discovered_origins(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, Vec<(String, String, Option<u16>)>> {
+        self.discovered
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether a request may carry the token: an absolute URI to an allowed
@@ -158,8 +162,15 @@ impl Hosts {
                 "tenant discovery named {scheme}://{host}, which may not receive the token (https only)"
             )));
         }
-        let origin = (scheme.to_owned(), host.to_ascii_lowercase(), url.port_or_known_default());
-        let mut discovered = self.discovered.write().unwrap_or_else(PoisonError::into_inner);
+        let origin = (
+            scheme.to_owned(),
+            host.to_ascii_lowercase(),
+            url.port_or_known_default(),
+        );
+        let mut discovered = self
+            .discovered
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if !discovered.contains(&origin) {
             discovered.push(origin);
         }
@@ -306,7 +317,7 @@ where
         }
         // The token is read here, not at `poll_ready`: a call can come long
         // after its readiness, by when that token may have been replaced.
-        let Some(token) = self.layer.tokens.cached() else {
+        let Some((header, id)) = self.layer.tokens.cached_header() else {
             if ready {
                 // Release the capacity `poll_ready` reserved while the token loads.
                 self.inner = self.inner.clone();
@@ -314,10 +325,8 @@ where
             let tokens = self.layer.tokens.clone();
             return ResponseFuture::loading(self.inner.clone(), request, tokens);
         };
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, token.header_value().clone());
-        let sent = (token, self.layer.tokens.clone());
+        request.headers_mut().insert(AUTHORIZATION, header);
+        let sent = (id, self.layer.tokens.clone());
         ResponseFuture::forward(&mut self.inner, ready, request, Some(sent))
     }
 }
