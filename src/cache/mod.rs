@@ -105,13 +105,10 @@ pub use builder::{
 pub use cell::TokenId;
 pub use memory::MemoryStore;
 pub use reader::{HIT_BATCH, TokenReader};
-#[cfg(feature = "redis")]
-pub use redis::{
-    DEFAULT_KEY_PREFIX, DEFAULT_OPERATION_TIMEOUT, DEFAULT_REDIS_URL, REDIS_URL_ENV, RedisStore,
-    RedisStoreBuilder,
-};
 #[cfg(feature = "redis-encryption")]
-pub use redis::{ENCRYPTION_KEY_BYTES, EncryptionKey};
+pub use redis::EncryptionKey;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 pub use stats::CacheStats;
 pub use store::{StoreLock, StoredToken, TokenStore};
 pub use timing::{
