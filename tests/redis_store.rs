@@ -2,7 +2,8 @@
 //! hand, state changes logged once, nothing secret in Redis keys, `Debug` or
 //! logs.
 //!
-//! Real Redis, real time; nothing here waits on the clock.
+//! Real Redis, real time; nothing here waits on the clock but the outage
+//! test, which waits out a lock's TTL, since that expiry is what it tests.
 
 #![cfg(feature = "redis")]
 

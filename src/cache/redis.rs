@@ -480,13 +480,9 @@ impl TokenStore for RedisStore {
                 .ok_or_else(|| {
                     Error::invalid_response("the token could not be sealed for Redis")
                 })?;
-            let names = [
-                &*name,
-                &self.invalid_mark(key, &fingerprint(token.secret())),
-            ];
-            let args = [&*value, &ttl_ms.to_string()];
-            let stored = self.eval("store", STORE_SCRIPT, &names, &args);
-            if !stored.await? {
+            let names = [name, self.invalid_mark(key, &fingerprint(token.secret()))];
+            let args = [value, ttl_ms.to_string()];
+            if !self.eval("store", STORE_SCRIPT, &names, &args).await? {
                 tracing::debug!(target: LOG_TARGET, "not publishing a token invalidated meanwhile");
             }
             Ok(())
