@@ -61,10 +61,7 @@ fn setup() -> Setup {
         .unwrap();
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("cxone-auth-bench:{:016x}:", fastrand::u64(..));
-    let store = RedisStore::builder(url.as_str())
-        .prefix(prefix.as_str())
-        .build()
-        .unwrap();
+    let store = RedisStore::new(&url).unwrap().with_prefix(prefix.as_str());
     let hit_key = "bench-hit".to_owned();
     runtime.block_on(async {
         let token = AccessToken::new(TOKEN).unwrap().with_lifetime(HOUR);
@@ -201,11 +198,7 @@ async fn fleet_day(redis: Option<(&str, &str)>) -> u64 {
             let builder = TokenCache::builder(source(&mock));
             match redis {
                 Some((url, prefix)) => {
-                    let store = RedisStore::builder(url)
-                        .prefix(prefix)
-                        .operation_timeout(Duration::from_secs(2))
-                        .build()
-                        .unwrap();
+                    let store = RedisStore::new(url).unwrap().with_prefix(prefix);
                     builder.store(store).build()
                 }
                 None => builder.build(),

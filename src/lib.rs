@@ -91,7 +91,7 @@ pub use crate::cache::{
     CacheStats, MemoryStore, StoreLock, StoredToken, TokenCache, TokenCacheBuilder, TokenStore,
 };
 #[cfg(feature = "redis")]
-pub use crate::cache::{RedisStore, RedisStoreBuilder};
+pub use crate::cache::RedisStore;
 pub use crate::error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
 pub use crate::http::{HttpRequest, HttpResponse, ReplayBody};
 pub use crate::layer::{CxoneAuth, CxoneAuthLayer};

@@ -5,9 +5,9 @@
 //! Real sockets, so real time: nothing here sleeps to make time pass, and no
 //! assertion races the clock. "A day" is driven through the mock: each hour
 //! the token ends at the server (revoked) and every cache learns it the way a
-//! 401 tells it (`invalidate`). The only real waits are the store's bounds
-//! themselves (the lock wait and the operation timeout), where the bound is
-//! what is tested; they are set as short as the test allows.
+//! 401 tells it (`invalidate`). The only real waits are the cache's bounds
+//! on the store (the lock wait and the store-call timeout), where the bound is
+//! what is tested; the lock wait is set as short as the test allows.
 
 #![cfg(feature = "redis")]
 
@@ -16,7 +16,6 @@ mod redis_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cxone_auth::cache::RedisStore;
 use cxone_auth::mock::MockCxone;
 use cxone_auth::{AccessToken, Error, TokenCache, TokenSource};
 use futures_util::future::join_all;
@@ -239,7 +238,7 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_is_used() {
     assert_eq!(distinct(&first), 1);
     assert_eq!(mock.stats().token_requests, 1);
     settled().await;
-    assert!(stores.iter().all(|s| s.store().is_available()));
+    assert!(stores.iter().all(|s| s.answered()));
 
     // Redis stops while the fleet is refreshing: no caller fails.
     invalidate_all(&caches);
@@ -256,7 +255,7 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_is_used() {
     assert_eq!(mock.stats().token_requests - before, FLEET as u64);
     assert_eq!(distinct(&tokens), FLEET);
     settled().await;
-    assert!(stores.iter().all(|s| !s.store().is_available()));
+    assert!(stores.iter().all(|s| !s.answered()));
 
     // Back, an hour later: the tokens have ended at the server and their
     // copies in Redis have expired. One token request serves the fleet again.
@@ -269,7 +268,7 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_is_used() {
     assert_eq!(mock.stats().token_requests - before, 1);
     assert_eq!(distinct(&tokens), 1, "everyone is back on one shared token");
     assert!(mock.is_token_active(tokens[0].secret()));
-    assert!(stores.iter().all(|s| s.store().is_available()));
+    assert!(stores.iter().all(|s| s.answered()));
 
     // And a process starting now takes it from Redis.
     let newcomers = fleet(&mock, proxy.url(), &prefix, 2);
@@ -279,12 +278,9 @@ async fn redis_stopping_mid_run_fails_no_request_and_its_return_is_used() {
     delete_under(&url, &prefix).await;
 }
 
-/// A store through the proxy with the default 250 ms operation timeout.
-fn default_store(proxy: &Proxy, prefix: &str) -> RedisStore {
-    RedisStore::builder(proxy.url())
-        .prefix(prefix)
-        .build()
-        .unwrap()
+/// A store through the proxy, seeing whether Redis answered.
+fn proxied_store(proxy: &Proxy, prefix: &str) -> Observed {
+    Observed::new(redis_support::store(proxy.url(), prefix))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,7 +290,7 @@ async fn a_redis_that_hangs_costs_a_bounded_wait_and_fails_no_request() {
     let proxy = Proxy::start(&url).await;
     proxy.set_mode(Mode::Stall);
     let mock = MockCxone::new();
-    let stores: Vec<_> = (0..FLEET).map(|_| default_store(&proxy, &prefix)).collect();
+    let stores: Vec<_> = (0..FLEET).map(|_| proxied_store(&proxy, &prefix)).collect();
     let caches: Vec<_> = stores
         .iter()
         .map(|store| {
@@ -308,7 +304,7 @@ async fn a_redis_that_hangs_costs_a_bounded_wait_and_fails_no_request() {
 
     assert_eq!(tokens.len(), FLEET * CALLERS);
     assert_eq!(mock.stats().token_requests, FLEET as u64, "each on its own");
-    assert!(stores.iter().all(|s| !s.is_available()));
+    assert!(stores.iter().all(|s| !s.answered()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,7 +314,7 @@ async fn a_redis_that_answers_garbage_is_not_trusted_and_fails_no_request() {
     let proxy = Proxy::start(&url).await;
     proxy.set_mode(Mode::Garbage);
     let mock = MockCxone::new();
-    let stores: Vec<_> = (0..FLEET).map(|_| default_store(&proxy, &prefix)).collect();
+    let stores: Vec<_> = (0..FLEET).map(|_| proxied_store(&proxy, &prefix)).collect();
     let caches: Vec<_> = stores
         .iter()
         .map(|store| {
@@ -333,5 +329,5 @@ async fn a_redis_that_answers_garbage_is_not_trusted_and_fails_no_request() {
     assert_eq!(tokens.len(), FLEET * CALLERS);
     assert_eq!(mock.stats().token_requests, FLEET as u64);
     assert!(tokens.iter().all(|t| mock.is_token_active(t.secret())));
-    assert!(stores.iter().all(|s| !s.is_available()));
+    assert!(stores.iter().all(|s| !s.answered()));
 }

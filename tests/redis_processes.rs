@@ -12,7 +12,6 @@ mod redis_support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cxone_auth::cache::RedisStore;
 use cxone_auth::mock::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone};
 use cxone_auth::token::AccessKeyGrant;
 use cxone_auth::{AccessToken, TokenCache};
@@ -120,11 +119,7 @@ fn fleet_member() {
                 .unwrap()
                 .token_url(&token_url)
                 .unwrap();
-        let store = RedisStore::builder(redis_support::redis_url_setting())
-            .prefix(prefix)
-            .operation_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
+        let store = redis_support::store(&redis_support::redis_url_setting(), &prefix);
         let store = redis_support::Observed::new(store);
         let cache = TokenCache::builder(source).store(store.clone()).build();
 

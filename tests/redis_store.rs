@@ -2,7 +2,8 @@
 //! hand, state changes logged once, nothing secret in Redis keys, `Debug` or
 //! logs.
 //!
-//! Real Redis, real time; nothing here waits on the clock.
+//! Real Redis, real time; nothing here waits on the clock but the outage
+//! test, which waits out a lock's TTL, since that expiry is what it tests.
 
 #![cfg(feature = "redis")]
 
@@ -16,8 +17,8 @@ use cxone_auth::cache::{RedisStore, StoreLock, StoredToken, TokenStore};
 use cxone_auth::mock::{self, MockCxone};
 use cxone_auth::{TokenCache, TokenSource as _};
 use redis_support::{
-    Proxy, delete_under, fetch_and_publish, keys_under, raw_connection, redis_url, source,
-    token_key, unique_prefix,
+    Observed, Proxy, delete_under, fetch_and_publish, keys_under, raw_connection, redis_url,
+    source, token_key, unique_prefix,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -194,12 +195,10 @@ mod encrypted {
     use super::*;
 
     fn sealed_store(url: &str, prefix: &str, key: u8) -> RedisStore {
-        RedisStore::builder(url)
-            .prefix(prefix)
-            .operation_timeout(Duration::from_secs(2))
-            .encryption_key(EncryptionKey::new([key; 32]))
-            .build()
+        RedisStore::new(url)
             .unwrap()
+            .with_prefix(prefix)
+            .with_encryption_key(EncryptionKey::new([key; 32]))
     }
 
     fn cache(mock: &MockCxone, store: RedisStore) -> TokenCache {
@@ -303,13 +302,18 @@ impl cxone_auth::TokenSource for Gated {
     }
 }
 
+/// How long a fetch lock lives in the outage test: the cache's fetch timeout.
+/// Long enough for the test to see the lock before it expires, short since
+/// the test waits for it.
+const OUTAGE_LOCK_TTL: Duration = Duration::from_secs(3);
+
 #[tokio::test]
-async fn an_outage_is_logged_once_each_way_and_leaves_no_lock_behind() {
+async fn an_outage_is_logged_once_each_way_and_its_lock_expires_by_ttl() {
     let Some(url) = redis_url().await else { return };
     let prefix = unique_prefix("outage");
     let mut proxy = Proxy::start(&url).await;
     let mock = MockCxone::new();
-    let store = redis_support::store(proxy.url(), &prefix);
+    let store = Observed::new(redis_support::store(proxy.url(), &prefix));
     let (started, gate) = (
         Arc::new(tokio::sync::Notify::new()),
         Arc::new(tokio::sync::Semaphore::new(0)),
@@ -320,9 +324,11 @@ async fn an_outage_is_logged_once_each_way_and_leaves_no_lock_behind() {
         gate: Arc::clone(&gate),
     };
     // Waiting on a lock for up to a minute: were one left behind by the
-    // outage, this cache would stall long past the test's limit below.
+    // outage for longer than its TTL, this cache would stall long past the
+    // test's limit below.
     let cache = TokenCache::builder(source)
         .store(store.clone())
+        .fetch_timeout(OUTAGE_LOCK_TTL)
         .store_wait(Duration::from_secs(60))
         .load_timeout(Duration::from_secs(120))
         .build();
@@ -338,6 +344,16 @@ async fn an_outage_is_logged_once_each_way_and_leaves_no_lock_behind() {
     proxy.close().await;
     gate.add_permits(1_000);
     let mut seen = vec![first.await.unwrap().unwrap()];
+    // The lock whose release failed is still in Redis, and expires by its TTL.
+    let locks = keys_under(&url, &format!("{prefix}lock:")).await;
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    let lock_ttl: i64 = redis::cmd("PTTL")
+        .arg(&locks[0])
+        .query_async(&mut raw_connection(&url).await)
+        .await
+        .unwrap();
+    let max_ttl = OUTAGE_LOCK_TTL.as_millis() as i64;
+    assert!((1..=max_ttl).contains(&lock_ttl), "{lock_ttl}");
 
     // Down: every 401 is served by a token of its own.
     for _ in 0..10 {
@@ -345,9 +361,9 @@ async fn an_outage_is_logged_once_each_way_and_leaves_no_lock_behind() {
         cache.invalidate(&held);
         seen.push(cache.token().await.unwrap());
     }
-    assert!(!store.is_available());
+    assert!(!store.answered());
 
-    // Back: the lock left behind is released, the store is used again.
+    // Back: once the lock left behind has expired, the store is used again.
     proxy.reopen().await;
     let back = async {
         for _ in 0..10 {
@@ -359,7 +375,7 @@ async fn an_outage_is_logged_once_each_way_and_leaves_no_lock_behind() {
     tokio::time::timeout(Duration::from_secs(30), back)
         .await
         .expect("stalled on a lock the outage left behind");
-    assert!(store.is_available());
+    assert!(store.answered());
     assert_eq!(mock.stats().token_requests, 21);
     let newcomer = TokenCache::builder(redis_support::source(&mock))
         .store(redis_support::store(proxy.url(), &prefix))

@@ -82,7 +82,7 @@ pub use self::memory::MemoryStore;
 pub use self::redis::EncryptionKey;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{RedisStore, RedisStoreBuilder};
+pub use self::redis::RedisStore;
 pub use self::store::{StoreLock, StoredToken, TokenStore};
 use self::timing::{Schedule, Timing};
 use crate::backoff::Backoff;

@@ -2,16 +2,13 @@
 //! fetches one token per credential and lifetime, not one per process.
 //!
 //! ```
-//! use std::time::Duration;
 //! use cxone_auth::TokenCache;
 //! use cxone_auth::cache::RedisStore;
 //! use cxone_auth::token::AccessKeyGrant;
 //!
 //! let source = AccessKeyGrant::new("client-id", "client-secret", "ACCESSKEYID", "c2VjcmV0+/x====")?;
 //! // `redis://[user:password@]host[:port][/db]`; or `RedisStore::from_env()?` for `REDIS_URL`.
-//! let store = RedisStore::builder("redis://127.0.0.1:6379")
-//!     .prefix("my-service:cxone:")
-//!     .build()?;
+//! let store = RedisStore::new("redis://127.0.0.1:6379")?.with_prefix("my-service:cxone:");
 //! // Every process of the fleet builds its cache the same way.
 //! let tokens = TokenCache::builder(source).store(store.clone()).build();
 //! assert!(!format!("{store:?}").contains("password"));
@@ -21,40 +18,40 @@
 //!
 //! # How the fleet shares a token
 //!
-//! A cache looks in Redis before it fetches. The token of a credential is kept
+//! A cache looks in Redis before it fetches. A credential's token is kept
 //! under `<prefix>token:<hex SHA-256 of the source's`
-//! [`shared_key`](crate::TokenSource::shared_key)`>`: the key names no client
-//! id, access key or URL, and never a secret. The value holds the token, its
-//! wall-clock expiry and issue time (Unix milliseconds, since it crosses
-//! machines) and its scopes, in a versioned format, and lives in Redis for the
-//! token's remaining lifetime less the refresh buffer. Machines' clocks should
-//! agree to well within that buffer (five minutes by default).
+//! [`shared_key`](crate::TokenSource::shared_key)`>`, a name that shows no
+//! client id, access key or URL, as `cxa1.<fingerprint>.<body>`: a format tag,
+//! 32 hex digits of a SHA-256 of the token (so that a script can delete the
+//! entry only while it holds that token, without decrypting anything), and the
+//! token, its wall-clock expiry and issue time (Unix milliseconds) and scopes
+//! as JSON. It lives for the token's remaining lifetime less the refresh
+//! buffer; machines' clocks should agree to well within that buffer.
 //!
 //! A process that finds no usable token takes the fetch lock
 //! (`SET <prefix>lock:<hash> <owner> NX PX <fetch timeout>`), fetches,
 //! publishes, and releases the lock with a compare-and-delete script, so only
 //! while it still owns it. The others look again with growing pauses until the
 //! token appears or the cache's
-//! [`store_wait`](crate::TokenCacheBuilder::store_wait) runs out, and then fetch
-//! on their own: a holder that crashed never stalls the fleet for longer.
+//! [`store_wait`](crate::TokenCacheBuilder::store_wait) runs out, then fetch on
+//! their own: a holder that crashed never stalls the fleet for longer.
 //!
 //! A 401 on one process invalidates the shared token only if Redis still holds
 //! that same token (a compare-and-delete on its fingerprint), and marks it
-//! invalid for the rest of its life, so that a publication of it arriving late
-//! does not bring it back.
+//! invalid for the rest of its life, so that a late publication of it does not
+//! bring it back.
 //!
 //! # When Redis fails
 //!
-//! Redis is an optimisation, never a dependency. Every call is bounded by a
-//! short timeout ([`DEFAULT_OPERATION_TIMEOUT`]); a Redis that is down, hangs,
-//! or answers garbage reads as an empty store whose lock is always free, so
-//! each process fetches its own tokens and no request fails because of Redis.
-//! After a timeout, calls fail at once for a moment rather than each waiting
-//! out its own. The connection is re-established on the next call once Redis
-//! is back ([`ConnectionManager`]), and a lock whose release the outage
-//! prevented is released then. Each change between "answering" and "not
-//! answering", and the first value in a run that cannot be used, is logged
-//! once with `tracing` (target `cxone_auth::cache::redis`), not per call.
+//! Redis is an optimisation, never a dependency, and the cache decides what a
+//! failure costs: it bounds every store call with its own timeout, and past a
+//! failure or the timeout carries on as if the store were empty, fetching on
+//! its own. The store adds no timeout and remembers no failure: the connection
+//! is re-established on the next call once Redis is back
+//! ([`ConnectionManager`]), and a lock whose release an outage prevented
+//! expires by its TTL (the cache's fetch timeout). Each change between
+//! "answering" and "not answering", and the first value in a run that cannot
+//! be used, is logged once with `tracing` (target `cxone_auth::cache::redis`).
 //!
 //! # Trusting what Redis holds
 //!
@@ -70,61 +67,49 @@
 //! The store speaks to one Redis server (or a primary); Redis Cluster is not
 //! supported, since its scripts touch two keys.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisError, Script};
+use ::redis::{Client, Cmd, ErrorKind as Kind, FromRedisValue, ToRedisArgs};
 use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::{StoreLock, StoredToken, TokenStore};
+use crate::token::MAX_LIFETIME;
 use crate::{AccessToken, Error};
 
 #[cfg(feature = "redis-encryption")]
 mod cipher;
-mod entry;
-mod health;
 
 #[cfg(feature = "redis-encryption")]
-pub use cipher::{ENCRYPTION_KEY_BYTES, EncryptionKey};
+pub use cipher::EncryptionKey;
 
-use entry::{Entry, Keys};
-use health::Health;
+/// The variable [`RedisStore::from_env`] reads, and the Redis it falls back to.
+const REDIS_URL_ENV: &str = "REDIS_URL";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
-/// The environment variable [`RedisStore::from_env`] reads.
-pub const REDIS_URL_ENV: &str = "REDIS_URL";
+/// See [`RedisStore::with_prefix`].
+const DEFAULT_KEY_PREFIX: &str = "cxone-auth:";
 
-/// The Redis used when `REDIS_URL` is not set: the local default port.
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The first part of every value this version writes.
+const FORMAT_TAG: &str = "cxa1";
 
-/// The default prefix of every key the store writes, so its keys are easy to
-/// find and never collide with an application's own.
-pub const DEFAULT_KEY_PREFIX: &str = "cxone-auth:";
+/// The longest value read back, in bytes. A token is at most
+/// [`MAX_TOKEN_BYTES`](crate::token::MAX_TOKEN_BYTES); anything much larger
+/// was not written by this crate and is not parsed.
+const MAX_VALUE_BYTES: usize = 64 * 1024;
 
-/// How long one Redis call may take before the store gives up on it and the
-/// cache carries on without it.
-///
-/// A healthy Redis answers in well under a millisecond on a LAN; a quarter of
-/// a second bounds what a sick one can add to a token refresh, while staying
-/// clear of ordinary hiccups.
-pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
+const LOG_TARGET: &str = "cxone_auth::cache::redis";
 
-/// The most unreleased locks remembered; older ones expire on their own.
-const MAX_UNRELEASED_LOCKS: usize = 32;
-
-/// After a call times out, calls within this many operation timeouts (one
-/// second by default) fail at once instead of waiting out another timeout:
-/// one cache fetch makes several calls, and a Redis that hangs should cost it
-/// one timeout, not one per call. A Redis that refuses connections fails fast
-/// anyway and is not held down, so its return is noticed on the next call.
-const STALL_HOLD_DOWN_TIMEOUTS: u32 = 4;
-
-/// Takes the fetch lock for KEYS[1] as owner ARGV[1] for ARGV[2] ms:
-/// `SET NX PX`, and also success when this owner already holds it, so a call
-/// retried after a lost reply does not lock its own caller out.
+/// Takes the fetch lock KEYS[1] as owner ARGV[1] for ARGV[2] ms: `SET NX PX`,
+/// and also success when this owner already holds it, so a call retried after
+/// a lost reply does not lock its own caller out.
 const LOCK_SCRIPT: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
@@ -158,51 +143,32 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
-/// A [`TokenStore`] on Redis, through the `redis` crate's
-/// auto-reconnecting [`ConnectionManager`].
+/// A [`TokenStore`] on Redis, through the `redis` crate's auto-reconnecting
+/// [`ConnectionManager`].
 ///
-/// Cheap to clone; clones share the connection. Build it with
-/// [`new`](Self::new), [`from_env`](Self::from_env) or
-/// [`builder`](Self::builder). It connects on first use, from within the
-/// tokio runtime that uses it.
+/// Cheap to clone; clones share the connection. It connects on first use,
+/// from within the tokio runtime that uses it.
 #[derive(Clone)]
 pub struct RedisStore {
-    inner: Arc<Inner>,
+    prefix: String,
+    #[cfg(feature = "redis-encryption")]
+    cipher: Option<Arc<cipher::Cipher>>,
+    link: Arc<Link>,
 }
 
-struct Inner {
+/// What clones share: the connection, and what was last logged about it.
+struct Link {
     client: Client,
     connection: OnceLock<ConnectionManager>,
-    prefix: String,
-    timeout: Duration,
-    #[cfg(feature = "redis-encryption")]
-    cipher: Option<cipher::Cipher>,
-    health: Health,
-    /// Locks this store took and could not release because Redis went away:
-    /// (shared key, owner). Released once Redis answers again, so that an
-    /// outage does not leave the fleet waiting on a lock nobody holds.
-    unreleased: Mutex<Vec<(String, String)>>,
-    lock_script: Script,
-    unlock_script: Script,
-    invalidate_script: Script,
-    store_script: Script,
-    /// `host:port/db`, for `Debug`: no user name or password.
-    endpoint: String,
-}
-
-/// Configures a [`RedisStore`]; see [`RedisStore::builder`].
-pub struct RedisStoreBuilder {
-    url: String,
-    prefix: String,
-    timeout: Duration,
-    #[cfg(feature = "redis-encryption")]
-    key: Option<EncryptionKey>,
+    /// Whether Redis answered the last call.
+    answering: AtomicBool,
+    /// Whether the last value read was one this store could use.
+    readable: AtomicBool,
 }
 
 impl RedisStore {
     /// A store on the Redis at `url` (`redis://[user:password@]host[:port][/db]`,
-    /// or `rediss://` with the `redis` crate's TLS features), with the defaults
-    /// of [`builder`](Self::builder).
+    /// or `rediss://` with the `redis` crate's TLS features).
     ///
     /// # Errors
     ///
@@ -210,11 +176,24 @@ impl RedisStore {
     /// Redis URL. Nothing is connected yet, so a Redis that is down is not an
     /// error.
     pub fn new(url: &str) -> Result<Self, Error> {
-        Self::builder(url).build()
+        // The URL may hold a password: keep it out of the message.
+        let client = Client::open(url)
+            .map_err(|e| Error::config("the Redis URL is not valid").with_source(e))?;
+        Ok(Self {
+            prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            #[cfg(feature = "redis-encryption")]
+            cipher: None,
+            link: Arc::new(Link {
+                client,
+                connection: OnceLock::new(),
+                answering: AtomicBool::new(true),
+                readable: AtomicBool::new(true),
+            }),
+        })
     }
 
     /// A store on the Redis named by the `REDIS_URL` environment variable,
-    /// else [`DEFAULT_REDIS_URL`].
+    /// else on `redis://127.0.0.1:6379`, the local default port.
     ///
     /// # Errors
     ///
@@ -224,349 +203,265 @@ impl RedisStore {
         Self::new(&url)
     }
 
-    /// Configures a store on the Redis at `url`. Defaults: key prefix
-    /// [`DEFAULT_KEY_PREFIX`], per-call timeout [`DEFAULT_OPERATION_TIMEOUT`],
-    /// no encryption.
-    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            url: url.into(),
-            prefix: DEFAULT_KEY_PREFIX.to_owned(),
-            timeout: DEFAULT_OPERATION_TIMEOUT,
-            #[cfg(feature = "redis-encryption")]
-            key: None,
-        }
+    /// Sets the prefix of every key the store writes. Processes share tokens
+    /// only under the same prefix.
+    ///
+    /// Defaults to `cxone-auth:`, because the store's keys are then easy to
+    /// find and never collide with an application's own.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
     }
 
-    /// Whether the last call to Redis was answered. Starts `true`; a failure
-    /// turns it `false` until a call succeeds again.
-    pub fn is_available(&self) -> bool {
-        self.inner.health.is_available()
+    /// Encrypts tokens with `key` before they reach Redis (ChaCha20-Poly1305,
+    /// a random nonce per value, bound to its key name). Every process of a
+    /// fleet needs the same key; values it cannot authenticate are ignored.
+    ///
+    /// Defaults to no encryption, because it needs a key shared by the fleet.
+    #[cfg(feature = "redis-encryption")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-encryption")))]
+    pub fn with_encryption_key(mut self, key: EncryptionKey) -> Self {
+        self.cipher = Some(Arc::new(cipher::Cipher::new(&key)));
+        self
+    }
+
+    /// The Redis name of a credential's `kind` of key (`token`, `lock`,
+    /// `invalid`): the prefix, the kind, and the hex SHA-256 of the shared key,
+    /// so that no credential name appears in Redis.
+    fn key(&self, kind: &str, shared_key: &str) -> String {
+        let digest = hex(&Sha256::digest(shared_key.as_bytes()));
+        format!("{}{kind}:{digest}", self.prefix)
+    }
+
+    /// The mark that the token with `fingerprint` was invalidated.
+    fn invalid_mark(&self, shared_key: &str, fingerprint: &str) -> String {
+        format!("{}:{fingerprint}", self.key("invalid", shared_key))
     }
 
     /// The connection, created on first use so that building a store needs
     /// neither a runtime nor a reachable Redis.
     fn connection(&self) -> Result<ConnectionManager, Error> {
-        if let Some(connection) = self.inner.connection.get() {
+        if let Some(connection) = self.link.connection.get() {
             return Ok(connection.clone());
         }
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.inner.timeout))
-            .set_response_timeout(Some(self.inner.timeout))
+            // The cache bounds every call; the `redis` crate's connect
+            // timeout stays, so an attempt that hangs ends and the next call
+            // makes another.
+            .set_response_timeout(None)
             // One attempt per reconnection: the next call starts another, so
             // a Redis that returns is used again at once, and a Redis that is
             // down costs each call one refused connection, not a retry loop.
             .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
+        let connection = ConnectionManager::new_lazy_with_config(self.link.client.clone(), config)
             .map_err(|e| {
                 Error::config("the Redis connection could not be set up").with_source(e)
             })?;
-        Ok(self.inner.connection.get_or_init(|| connection).clone())
+        Ok(self.link.connection.get_or_init(|| connection).clone())
     }
 
-    /// Runs one Redis call under the store's timeout, recording whether Redis
-    /// answered.
+    /// Runs one Redis command; logs when Redis stops or starts answering.
     ///
-    /// A call that fails because the connection broke is made once more
-    /// within the same deadline: the manager reconnects after such a failure,
-    /// and the second attempt waits for that new connection. So the first
-    /// call after Redis returns already succeeds.
-    async fn run<T, F, Fut>(&self, operation: &'static str, call: F) -> Result<T, Error>
-    where
-        F: Fn(ConnectionManager) -> Fut,
-        Fut: Future<Output = Result<T, RedisError>>,
-    {
-        let now = Instant::now();
-        if self.inner.health.holding_down(now) {
-            return Err(Error::timeout(format!(
-                "the Redis token store did not answer lately; {operation} not tried"
-            )));
-        }
-        let connection = self.connection()?;
-        let attempts = async {
-            match call(connection.clone()).await {
-                Err(e) if is_connection_failure(&e) => call(connection).await,
-                other => other,
+    /// A command that fails because the connection broke is sent once more:
+    /// the manager reconnects after such a failure, and the second attempt
+    /// waits for that new connection. So the first call after Redis returns
+    /// already succeeds.
+    async fn run<T: FromRedisValue>(&self, operation: &'static str, cmd: &Cmd) -> Result<T, Error> {
+        let mut connection = self.connection()?;
+        let outcome = match cmd.query_async(&mut connection).await {
+            Err(e)
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() =>
+            {
+                cmd.query_async(&mut connection).await
             }
+            other => other,
         };
-        match tokio::time::timeout_at(now + self.inner.timeout, attempts).await {
-            Ok(Ok(value)) => {
-                self.inner.health.up();
-                Ok(value)
-            }
-            Ok(Err(e)) if redis_answered(&e) => {
-                // Redis answered, with an error (a key of another type, a
-                // script refused): the store is up, this entry is unusable.
-                self.inner.health.up();
-                Err(
-                    Error::invalid_response(format!("Redis refused the token store's {operation}"))
-                        .with_source(e),
-                )
-            }
-            Ok(Err(e)) => {
-                self.inner.health.down(operation, &e);
-                Err(Error::transport(
-                    format!("the Redis token store failed during {operation}"),
-                    e,
-                ))
-            }
-            Err(_) => {
-                let message = format!(
-                    "the Redis token store did not answer {operation} within {} ms",
-                    self.inner.timeout.as_millis()
-                );
-                self.inner.health.down(operation, &message);
-                let hold_down = self.inner.timeout * STALL_HOLD_DOWN_TIMEOUTS;
-                self.inner.health.hold_down(Instant::now() + hold_down);
-                Err(Error::timeout(message))
-            }
-        }
-    }
-
-    /// The usable token stored for `shared_key`: its value, lifetime, time
-    /// left and scopes. A value this store cannot read or authenticate, or
-    /// that has expired, is `None`.
-    async fn load_entry(&self, shared_key: &str) -> Result<Option<Loaded>, Error> {
-        let keys = Keys::new(&self.inner.prefix, shared_key);
-        let raw: Option<Vec<u8>> = self
-            .run("load", |mut c| {
-                let key = keys.token.clone();
-                async move { ::redis::cmd("GET").arg(key).query_async(&mut c).await }
-            })
-            .await?;
-        let Some(raw) = raw else { return Ok(None) };
-        match self.decode(&keys.token, &raw, entry::unix_millis(SystemTime::now())) {
-            Ok(loaded) => {
-                self.inner.health.readable();
-                Ok(loaded)
-            }
-            Err(reason) => {
-                self.inner.health.unreadable(reason);
-                Ok(None)
-            }
-        }
-    }
-
-    /// Writes a token for `ttl` (at most what it has left).
-    async fn store_entry(
-        &self,
-        shared_key: &str,
-        token: &str,
-        lifetime: Duration,
-        expires_in: Duration,
-        scopes: &[String],
-        ttl: Duration,
-    ) -> Result<(), Error> {
-        let ttl_ms = u64::try_from(ttl.min(expires_in).as_millis()).unwrap_or(u64::MAX);
-        if ttl_ms == 0 {
-            // Nothing worth sharing: it would be refreshed on sight.
-            return Ok(());
-        }
-        let keys = Keys::new(&self.inner.prefix, shared_key);
-        let now_ms = entry::unix_millis(SystemTime::now());
-        let value = self
-            .encode(
-                &keys.token,
-                &Entry::new(token, lifetime, expires_in, scopes, now_ms),
+        // Redis's own answer (an error reply, a reply of another type than
+        // asked: a key of another type, a script refused) means it is up and
+        // this entry is unusable; anything else, that it did not answer.
+        let answered = outcome.as_ref().err().is_none_or(|e| {
+            matches!(
+                e.kind(),
+                Kind::Server(_) | Kind::Extension | Kind::UnexpectedReturnType
             )
-            .ok_or_else(|| Error::invalid_response("the token could not be sealed for Redis"))?;
-        let invalid = keys.invalid(&entry::fingerprint(token));
-        let stored: i64 = self
-            .run("store", |mut c| {
-                let mut call = self.inner.store_script.key(&keys.token);
-                call.key(&invalid).arg(&value).arg(ttl_ms);
-                async move { call.invoke_async(&mut c).await }
-            })
-            .await?;
-        if stored == 0 {
-            tracing::debug!(
-                target: "cxone_auth::cache::redis",
-                "not publishing a token that was invalidated meanwhile"
-            );
+        });
+        if self.link.answering.swap(answered, Ordering::AcqRel) != answered {
+            if answered {
+                tracing::info!(target: LOG_TARGET, "Redis token store is answering again; sharing tokens through it");
+            } else if let Err(reason) = &outcome {
+                tracing::warn!(
+                    target: LOG_TARGET,
+                    operation,
+                    %reason,
+                    "Redis token store is not answering; each process fetches its own tokens until it returns"
+                );
+            }
         }
-        Ok(())
+        outcome.map_err(|e| {
+            if answered {
+                let message = format!("Redis refused the token store's {operation}");
+                Error::invalid_response(message).with_source(e)
+            } else {
+                let message = format!("the Redis token store failed during {operation}");
+                Error::transport(message, e)
+            }
+        })
+    }
+
+    /// Runs one of the scripts (`EVAL`): `true` when it answers 1 (done),
+    /// `false` for 0 (the lock is another's, the token another one).
+    async fn eval(
+        &self,
+        operation: &'static str,
+        script: &str,
+        keys: &[impl ToRedisArgs],
+        args: &[impl ToRedisArgs],
+    ) -> Result<bool, Error> {
+        let mut eval = ::redis::cmd("EVAL");
+        eval.arg(script).arg(keys.len()).arg(keys).arg(args);
+        Ok(self.run::<i64>(operation, &eval).await? == 1)
     }
 
     /// Marks `token` invalid for `remaining` (its life left) and deletes the
     /// stored token if it is still `token`; `true` if it was.
     async fn invalidate_entry(
         &self,
-        shared_key: &str,
+        key: &str,
         token: &str,
         remaining: Duration,
     ) -> Result<bool, Error> {
-        let keys = Keys::new(&self.inner.prefix, shared_key);
-        let fingerprint = entry::fingerprint(token);
-        let (header, invalid) = (entry::header(&fingerprint), keys.invalid(&fingerprint));
-        let mark_ms = u64::try_from(remaining.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let deleted: i64 = self
-            .run("invalidate", |mut c| {
-                let mut call = self.inner.invalidate_script.key(&keys.token);
-                call.key(&invalid).arg(&header).arg(mark_ms);
-                async move { call.invoke_async(&mut c).await }
-            })
-            .await?;
-        Ok(deleted == 1)
+        let fingerprint = fingerprint(token);
+        let names = [self.key("token", key), self.invalid_mark(key, &fingerprint)];
+        let args = [header(&fingerprint), millis(remaining).max(1).to_string()];
+        self.eval("invalidate", INVALIDATE_SCRIPT, &names, &args)
+            .await
     }
 
     /// Takes the fetch lock as `owner` for `ttl`; `true` when taken.
-    async fn lock_entry(
-        &self,
-        shared_key: &str,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<bool, Error> {
-        let keys = Keys::new(&self.inner.prefix, shared_key);
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let taken: i64 = self
-            .run("lock", |mut c| {
-                let mut call = self.inner.lock_script.key(&keys.lock);
-                call.arg(owner).arg(ttl_ms);
-                async move { call.invoke_async(&mut c).await }
-            })
-            .await?;
-        Ok(taken == 1)
+    async fn lock_entry(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, Error> {
+        let args = [owner, &millis(ttl).max(1).to_string()];
+        self.eval("lock", LOCK_SCRIPT, &[self.key("lock", key)], &args)
+            .await
     }
 
     /// Releases the fetch lock if `owner` still holds it; `true` if it did.
-    async fn unlock_entry(&self, shared_key: &str, owner: &str) -> Result<bool, Error> {
-        let keys = Keys::new(&self.inner.prefix, shared_key);
-        let released: i64 = self
-            .run("unlock", |mut c| {
-                let mut call = self.inner.unlock_script.key(&keys.lock);
-                call.arg(owner);
-                async move { call.invoke_async(&mut c).await }
-            })
-            .await?;
-        Ok(released == 1)
+    /// A release that fails is not retried: the lock expires by its TTL.
+    async fn unlock_entry(&self, key: &str, owner: &str) -> Result<bool, Error> {
+        let lock = [self.key("lock", key)];
+        self.eval("unlock", UNLOCK_SCRIPT, &lock, &[owner]).await
     }
 
-    /// Remembers a lock whose release failed, to release it later.
-    fn remember_unreleased(&self, shared_key: &str, owner: &str) {
-        let mut unreleased = self.unreleased();
-        if unreleased.len() == MAX_UNRELEASED_LOCKS {
-            unreleased.remove(0);
-        }
-        unreleased.push((shared_key.to_owned(), owner.to_owned()));
-    }
-
-    /// Releases the locks whose release failed earlier, now that Redis may
-    /// answer again; keeps those it still cannot release.
-    async fn release_unreleased(&self) {
-        let pending = std::mem::take(&mut *self.unreleased());
-        for (shared_key, owner) in pending {
-            if self.unlock_entry(&shared_key, &owner).await.is_err() {
-                self.remember_unreleased(&shared_key, &owner);
-            }
-        }
-    }
-
-    fn has_unreleased(&self) -> bool {
-        !self.unreleased().is_empty()
-    }
-
-    fn unreleased(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
-        // Each change is one push or take: a panic cannot leave it half-done.
-        self.inner
-            .unreleased
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Before a call: releases what an outage left locked, if anything.
-    async fn settle(&self) {
-        if self.has_unreleased() && !self.inner.health.holding_down(Instant::now()) {
-            self.release_unreleased().await;
-        }
-    }
-
-    /// The value written to Redis for `entry` under `key`.
-    fn encode(&self, key: &str, entry: &Entry) -> Option<String> {
-        let header = entry::header(&entry::fingerprint(&entry.token));
-        let json = serde_json::to_string(entry).ok()?;
+    /// The value written to Redis for `token` under `key` at `now_ms`: the
+    /// header, then the JSON, sealed when the store has a key; `None` when it
+    /// cannot be sealed.
+    fn encode(&self, key: &str, token: &StoredToken, now_ms: u64) -> Option<String> {
+        let expires_at_ms = now_ms.saturating_add(millis(token.expires_in()));
+        let json = serde_json::to_string(&Body {
+            token: Cow::Borrowed(token.secret()),
+            expires_at_ms,
+            issued_at_ms: expires_at_ms.saturating_sub(millis(token.lifetime())),
+            scopes: Cow::Borrowed(token.scopes()),
+        })
+        .ok()?;
+        let header = header(&fingerprint(token.secret()));
         #[cfg(feature = "redis-encryption")]
-        if let Some(cipher) = &self.inner.cipher {
+        if let Some(cipher) = &self.cipher {
             let body = cipher.seal(&associated_data(key, &header), json.as_bytes())?;
-            return Some(format!("{header}{body}"));
+            return Some(header + &body);
         }
         let _ = key;
-        Some(format!("{header}{json}"))
+        Some(header + &json)
     }
 
     /// Reads a value back, refusing anything this store would not have
     /// written: another format, another key's ciphertext, a plaintext value
     /// when encryption is on, a fingerprint that does not match, a malformed
-    /// token. An expired token is `Ok(None)`: it was ours, it is just old.
-    fn decode(&self, key: &str, raw: &[u8], now_ms: u64) -> Result<Option<Loaded>, &'static str> {
-        if raw.len() > entry::MAX_VALUE_BYTES {
+    /// token, a lifetime beyond [`MAX_LIFETIME`]. An expired token is
+    /// `Ok(None)`: it was ours, it is just old.
+    fn decode(
+        &self,
+        key: &str,
+        raw: &[u8],
+        now_ms: u64,
+    ) -> Result<Option<StoredToken>, &'static str> {
+        if raw.len() > MAX_VALUE_BYTES {
             return Err("the value is too large");
         }
         let value = std::str::from_utf8(raw).map_err(|_| "the value is not text")?;
-        let (fingerprint, body) =
-            entry::split(value).ok_or("the value is not in this crate's format")?;
-        let json: Vec<u8> = match self.open(key, fingerprint, body) {
-            Opened::Plain(json) => json.as_bytes().to_vec(),
-            #[cfg(feature = "redis-encryption")]
-            Opened::Decrypted(json) => json,
-            Opened::Refused(reason) => return Err(reason),
-        };
-        let entry: Entry =
+        let (fingerprint, body) = split(value).ok_or("the value is not in this crate's format")?;
+        let json = self.open(key, fingerprint, body)?;
+        let body: Body<'_> =
             serde_json::from_slice(&json).map_err(|_| "the value is not a token entry")?;
-        if entry::fingerprint(&entry.token) != fingerprint {
+        if self::fingerprint(&body.token) != fingerprint {
             return Err("the value's fingerprint does not match its token");
         }
         // The same checks as a token fresh from the endpoint: nothing that
         // cannot be a header value leaves the store.
-        AccessToken::new(entry.token.as_str()).map_err(|_| "the stored token is malformed")?;
-        let Some((lifetime, expires_in)) = entry.remaining(now_ms) else {
-            return if entry.expires_at_ms <= now_ms {
-                Ok(None)
-            } else {
-                Err("the value's times are inconsistent")
-            };
+        AccessToken::new(&*body.token).map_err(|_| "the stored token is malformed")?;
+        let Some(left) = body.expires_at_ms.checked_sub(now_ms).filter(|&ms| ms > 0) else {
+            return Ok(None);
         };
-        Ok(Some(Loaded {
-            token: entry.token,
-            lifetime,
-            expires_in,
-            scopes: entry.scopes,
-        }))
+        let lifetime = (body.expires_at_ms.checked_sub(body.issued_at_ms))
+            .map(Duration::from_millis)
+            .filter(|lifetime| *lifetime <= MAX_LIFETIME)
+            .ok_or("the value's times are inconsistent")?;
+        let token = StoredToken::new(body.token, lifetime, Duration::from_millis(left));
+        Ok(Some(token.with_scopes(body.scopes.into_owned())))
     }
 
-    fn open<'v>(&self, key: &str, fingerprint: &str, body: &'v str) -> Opened<'v> {
+    /// The JSON in a value's body: opened with the store's key, or as written
+    /// when the store has none (and then only if it is not sealed).
+    fn open<'v>(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        body: &'v str,
+    ) -> Result<Cow<'v, [u8]>, &'static str> {
         #[cfg(feature = "redis-encryption")]
-        if let Some(cipher) = &self.inner.cipher {
-            let aad = associated_data(key, &entry::header(fingerprint));
-            return cipher.open(&aad, body).map_or(
-                Opened::Refused("the value does not open with this store's encryption key"),
-                Opened::Decrypted,
-            );
+        if let Some(cipher) = &self.cipher {
+            let opened = cipher.open(&associated_data(key, &header(fingerprint)), body);
+            return opened
+                .map(Cow::Owned)
+                .ok_or("the value does not open with this store's encryption key");
         }
         let _ = (key, fingerprint);
-        if body.starts_with('{') {
-            Opened::Plain(body)
-        } else {
-            Opened::Refused("the value is encrypted and this store has no encryption key")
+        if !body.starts_with('{') {
+            return Err("the value is encrypted and this store has no encryption key");
         }
+        Ok(Cow::Borrowed(body.as_bytes()))
     }
 }
 
-/// Every call is bounded by the store's operation timeout. Nothing here fails:
-/// when Redis does not answer, or holds a value this store cannot use, the
-/// cache is told what it would see without a store (no token; the lock is
-/// its own, so it fetches at once), and the change of state is logged once.
+/// Errors are the cache's to handle: it logs them and carries on as if the
+/// store were empty, so a Redis that fails costs each process its own fetch.
 impl TokenStore for RedisStore {
+    /// A value this store cannot read or authenticate, or that has expired,
+    /// is no token.
     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredToken>, Error>> {
         Box::pin(async move {
-            self.settle().await;
-            Ok(self.load_entry(key).await.ok().flatten().map(|loaded| {
-                StoredToken::new(loaded.token, loaded.lifetime, loaded.expires_in)
-                    .with_scopes(loaded.scopes)
-            }))
+            let name = self.key("token", key);
+            let raw: Option<Vec<u8>> = self.run("load", ::redis::cmd("GET").arg(&name)).await?;
+            let Some(raw) = raw else { return Ok(None) };
+            let decoded = self.decode(&name, &raw, unix_millis(SystemTime::now()));
+            let readable = decoded.is_ok();
+            if self.link.readable.swap(readable, Ordering::AcqRel) != readable {
+                if let Err(reason) = &decoded {
+                    tracing::warn!(
+                        target: LOG_TARGET,
+                        reason,
+                        "Redis token store holds a value this process cannot use (written by \
+                         hand, sealed with another encryption key, or altered); ignoring it"
+                    );
+                } else {
+                    tracing::info!(target: LOG_TARGET, "Redis token store values are readable again");
+                }
+            }
+            Ok(decoded.ok().flatten())
         })
     }
 
+    /// Publishes `token` for `ttl` (at most what it has left), unless it was
+    /// invalidated meanwhile.
     fn store<'a>(
         &'a self,
         key: &'a str,
@@ -574,18 +469,22 @@ impl TokenStore for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            self.settle().await;
-            let stored = self
-                .store_entry(
-                    key,
-                    token.secret(),
-                    token.lifetime(),
-                    token.expires_in(),
-                    token.scopes(),
-                    ttl,
-                )
-                .await;
-            drop(stored);
+            let ttl_ms = millis(ttl.min(token.expires_in()));
+            if ttl_ms == 0 {
+                // Nothing worth sharing: it would be refreshed on sight.
+                return Ok(());
+            }
+            let name = self.key("token", key);
+            let value = self
+                .encode(&name, token, unix_millis(SystemTime::now()))
+                .ok_or_else(|| {
+                    Error::invalid_response("the token could not be sealed for Redis")
+                })?;
+            let names = [name, self.invalid_mark(key, &fingerprint(token.secret()))];
+            let args = [value, ttl_ms.to_string()];
+            if !self.eval("store", STORE_SCRIPT, &names, &args).await? {
+                tracing::debug!(target: LOG_TARGET, "not publishing a token invalidated meanwhile");
+            }
             Ok(())
         })
     }
@@ -595,12 +494,9 @@ impl TokenStore for RedisStore {
         key: &'a str,
         token: &'a AccessToken,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.settle().await;
-            let remaining = token.expires_at().saturating_duration_since(Instant::now());
-            drop(self.invalidate_entry(key, token.secret(), remaining).await);
-            Ok(())
-        })
+        let remaining = token.expires_at().saturating_duration_since(Instant::now());
+        let invalidated = self.invalidate_entry(key, token.secret(), remaining);
+        Box::pin(async move { invalidated.await.map(|_| ()) })
     }
 
     fn try_lock<'a>(
@@ -609,159 +505,87 @@ impl TokenStore for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Option<StoreLock>, Error>> {
         Box::pin(async move {
-            self.settle().await;
             let lock = StoreLock::new_owner();
-            match self.lock_entry(key, lock.owner(), ttl).await {
-                Ok(false) => Ok(None),
-                // Taken, or Redis cannot say: either way this caller fetches.
-                Ok(true) | Err(_) => Ok(Some(lock)),
-            }
+            Ok(self
+                .lock_entry(key, lock.owner(), ttl)
+                .await?
+                .then_some(lock))
         })
     }
 
     fn unlock<'a>(&'a self, key: &'a str, lock: StoreLock) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            if self.unlock_entry(key, lock.owner()).await.is_err() {
-                self.remember_unreleased(key, lock.owner());
-            }
-            Ok(())
-        })
+        Box::pin(async move { self.unlock_entry(key, lock.owner()).await.map(|_| ()) })
     }
 }
 
-enum Opened<'v> {
-    Plain(&'v str),
-    #[cfg(feature = "redis-encryption")]
-    Decrypted(Vec<u8>),
-    Refused(&'static str),
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `host:port/db`: no user name or password.
+        let info = self.link.client.get_connection_info();
+        let endpoint = format!("{}/{}", info.addr(), info.redis_settings().db());
+        let mut d = f.debug_struct("RedisStore");
+        d.field("endpoint", &endpoint).field("prefix", &self.prefix);
+        #[cfg(feature = "redis-encryption")]
+        d.field("encrypted", &self.cipher.is_some());
+        d.finish()
+    }
 }
 
-/// A token read back from Redis.
-struct Loaded {
-    token: String,
-    lifetime: Duration,
-    expires_in: Duration,
-    scopes: Vec<String>,
+/// The JSON body of a stored value: a [`StoredToken`] with wall-clock times,
+/// since the value crosses machines.
+#[derive(Serialize, Deserialize)]
+struct Body<'a> {
+    #[serde(borrow)]
+    token: Cow<'a, str>,
+    /// When the token expires, in milliseconds since the Unix epoch.
+    expires_at_ms: u64,
+    /// When the token was requested, in milliseconds since the Unix epoch.
+    issued_at_ms: u64,
+    #[serde(default)]
+    scopes: Cow<'a, [String]>,
+}
+
+/// 32 hex digits naming a token without revealing it.
+fn fingerprint(token: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"cxone-auth token fingerprint\0");
+    hasher.update(token.as_bytes());
+    hex(&hasher.finalize()[..16])
+}
+
+/// The part of a value before its body: format tag and fingerprint.
+fn header(fingerprint: &str) -> String {
+    format!("{FORMAT_TAG}.{fingerprint}.")
+}
+
+/// Splits a value into its fingerprint and body, if it has this format.
+fn split(value: &str) -> Option<(&str, &str)> {
+    let rest = value.strip_prefix(FORMAT_TAG)?.strip_prefix('.')?;
+    let (fingerprint, body) = rest.split_once('.')?;
+    let well_formed = fingerprint.len() == 32
+        && fingerprint
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    well_formed.then_some((fingerprint, body))
 }
 
 /// Binds a ciphertext to the key it is stored under and to its header.
 #[cfg(feature = "redis-encryption")]
 fn associated_data(key: &str, header: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(key.len() + 1 + header.len());
-    aad.extend_from_slice(key.as_bytes());
-    aad.push(0);
-    aad.extend_from_slice(header.as_bytes());
-    aad
+    [key.as_bytes(), b"\0", header.as_bytes()].concat()
 }
 
-/// Whether `e` is Redis's own answer (an error reply, or a reply of another
-/// type than asked) rather than a failure to get one.
-fn redis_answered(e: &RedisError) -> bool {
-    use ::redis::ErrorKind as Kind;
-    matches!(
-        e.kind(),
-        Kind::Server(_) | Kind::Extension | Kind::UnexpectedReturnType
-    )
+/// Milliseconds since the Unix epoch on this machine's clock.
+fn unix_millis(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
-/// Whether `e` means the connection is gone (and the manager is reconnecting),
-/// rather than an answer from Redis.
-fn is_connection_failure(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-impl RedisStoreBuilder {
-    /// Sets the prefix of every key the store writes (default
-    /// [`DEFAULT_KEY_PREFIX`]). Processes share tokens only under the same
-    /// prefix.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets how long one Redis call may take (default
-    /// [`DEFAULT_OPERATION_TIMEOUT`]). Past it, the cache goes on as if the
-    /// store were empty.
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Encrypts tokens with `key` before they reach Redis (ChaCha20-Poly1305,
-    /// a random nonce per value, bound to its key name). Every process of a
-    /// fleet needs the same key; values it cannot authenticate are ignored.
-    #[cfg(feature = "redis-encryption")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis-encryption")))]
-    pub fn encryption_key(mut self, key: EncryptionKey) -> Self {
-        self.key = Some(key);
-        self
-    }
-
-    /// Builds the store. Nothing is connected until it is first used.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the URL is not a
-    /// Redis URL or the timeout is zero.
-    pub fn build(self) -> Result<RedisStore, Error> {
-        if self.timeout.is_zero() {
-            return Err(Error::config(
-                "the Redis operation timeout must be above zero",
-            ));
-        }
-        // The URL may hold a password: keep it out of the message.
-        let client = Client::open(self.url.as_str())
-            .map_err(|e| Error::config("the Redis URL is not valid").with_source(e))?;
-        let endpoint = describe(&client);
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                client,
-                connection: OnceLock::new(),
-                prefix: self.prefix,
-                timeout: self.timeout,
-                #[cfg(feature = "redis-encryption")]
-                cipher: self.key.as_ref().map(cipher::Cipher::new),
-                health: Health::new(),
-                unreleased: Mutex::new(Vec::new()),
-                lock_script: Script::new(LOCK_SCRIPT),
-                unlock_script: Script::new(UNLOCK_SCRIPT),
-                invalidate_script: Script::new(INVALIDATE_SCRIPT),
-                store_script: Script::new(STORE_SCRIPT),
-                endpoint,
-            }),
-        })
-    }
-}
-
-/// `host:port/db` of a client, without credentials.
-fn describe(client: &Client) -> String {
-    let info = client.get_connection_info();
-    format!("{}/{}", info.addr(), info.redis_settings().db())
-}
-
-impl fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &*self.inner;
-        let mut d = f.debug_struct("RedisStore");
-        d.field("endpoint", &inner.endpoint)
-            .field("prefix", &inner.prefix)
-            .field("operation_timeout", &inner.timeout);
-        #[cfg(feature = "redis-encryption")]
-        d.field("encrypted", &inner.cipher.is_some());
-        d.field("available", &inner.health.is_available()).finish()
-    }
-}
-
-impl fmt::Debug for RedisStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("RedisStoreBuilder");
-        d.field("url", &"[redacted]")
-            .field("prefix", &self.prefix)
-            .field("operation_timeout", &self.timeout);
-        #[cfg(feature = "redis-encryption")]
-        d.field("encryption_key", &self.key);
-        d.finish()
-    }
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -772,15 +596,13 @@ mod tests {
     /// elsewhere it skips it with a message.
     async fn redis_url() -> Option<String> {
         let url = std::env::var(REDIS_URL_ENV).unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
-        let probe = RedisStore::builder(url.as_str())
-            .operation_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
-        let ping = probe
-            .run("ping", |mut c| async move {
-                ::redis::cmd("PING").query_async::<String>(&mut c).await
-            })
-            .await;
+        let probe = RedisStore::new(&url).unwrap();
+        let ping = ::redis::cmd("PING");
+        let ping = probe.run::<String>("ping", &ping);
+        let ping = match tokio::time::timeout(Duration::from_secs(2), ping).await {
+            Ok(ping) => ping.map_err(|e| e.to_string()),
+            Err(_) => Err("no answer within 2 s".to_owned()),
+        };
         match ping {
             Ok(_) => Some(url),
             Err(e) if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") => {
@@ -797,28 +619,16 @@ mod tests {
         format!("cxone-auth-test:{test}:{:016x}:", fastrand::u64(..))
     }
 
-    /// A store with a generous timeout: these tests are about behaviour, not
-    /// about racing the clock.
     fn store(url: &str, test: &str) -> RedisStore {
-        RedisStore::builder(url)
-            .prefix(unique_prefix(test))
-            .operation_timeout(Duration::from_secs(5))
-            .build()
+        RedisStore::new(url)
             .unwrap()
+            .with_prefix(unique_prefix(test))
     }
 
     async fn raw(store: &RedisStore, args: &[&str]) -> ::redis::Value {
-        let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
-        store
-            .run("raw", |mut c| {
-                let mut cmd = ::redis::cmd(&args[0]);
-                for arg in &args[1..] {
-                    cmd.arg(arg);
-                }
-                async move { cmd.query_async(&mut c).await }
-            })
-            .await
-            .unwrap()
+        let mut cmd = ::redis::cmd(args[0]);
+        cmd.arg(&args[1..]);
+        store.run("raw", &cmd).await.unwrap()
     }
 
     async fn pttl(store: &RedisStore, key: &str) -> i64 {
@@ -828,34 +638,36 @@ mod tests {
         }
     }
 
+    fn answering(store: &RedisStore) -> bool {
+        store.link.answering.load(Ordering::Acquire)
+    }
+
     const HOUR: Duration = Duration::from_secs(3600);
+
+    fn token(value: &str, lifetime: Duration, expires_in: Duration) -> StoredToken {
+        StoredToken::new(value, lifetime, expires_in)
+    }
 
     #[tokio::test]
     async fn round_trip_keeps_times_scopes_and_ttl() {
         let Some(url) = redis_url().await else { return };
         let store = store(&url, "round-trip");
         let scopes = vec!["RealTimeApi".to_owned(), "AdminApi".to_owned()];
+        let stored =
+            token("tok.en-1", HOUR, HOUR - Duration::from_secs(600)).with_scopes(scopes.clone());
         store
-            .store_entry(
-                "cred",
-                "tok.en-1",
-                HOUR,
-                HOUR - Duration::from_secs(600),
-                &scopes,
-                Duration::from_secs(2700),
-            )
+            .store("cred", &stored, Duration::from_secs(2700))
             .await
             .unwrap();
-        let loaded = store.load_entry("cred").await.unwrap().unwrap();
-        assert_eq!(loaded.token, "tok.en-1");
-        assert_eq!(loaded.lifetime, HOUR);
-        let left = loaded.expires_in.as_secs();
+        let loaded = store.load("cred").await.unwrap().unwrap();
+        assert_eq!(loaded.secret(), "tok.en-1");
+        assert_eq!(loaded.lifetime(), HOUR);
+        let left = loaded.expires_in().as_secs();
         assert!((2995..=3000).contains(&left), "{left}");
-        assert_eq!(loaded.scopes, scopes);
-        assert!(store.load_entry("other-cred").await.unwrap().is_none());
+        assert_eq!(loaded.scopes(), scopes);
+        assert!(store.load("other-cred").await.unwrap().is_none());
 
-        let keys = Keys::new(&store.inner.prefix, "cred");
-        let ttl = pttl(&store, &keys.token).await;
+        let ttl = pttl(&store, &store.key("token", "cred")).await;
         assert!((2_690_000..=2_700_000).contains(&ttl), "{ttl}");
     }
 
@@ -863,18 +675,14 @@ mod tests {
     async fn ttl_never_outlives_the_token_and_zero_is_not_stored() {
         let Some(url) = redis_url().await else { return };
         let store = store(&url, "ttl");
-        store
-            .store_entry("a", "t", HOUR, Duration::from_secs(60), &[], HOUR)
-            .await
-            .unwrap();
-        let ttl = pttl(&store, &Keys::new(&store.inner.prefix, "a").token).await;
+        let short = token("t", HOUR, Duration::from_secs(60));
+        store.store("a", &short, HOUR).await.unwrap();
+        let ttl = pttl(&store, &store.key("token", "a")).await;
         assert!((1..=60_000).contains(&ttl), "{ttl}");
 
-        store
-            .store_entry("b", "t", HOUR, HOUR, &[], Duration::ZERO)
-            .await
-            .unwrap();
-        assert!(store.load_entry("b").await.unwrap().is_none());
+        let full = token("t", HOUR, HOUR);
+        store.store("b", &full, Duration::ZERO).await.unwrap();
+        assert!(store.load("b").await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -893,7 +701,7 @@ mod tests {
             "per credential"
         );
 
-        let lock_ttl = pttl(&store, &Keys::new(&store.inner.prefix, "c").lock).await;
+        let lock_ttl = pttl(&store, &store.key("lock", "c")).await;
         assert!(
             (1..=10_000).contains(&lock_ttl),
             "the lock expires on its own: {lock_ttl}"
@@ -913,43 +721,34 @@ mod tests {
     async fn invalidation_removes_only_the_same_token() {
         let Some(url) = redis_url().await else { return };
         let store = store(&url, "invalidate");
-        store
-            .store_entry("c", "first", HOUR, HOUR, &[], HOUR)
-            .await
-            .unwrap();
+        let first = token("first", HOUR, HOUR);
+        store.store("c", &first, HOUR).await.unwrap();
         assert!(!store.invalidate_entry("c", "older", HOUR).await.unwrap());
-        assert_eq!(store.load_entry("c").await.unwrap().unwrap().token, "first");
+        let loaded = store.load("c").await.unwrap().unwrap();
+        assert_eq!(loaded.secret(), "first");
         assert!(store.invalidate_entry("c", "first", HOUR).await.unwrap());
-        assert!(store.load_entry("c").await.unwrap().is_none());
+        assert!(store.load("c").await.unwrap().is_none());
         assert!(!store.invalidate_entry("c", "first", HOUR).await.unwrap());
 
         // A publication of "first" arriving late (after its 401) is refused,
         // for the rest of its life; other tokens are not affected.
-        store
-            .store_entry("c", "first", HOUR, HOUR, &[], HOUR)
-            .await
-            .unwrap();
-        assert!(store.load_entry("c").await.unwrap().is_none());
-        let keys = Keys::new(&store.inner.prefix, "c");
-        let mark = pttl(&store, &keys.invalid(&entry::fingerprint("first"))).await;
+        store.store("c", &first, HOUR).await.unwrap();
+        assert!(store.load("c").await.unwrap().is_none());
+        let mark = pttl(&store, &store.invalid_mark("c", &fingerprint("first"))).await;
         assert!((3_590_000..=3_600_000).contains(&mark), "{mark}");
-        store
-            .store_entry("c", "second", HOUR, HOUR, &[], HOUR)
-            .await
-            .unwrap();
-        assert_eq!(
-            store.load_entry("c").await.unwrap().unwrap().token,
-            "second"
-        );
+        let second = token("second", HOUR, HOUR);
+        store.store("c", &second, HOUR).await.unwrap();
+        let loaded = store.load("c").await.unwrap().unwrap();
+        assert_eq!(loaded.secret(), "second");
     }
 
     #[tokio::test]
     async fn values_written_by_hand_are_ignored() {
         let Some(url) = redis_url().await else { return };
         let store = store(&url, "by-hand");
-        let key = Keys::new(&store.inner.prefix, "c").token;
-        let now = entry::unix_millis(SystemTime::now());
-        let fp = entry::fingerprint("tok");
+        let key = store.key("token", "c");
+        let now = unix_millis(SystemTime::now());
+        let fp = fingerprint("tok");
         let valid_json = format!(
             r#"{{"token":"tok","expires_at_ms":{},"issued_at_ms":{now},"scopes":[]}}"#,
             now + 3_600_000
@@ -957,93 +756,125 @@ mod tests {
         let bad = [
             "tok".to_owned(),
             valid_json.clone(),
-            format!(
-                "{}{valid_json}",
-                entry::header(&entry::fingerprint("other"))
-            ),
+            format!("{}{valid_json}", header(&fingerprint("other"))),
             format!(
                 "{}{{\"token\":\"tok\",\"expires_at_ms\":{},\"issued_at_ms\":{}}}",
-                entry::header(&fp),
+                header(&fp),
                 now - 1000,
                 now - 3_601_000
             ),
             format!(
                 "{}{{\"token\":\"to k\",\"expires_at_ms\":{},\"issued_at_ms\":{now}}}",
-                entry::header(&entry::fingerprint("to k")),
+                header(&fingerprint("to k")),
                 now + 1000
             ),
-            format!("{}not json", entry::header(&fp)),
-            format!("{}enc.AAAA", entry::header(&fp)),
+            format!("{}not json", header(&fp)),
+            format!("{}enc.AAAA", header(&fp)),
         ];
         for value in &bad {
             raw(&store, &["SET", &key, value, "EX", "60"]).await;
-            assert!(store.load_entry("c").await.unwrap().is_none(), "{value}");
+            assert!(store.load("c").await.unwrap().is_none(), "{value}");
         }
         // Another type under the key: Redis refuses the read; no token.
         raw(&store, &["DEL", &key]).await;
         raw(&store, &["RPUSH", &key, "x"]).await;
         raw(&store, &["EXPIRE", &key, "60"]).await;
-        assert!(store.load_entry("c").await.is_err());
-        assert!(store.is_available(), "Redis answered");
+        assert!(store.load("c").await.is_err());
+        assert!(answering(&store), "Redis answered");
 
         // Without encryption a well-formed value is taken as written.
-        raw(
-            &store,
-            &[
-                "SET",
-                &key,
-                &format!("{}{valid_json}", entry::header(&fp)),
-                "EX",
-                "60",
-            ],
-        )
-        .await;
-        assert_eq!(store.load_entry("c").await.unwrap().unwrap().token, "tok");
+        let value = format!("{}{valid_json}", header(&fp));
+        raw(&store, &["SET", &key, &value, "EX", "60"]).await;
+        let loaded = store.load("c").await.unwrap().unwrap();
+        assert_eq!(loaded.secret(), "tok");
     }
 
     #[tokio::test]
     async fn an_unreachable_redis_is_an_error_not_a_hang() {
         // Port 9 (discard) on loopback is closed on any machine that runs these tests.
-        let store = RedisStore::builder("redis://127.0.0.1:9")
-            .operation_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        assert!(store.is_available());
-        let err = store.load_entry("c").await.err().unwrap();
+        let store = RedisStore::new("redis://127.0.0.1:9").unwrap();
+        assert!(answering(&store));
+        let load = tokio::time::timeout(Duration::from_secs(5), store.load("c"));
+        let err = load.await.expect("a hang").err().unwrap();
         assert!(err.is_transient(), "{err:?}");
-        assert!(!store.is_available());
-        assert!(store.lock_entry("c", "o", HOUR).await.is_err());
+        assert!(!answering(&store));
+        let lock = tokio::time::timeout(Duration::from_secs(5), store.lock_entry("c", "o", HOUR));
+        assert!(lock.await.expect("a hang").is_err());
     }
 
-    #[tokio::test]
-    async fn a_hung_redis_costs_one_timeout_then_calls_fail_at_once() {
-        // A server that accepts connections and never answers.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                held.push(socket);
-            }
-        });
-        // The timeout is what is tested: as short as the test can make it.
-        let store = RedisStore::builder(format!("redis://{addr}"))
-            .operation_timeout(Duration::from_millis(50))
-            .build()
-            .unwrap();
+    #[test]
+    fn keys_hash_the_shared_key() {
+        let store = RedisStore::new(DEFAULT_REDIS_URL)
+            .unwrap()
+            .with_prefix("app:");
+        let credential = "https://idp/token client-id scope-a";
+        let (token, lock) = (
+            store.key("token", credential),
+            store.key("lock", credential),
+        );
+        assert!(token.starts_with("app:token:"));
+        assert!(lock.starts_with("app:lock:"));
+        assert!(!token.contains("client-id"));
+        assert_eq!(token.len(), "app:token:".len() + 64);
+        assert_eq!(token[10..], lock[9..]);
+        assert_ne!(token, store.key("token", "another credential"));
+    }
 
-        let err = store.load_entry("c").await.err().unwrap();
-        assert!(err.is_timeout(), "{err:?}");
-        assert!(!store.is_available());
-        assert!(store.inner.health.holding_down(Instant::now()));
-        let err = store.lock_entry("c", "o", HOUR).await.err().unwrap();
-        assert!(err.to_string().contains("not tried"), "{err}");
+    /// The JSON body of a value this store wrote.
+    fn body_json(value: &str) -> serde_json::Value {
+        serde_json::from_str(split(value).unwrap().1).unwrap()
+    }
 
-        // Through the trait, nothing fails: no token, and the lock is the
-        // caller's, so it fetches on its own.
-        assert!(TokenStore::load(&store, "c").await.unwrap().is_none());
-        assert!(store.try_lock("c", HOUR).await.unwrap().is_some());
-        server.abort();
+    #[test]
+    fn values_keep_wall_clock_times() {
+        let store = RedisStore::new(DEFAULT_REDIS_URL).unwrap();
+        let now = 1_700_000_000_000;
+        let stored = token("t", HOUR, Duration::from_secs(3000));
+        let value = store.encode("k", &stored, now).unwrap();
+        let json = body_json(&value);
+        assert_eq!(json["expires_at_ms"], now + 3_000_000);
+        assert_eq!(json["issued_at_ms"], now - 600_000);
+        let loaded = store.decode("k", value.as_bytes(), now + 1_000_000);
+        let loaded = loaded.unwrap().unwrap();
+        assert_eq!(loaded.lifetime(), HOUR);
+        assert_eq!(loaded.expires_in(), Duration::from_secs(2000));
+        let expired = store.decode("k", value.as_bytes(), now + 3_000_000);
+        assert!(expired.unwrap().is_none(), "expired");
+    }
+
+    #[test]
+    fn nonsense_times_are_refused() {
+        let store = RedisStore::new(DEFAULT_REDIS_URL).unwrap();
+        let now = 1_700_000_000_000;
+        let value = |expires_at_ms: u64, issued_at_ms: u64| {
+            format!(
+                r#"{}{{"token":"t","expires_at_ms":{expires_at_ms},"issued_at_ms":{issued_at_ms}}}"#,
+                header(&fingerprint("t"))
+            )
+        };
+        let backwards = value(now + 10, now + 20);
+        assert!(store.decode("k", backwards.as_bytes(), now).is_err());
+        let too_long = value(now + 1000 + millis(MAX_LIFETIME), now);
+        assert!(store.decode("k", too_long.as_bytes(), now).is_err());
+    }
+
+    #[test]
+    fn values_split_only_in_this_format() {
+        let fp = fingerprint("token");
+        assert_eq!(fp.len(), 32);
+        assert_ne!(fp, fingerprint("token2"));
+        let value = format!("{}{{\"a\":1}}", header(&fp));
+        assert_eq!(split(&value), Some((fp.as_str(), "{\"a\":1}")));
+        for bad in [
+            "",
+            "garbage",
+            "cxa1.",
+            "cxa1.short.body",
+            "cxa2.0123456789abcdef0123456789abcdef.{}",
+            "cxa1.0123456789ABCDEF0123456789abcdef.{}",
+        ] {
+            assert!(split(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]
@@ -1052,16 +883,10 @@ mod tests {
         let debug = format!("{store:?}");
         assert!(debug.contains("127.0.0.1:6379/3"), "{debug}");
         assert!(!debug.contains("hunter2"));
-        let builder = format!("{:?}", RedisStore::builder("redis://:hunter2@h"));
-        assert!(!builder.contains("hunter2"));
+        let other = format!("{:?}", RedisStore::new("redis://:hunter2@h").unwrap());
+        assert!(!other.contains("hunter2"));
         let err = RedisStore::new("http://:hunter2@nope").unwrap_err();
         assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
-        assert!(
-            RedisStore::builder(DEFAULT_REDIS_URL)
-                .operation_timeout(Duration::ZERO)
-                .build()
-                .is_err()
-        );
     }
 
     #[cfg(feature = "redis-encryption")]
@@ -1069,12 +894,10 @@ mod tests {
         use super::*;
 
         fn encrypted(url: &str, prefix: &str, key: u8) -> RedisStore {
-            RedisStore::builder(url)
-                .prefix(prefix)
-                .operation_timeout(Duration::from_secs(5))
-                .encryption_key(EncryptionKey::new([key; 32]))
-                .build()
+            RedisStore::new(url)
                 .unwrap()
+                .with_prefix(prefix)
+                .with_encryption_key(EncryptionKey::new([key; 32]))
         }
 
         #[tokio::test]
@@ -1082,21 +905,15 @@ mod tests {
             let Some(url) = redis_url().await else { return };
             let prefix = unique_prefix("encrypted");
             let (a, b) = (encrypted(&url, &prefix, 1), encrypted(&url, &prefix, 2));
-            let plain = RedisStore::builder(url.as_str())
-                .prefix(prefix.as_str())
-                .build()
-                .unwrap();
-            a.store_entry("c", "the-token-value", HOUR, HOUR, &["s".to_owned()], HOUR)
-                .await
-                .unwrap();
-            assert_eq!(
-                a.load_entry("c").await.unwrap().unwrap().token,
-                "the-token-value"
-            );
-            assert!(b.load_entry("c").await.unwrap().is_none(), "another key");
-            assert!(plain.load_entry("c").await.unwrap().is_none(), "no key");
+            let plain = RedisStore::new(&url).unwrap().with_prefix(prefix.as_str());
+            let stored = token("the-token-value", HOUR, HOUR).with_scopes(["s"]);
+            a.store("c", &stored, HOUR).await.unwrap();
+            let loaded = a.load("c").await.unwrap().unwrap();
+            assert_eq!(loaded.secret(), "the-token-value");
+            assert!(b.load("c").await.unwrap().is_none(), "another key");
+            assert!(plain.load("c").await.unwrap().is_none(), "no key");
 
-            let key = Keys::new(&prefix, "c").token;
+            let key = a.key("token", "c");
             let ::redis::Value::BulkString(stored) = raw(&a, &["GET", &key]).await else {
                 panic!("no value")
             };
@@ -1117,11 +934,9 @@ mod tests {
             let Some(url) = redis_url().await else { return };
             let prefix = unique_prefix("tamper");
             let store = encrypted(&url, &prefix, 1);
-            store
-                .store_entry("c", "tok", HOUR, HOUR, &[], HOUR)
-                .await
-                .unwrap();
-            let (from, to) = (Keys::new(&prefix, "c").token, Keys::new(&prefix, "d").token);
+            let stored = token("tok", HOUR, HOUR);
+            store.store("c", &stored, HOUR).await.unwrap();
+            let (from, to) = (store.key("token", "c"), store.key("token", "d"));
             let ::redis::Value::BulkString(sealed) = raw(&store, &["GET", &from]).await else {
                 panic!("no value")
             };
@@ -1129,42 +944,33 @@ mod tests {
 
             raw(&store, &["SET", &to, &sealed, "EX", "60"]).await;
             assert!(
-                store.load_entry("d").await.unwrap().is_none(),
+                store.load("d").await.unwrap().is_none(),
                 "moved to another key"
             );
 
             let mut flipped = sealed.clone().into_bytes();
             let last = flipped.len() - 1;
             flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
-            raw(
-                &store,
-                &[
-                    "SET",
-                    &from,
-                    &String::from_utf8(flipped).unwrap(),
-                    "EX",
-                    "60",
-                ],
-            )
-            .await;
-            assert!(store.load_entry("c").await.unwrap().is_none(), "tampered");
+            let flipped = String::from_utf8(flipped).unwrap();
+            raw(&store, &["SET", &from, &flipped, "EX", "60"]).await;
+            assert!(store.load("c").await.unwrap().is_none(), "tampered");
 
-            let other_fp = sealed.replacen(&entry::fingerprint("tok"), &entry::fingerprint("x"), 1);
+            let other_fp = sealed.replacen(&fingerprint("tok"), &fingerprint("x"), 1);
             raw(&store, &["SET", &from, &other_fp, "EX", "60"]).await;
             assert!(
-                store.load_entry("c").await.unwrap().is_none(),
+                store.load("c").await.unwrap().is_none(),
                 "fingerprint changed"
             );
 
-            let now = entry::unix_millis(SystemTime::now());
+            let now = unix_millis(SystemTime::now());
             let by_hand = format!(
                 "{}{{\"token\":\"tok\",\"expires_at_ms\":{},\"issued_at_ms\":{now}}}",
-                entry::header(&entry::fingerprint("tok")),
+                header(&fingerprint("tok")),
                 now + 3_600_000
             );
             raw(&store, &["SET", &from, &by_hand, "EX", "60"]).await;
             assert!(
-                store.load_entry("c").await.unwrap().is_none(),
+                store.load("c").await.unwrap().is_none(),
                 "plaintext by hand"
             );
         }

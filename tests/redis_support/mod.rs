@@ -6,10 +6,11 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cxone_auth::cache::{REDIS_URL_ENV, RedisStore, StoreLock, StoredToken, TokenStore};
+use cxone_auth::cache::{RedisStore, StoreLock, StoredToken, TokenStore};
 use cxone_auth::mock::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone};
 use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
 use cxone_auth::{AccessToken, Error, TokenCache};
@@ -18,6 +19,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+
+/// The variable naming the Redis the tests use, as for `RedisStore::from_env`.
+const REDIS_URL_ENV: &str = "REDIS_URL";
 
 /// The Redis the tests use: `REDIS_URL`, else the local default.
 pub(crate) fn redis_url_setting() -> String {
@@ -131,15 +135,10 @@ pub(crate) fn source(mock: &MockCxone) -> AccessKeyGrant {
         .transport(ServiceTransport::new(mock.router()))
 }
 
-/// A store for one "process". The timeout is generous: these tests count
-/// token requests, and must not depend on how fast a loaded machine answers.
-/// The tests about a slow Redis use the default timeout instead.
+/// A store for one "process". Its calls are bounded by the cache's own
+/// store timeout, as in production.
 pub(crate) fn store(url: &str, prefix: &str) -> RedisStore {
-    RedisStore::builder(url)
-        .prefix(prefix)
-        .operation_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap()
+    RedisStore::new(url).unwrap().with_prefix(prefix)
 }
 
 /// `n` caches standing for `n` processes: each its own source, its own
@@ -316,7 +315,8 @@ async fn serve(mut client: TcpStream, target: SocketAddr, mode: Mode) {
     }
 }
 
-/// A store that counts the fetch locks taken and released through it.
+/// A store that counts the fetch locks taken and released through it, and
+/// sees whether Redis answered its last call.
 ///
 /// A cache serves its callers first and publishes after (store, then
 /// unlock), so a test that looks at Redis, or changes it, first waits until
@@ -324,8 +324,9 @@ async fn serve(mut client: TcpStream, target: SocketAddr, mode: Mode) {
 #[derive(Debug, Clone)]
 pub(crate) struct Observed {
     inner: RedisStore,
-    locks: Arc<std::sync::atomic::AtomicU64>,
+    locks: Arc<AtomicU64>,
     unlocks: watch::Sender<u64>,
+    answered: Arc<AtomicBool>,
 }
 
 impl Observed {
@@ -334,28 +335,56 @@ impl Observed {
             inner,
             locks: Arc::default(),
             unlocks: watch::Sender::new(0),
+            answered: Arc::new(AtomicBool::new(true)),
         }
     }
 
-    /// The store itself.
-    pub(crate) fn store(&self) -> &RedisStore {
-        &self.inner
+    /// Whether the last call that ended succeeded: `false` after a call that
+    /// failed, or that the cache stopped waiting for (its timeout). Starts
+    /// `true`.
+    pub(crate) fn answered(&self) -> bool {
+        self.answered.load(Ordering::SeqCst)
+    }
+
+    /// Runs `call`, recording whether it succeeded.
+    fn watched<'a, T: Send + 'a>(
+        &'a self,
+        call: BoxFuture<'a, Result<T, Error>>,
+    ) -> BoxFuture<'a, Result<T, Error>> {
+        Box::pin(async move {
+            let mut abandoned = Abandoned(Some(&self.answered));
+            let outcome = call.await;
+            abandoned.0 = None;
+            self.answered.store(outcome.is_ok(), Ordering::SeqCst);
+            outcome
+        })
     }
 
     /// Waits until every lock taken so far was released. Call it when the
     /// fetches of interest have landed (their callers have their tokens):
     /// each then releases its lock once, after publishing.
     pub(crate) async fn settled(&self) {
-        let taken = self.locks.load(std::sync::atomic::Ordering::SeqCst);
+        let taken = self.locks.load(Ordering::SeqCst);
         let mut seen = self.unlocks.subscribe();
         let waited = tokio::time::timeout(Duration::from_secs(30), seen.wait_for(|&u| u >= taken));
         waited.await.expect("a fetch never published").unwrap();
     }
 }
 
+/// Marks a call as unanswered if it is dropped before it ends.
+struct Abandoned<'a>(Option<&'a AtomicBool>);
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(answered) = self.0 {
+            answered.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
 impl TokenStore for Observed {
     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredToken>, Error>> {
-        self.inner.load(key)
+        self.watched(self.inner.load(key))
     }
 
     fn store<'a>(
@@ -364,7 +393,7 @@ impl TokenStore for Observed {
         token: &'a StoredToken,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        self.inner.store(key, token, ttl)
+        self.watched(self.inner.store(key, token, ttl))
     }
 
     fn invalidate<'a>(
@@ -372,7 +401,7 @@ impl TokenStore for Observed {
         key: &'a str,
         token: &'a AccessToken,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        self.inner.invalidate(key, token)
+        self.watched(self.inner.invalidate(key, token))
     }
 
     fn try_lock<'a>(
@@ -381,9 +410,9 @@ impl TokenStore for Observed {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Option<StoreLock>, Error>> {
         Box::pin(async move {
-            let lock = self.inner.try_lock(key, ttl).await;
+            let lock = self.watched(self.inner.try_lock(key, ttl)).await;
             if matches!(lock, Ok(Some(_))) {
-                self.locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                self.locks.fetch_add(1, Ordering::SeqCst);
             }
             lock
         })
@@ -391,7 +420,7 @@ impl TokenStore for Observed {
 
     fn unlock<'a>(&'a self, key: &'a str, lock: StoreLock) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let released = self.inner.unlock(key, lock).await;
+            let released = self.watched(self.inner.unlock(key, lock)).await;
             self.unlocks.send_modify(|n| *n += 1);
             released
         })

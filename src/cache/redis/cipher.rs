@@ -18,7 +18,7 @@ use crate::Error;
 const ENCRYPTED_MARKER: &str = "enc.";
 
 /// The size of an [`EncryptionKey`], in bytes (256 bits).
-pub const ENCRYPTION_KEY_BYTES: usize = 32;
+const ENCRYPTION_KEY_BYTES: usize = 32;
 
 /// The nonce size of ChaCha20-Poly1305, in bytes.
 const NONCE_BYTES: usize = 12;
@@ -99,21 +99,10 @@ impl Cipher {
 
     /// `enc.` and the base64url of a fresh nonce and the ciphertext, or
     /// `None` when the system has no randomness to give (never store then).
-    pub(super) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Option<String> {
+    pub(super) fn seal(&self, aad: &[u8], msg: &[u8]) -> Option<String> {
         let nonce = Nonce::try_generate().ok()?;
-        let sealed = self
-            .0
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            .ok()?;
-        let mut raw = Vec::with_capacity(NONCE_BYTES + sealed.len());
-        raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(&sealed);
+        let sealed = self.0.encrypt(&nonce, Payload { msg, aad }).ok()?;
+        let raw = [nonce.as_slice(), &sealed].concat();
         Some(format!("{ENCRYPTED_MARKER}{}", URL_SAFE_NO_PAD.encode(raw)))
     }
 
@@ -123,18 +112,9 @@ impl Cipher {
         let raw = URL_SAFE_NO_PAD
             .decode(body.strip_prefix(ENCRYPTED_MARKER)?)
             .ok()?;
-        if raw.len() < NONCE_BYTES {
-            return None;
-        }
-        let (nonce, sealed) = raw.split_at(NONCE_BYTES);
+        let (nonce, sealed) = raw.split_at_checked(NONCE_BYTES)?;
         let nonce = Nonce::try_from(nonce).ok()?;
         self.0.decrypt(&nonce, Payload { msg: sealed, aad }).ok()
-    }
-}
-
-impl fmt::Debug for Cipher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ChaCha20Poly1305")
     }
 }
 
