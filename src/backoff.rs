@@ -143,14 +143,20 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn later_saturates_instead_of_overflowing() {
         let now = Instant::now();
-        assert_eq!(later(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+        assert_eq!(
+            later(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
         assert!(later(now, Duration::MAX) > now + Duration::from_secs(364 * 24 * 3600));
     }
 
     #[test]
     fn delta_seconds() {
         let now = SystemTime::now();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         assert_eq!(
             parse_retry_after("99999999999999999999999", now),

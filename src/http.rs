@@ -344,14 +344,28 @@ mod tests {
         let a = Request::get("https://API.example.com/a").body(()).unwrap();
         let b = Request::get("http://[::1]:8080/b").body(()).unwrap();
         let path_only = Request::get("/only/a/path").body(()).unwrap();
-        assert_eq!((HttpRequest::host(&a), HttpRequest::port(&a)), (Some("API.example.com"), Some(443)));
-        assert_eq!((HttpRequest::host(&b), HttpRequest::port(&b)), (Some("[::1]"), Some(8080)));
-        assert_eq!((HttpRequest::scheme(&path_only), HttpRequest::host(&path_only)), (None, None));
+        assert_eq!(
+            (HttpRequest::host(&a), HttpRequest::port(&a)),
+            (Some("API.example.com"), Some(443))
+        );
+        assert_eq!(
+            (HttpRequest::host(&b), HttpRequest::port(&b)),
+            (Some("[::1]"), Some(8080))
+        );
+        assert_eq!(
+            (
+                HttpRequest::scheme(&path_only),
+                HttpRequest::host(&path_only)
+            ),
+            (None, None)
+        );
     }
 
     #[test]
     fn a_path_only_request_gets_an_origin() {
-        let mut request = Request::get("/inContactAPI/services/v34.0/agents?top=1").body(()).unwrap();
+        let mut request = Request::get("/inContactAPI/services/v34.0/agents?top=1")
+            .body(())
+            .unwrap();
         let authority = Authority::from_static("api-na1.niceincontact.com");
         request.set_origin(Scheme::HTTPS, authority).unwrap();
         assert_eq!(
@@ -366,9 +380,11 @@ mod tests {
         assert!(rejects_token(&status(401)));
         assert!(!rejects_token(&status(403)));
         let mut grpc = status(200);
-        grpc.headers_mut().insert("grpc-status", HeaderValue::from_static("16"));
+        grpc.headers_mut()
+            .insert("grpc-status", HeaderValue::from_static("16"));
         assert!(rejects_token(&grpc));
-        grpc.headers_mut().insert("grpc-status", HeaderValue::from_static("7"));
+        grpc.headers_mut()
+            .insert("grpc-status", HeaderValue::from_static("7"));
         assert!(!rejects_token(&grpc));
     }
 }

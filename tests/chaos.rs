@@ -38,7 +38,6 @@ use cxone_auth::cache::{
 use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
 };
-use cxone_auth::retry::DEFAULT_MAX_ATTEMPTS;
 use cxone_auth::token::{AccessKeyGrant, DEFAULT_TIMEOUT, ServiceTransport};
 use cxone_auth::{CxoneAuthLayer, CxoneRetryLayer, Error, ErrorKind, TokenCache};
 use futures::future::BoxFuture;
@@ -47,6 +46,9 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Empty, Full};
 use tokio::time::{Instant, sleep, sleep_until};
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt as _};
+
+/// The retry layer's default `max_attempts` (documented on its setter).
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// Requests sent in all.
 const REQUESTS: usize = 20_000;

@@ -122,7 +122,6 @@ pub use timing::{
 use self::builder::Config;
 use self::cell::Entry;
 use self::flight::Outcome;
-pub(crate) use self::shared::later;
 use self::shared::{Next, Shared};
 use crate::token::{DynTokenSource, TokenSource};
 use crate::{AccessToken, Error};

@@ -19,7 +19,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::runtime::Handle;
@@ -34,6 +33,7 @@ use super::registry;
 use super::stats::Counters;
 use super::store::TokenStore;
 use super::timing::Schedule;
+pub(crate) use crate::backoff::later;
 use crate::token::DynTokenSource;
 use crate::{AccessToken, Error};
 
@@ -342,13 +342,6 @@ impl Shared {
             .as_ref()
             .is_some_and(|entry| Instant::now() < entry.schedule.usable_until)
     }
-}
-
-/// `now + wait`, or a year from now if that is past the clock's range (a
-/// user may configure `Duration::MAX`).
-pub(crate) fn later(now: Instant, wait: Duration) -> Instant {
-    now.checked_add(wait)
-        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 impl Drop for Shared {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::retry::backoff::Backoff;
+use crate::backoff::Backoff;
 use crate::{AccessToken, Error};
 
 /// How long before expiry a token is refreshed, at most: the tutorial's
@@ -118,8 +118,8 @@ impl Timing {
     /// asked sooner than half the step). A `Retry-After` from the server is a
     /// floor, itself capped at `backoff_max`.
     pub(crate) fn backoff(&self, failures: u32, error: &Error, jitter: f64) -> Duration {
-        let step =
-            Backoff::new(self.backoff_min, self.backoff_max).ceiling(failures.saturating_sub(1));
+        let step = Backoff::new(self.backoff_min, self.backoff_max, 0.5)
+            .ceiling(failures.saturating_sub(1));
         let delay = step / 2 + (step / 2).mul_f64(jitter);
         match error.retry_after() {
             Some(asked) => delay.max(asked.min(self.backoff_max)),
