@@ -15,7 +15,7 @@
 //!   `Retry-After` (or a jittered backoff), a few times at most and within a
 //!   retry budget, and the host cools down for every request meanwhile;
 //! - a request whose body cannot be cloned (a stream, or a body over
-//!   [`DEFAULT_MAX_REPLAY_BODY_BYTES`](crate::retry::DEFAULT_MAX_REPLAY_BODY_BYTES))
+//!   [`max_replay_body_bytes`](crate::retry::CxoneRetryLayerBuilder::max_replay_body_bytes))
 //!   is sent once: its 401, 429 or 503 is returned as it is (a 401 still
 //!   invalidates the token, a 429 still cools the host down).
 //!

@@ -44,7 +44,7 @@ impl HostKey {
 
 /// The hosts cooling down, and until when. Few hosts cool down at once, so a
 /// list is searched.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) struct Cooldowns {
     /// Whether any host may be cooling down; written under the lock.
     active: AtomicBool,
@@ -88,14 +88,6 @@ impl Cooldowns {
         // The list holds plain instants; a panic elsewhere cannot leave it
         // half-updated, so a poisoned lock is still sound to use.
         self.hosts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl std::fmt::Debug for Cooldowns {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cooldowns")
-            .field("hosts", &self.lock().len())
-            .finish()
     }
 }
 

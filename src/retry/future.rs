@@ -1,18 +1,15 @@
 //! The future a [`CxoneRetry`](super::CxoneRetry) call returns.
 //!
 //! ```
-//! use std::convert::Infallible;
-//! use cxone_auth::CxoneRetryLayer;
-//! use cxone_auth::retry::future::ResponseFuture;
-//! use http::{Request, Response};
+//! # use std::convert::Infallible;
+//! # use http::{Request, Response};
+//! use cxone_auth::{CxoneRetryLayer, retry::future::ResponseFuture};
 //! use tower::{Layer, Service};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let mut client = CxoneRetryLayer::default().layer(tower::service_fn(|_: Request<()>| async {
-//!     Ok::<_, Infallible>(Response::new(()))
-//! }));
-//! let future: ResponseFuture<_, _> = client.call(Request::new(()));
+//! let api = tower::service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+//! let future: ResponseFuture<_, _> = CxoneRetryLayer::default().layer(api).call(Request::new(()));
 //! assert!(future.await.is_ok());
 //! # }
 //! ```
@@ -61,6 +58,15 @@ enum Next<S, Req> {
     Taken,
 }
 
+impl<S, Req> Next<S, Req> {
+    fn kept(kept: Result<Req, (HostKey, &'static str)>, service: impl FnOnce() -> S) -> Self {
+        match kept {
+            Ok(copy) => Self::Send(service(), copy),
+            Err((host, why)) => Self::Final(host, why),
+        }
+    }
+}
+
 pin_project! {
     #[project = StateProj]
     enum State<F> {
@@ -84,14 +90,10 @@ where
         kept: Result<Req, (HostKey, &'static str)>,
         service: impl FnOnce() -> S,
     ) -> Self {
-        let next = match kept {
-            Ok(copy) => Next::Send(service(), copy),
-            Err((host, why)) => Next::Final(host, why),
-        };
         Self {
             policy,
             attempts: Attempts::default(),
-            next,
+            next: Next::kept(kept, service),
             state: State::Called { future },
         }
     }
@@ -171,10 +173,7 @@ where
                     // Copy it again first, for the replay after this one.
                     let kept = this.policy.keep(this.attempts, &request);
                     let future = service.call(request);
-                    *this.next = match kept {
-                        Ok(copy) => Next::Send(service, copy),
-                        Err((host, why)) => Next::Final(host, why),
-                    };
+                    *this.next = Next::kept(kept, || service);
                     this.state.set(State::Called { future });
                 }
             }
@@ -187,15 +186,9 @@ where
     S: Service<Req>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Called { .. } => "Called",
-            State::Waiting { .. } => "Waiting",
-            State::Sending => "Sending",
-        };
         f.debug_struct("ResponseFuture")
-            .field("state", &state)
-            .field("replayable", &matches!(self.next, Next::Send(..)))
             .field("attempts", &self.attempts)
+            .field("replayable", &matches!(self.next, Next::Send(..)))
             .finish()
     }
 }

@@ -8,22 +8,19 @@
 //! | answer | what happens |
 //! | --- | --- |
 //! | 401 | one replay per request, through the auth layer, which attaches the token it fetched after invalidating the refused one |
-//! | 429 | wait `Retry-After` (seconds or HTTP-date, capped at 60 s) or a jittered exponential backoff, then replay; the host cools down for every clone of the client meanwhile |
+//! | 429 | wait `Retry-After` (seconds or HTTP-date, capped at 60 s) or a jittered exponential backoff, then replay, up to three sends in all ([`max_attempts`](CxoneRetryLayerBuilder::max_attempts)); the host cools down for every clone of the client meanwhile |
 //! | 503 | as 429 without the cool-down, for idempotent methods only unless [`retry_503_for_non_idempotent`](CxoneRetryLayerBuilder::retry_503_for_non_idempotent) |
 //! | anything else, or an error | returned as it is |
 //!
-//! A request is sent at most three times for 429/503 by default
-//! ([`max_attempts`](CxoneRetryLayerBuilder::max_attempts); the 401 replay
-//! comes on top). Errors of the inner service (the auth layer's typed errors,
-//! timeouts, connection failures) are never retried: the request may have
-//! reached the server, and the auth layer already retries what it can.
+//! Errors of the inner service (the auth layer's typed errors, timeouts,
+//! connection failures) are never retried: the request may have reached the
+//! server, and the auth layer already retries what it can.
 //!
 //! A request is replayed only from a copy taken before it is sent: a buffered
-//! body of at most 1 MiB (see [`ReplayBody`] and
-//! [`max_replay_body_bytes`](CxoneRetryLayerBuilder::max_replay_body_bytes)),
-//! or a `reqwest::Request` whose `try_clone` succeeds. Any other request is
-//! sent once, and its 401/429/503 is returned to the caller as it is, with a
-//! `tracing` debug line saying why.
+//! body of at most 1 MiB (see [`ReplayBody`]), or a
+//! `reqwest::Request` whose `try_clone` succeeds. Any other request is sent
+//! once, and its 401/429/503 is returned as it is, with a `tracing` debug
+//! line saying why.
 //!
 //! # Example
 //!
@@ -109,27 +106,18 @@
 //! client retries every 503 twice, an overloaded server gets three times the
 //! traffic. So all services of one layer share tower's `TpsBudget`: each
 //! request deposits, each 429/503 retry withdraws, and a retry the budget
-//! cannot pay for is not made. By default retries add at most 20% to the
-//! traffic of the last 10 s, plus 10 per second for clients that send little.
-//! The one 401 replay is not paid from the budget: it follows a token change,
-//! not an overload, and there is at most one per request.
+//! cannot pay for is not made (by default, 20% of the last 10 s of traffic
+//! plus 10 per second). The one 401 replay is not paid from the budget: it
+//! follows a token change, not an overload, and comes once per request.
 //!
-//! # What it costs a request that succeeds
+//! # Cost, and why not `tower::retry::Retry`
 //!
-//! A deposit into the budget, one atomic load to see that no host is cooling
-//! down, one reference count, and, when a replay could follow at all, the
-//! copy and a clone of the inner service (no copy is taken for the last
-//! attempt a request may make). No boxing: the response future is a state
-//! machine.
-//!
-//! # Why not `tower::retry::Retry`
-//!
-//! tower's `Retry` with a policy would replay, but it sends each request at
-//! once: here a request to a host that is cooling down after a 429 waits
-//! before its first send, and it waits with an unready clone of the inner
+//! A request that succeeds costs a budget deposit, one atomic load (no host
+//! is cooling down), one reference count and, when a replay could follow at
+//! all, the copy and a clone of the inner service; nothing is boxed. tower's
+//! `Retry` would send each request at once: here a request to a host cooling
+//! down waits before its first send, with an unready clone of the inner
 //! service, so it holds no slot of a bounded one (a `Buffer`) meanwhile.
-//!
-//! # Runtime
 //!
 //! Waits use `tokio::time`: the layer needs a Tokio runtime with time
 //! enabled, and tests can pause time (`#[tokio::test(start_paused = true)]`).
@@ -161,14 +149,12 @@ const DEFAULT_BUDGET_MIN_PER_SEC: u32 = 10;
 const DEFAULT_BUDGET_RETRY_PERCENT: f32 = 0.2;
 const DEFAULT_MAX_REPLAY_BODY_BYTES: usize = 1024 * 1024;
 
-/// A tower [`Layer`] that replays a 401 once and honours 429 and 503.
-///
-/// Put it **outside** the auth layer (`CxoneAuthLayer`); see the [module
-/// documentation](self) for what it retries and the full stack.
+/// A tower [`Layer`] that replays a 401 once and honours 429 and 503; put it
+/// **outside** the auth layer (see the [module documentation](self)).
 ///
 /// The state its services share (the retry budget, the hosts cooling down)
-/// is created once, when the layer is built; clones of the layer share it.
-/// Build one layer per upstream API and clone it.
+/// is created when the layer is built; clones of the layer share it. Build
+/// one layer per upstream API and clone it.
 #[derive(Debug, Clone)]
 pub struct CxoneRetryLayer {
     policy: Arc<Policy>,
@@ -358,12 +344,11 @@ impl Default for CxoneRetryLayerBuilder {
 
 /// The service [`CxoneRetryLayer`] wraps around an inner service: replays
 /// 401, 429 and 503 answers as the [module documentation](self) says, and
-/// holds requests to a host that is cooling down after a 429 until the
-/// cool-down ends.
+/// holds requests to a host cooling down after a 429 until it ends.
 ///
 /// The inner service must be `Clone`: a request that may be replayed keeps a
-/// handle to send its replay through. Wrap a service that is not in
-/// `tower::buffer::Buffer`.
+/// handle to send its replay through (`tower::buffer::Buffer` makes any
+/// service `Clone`).
 #[derive(Debug, Clone)]
 pub struct CxoneRetry<S> {
     inner: S,

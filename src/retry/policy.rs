@@ -69,15 +69,8 @@ impl Policy {
     }
 
     /// When to replay `request` (a copy) after `response`, or `None` if the
-    /// answer is final.
-    ///
-    /// - 401: once per request, at once, so the auth layer inside can attach
-    ///   a fresh token (it invalidated the refused one when it saw the 401);
-    ///   not when the request carries its own `Authorization`.
-    /// - 429 (any method) and 503 (idempotent methods, unless enabled for
-    ///   all): after `Retry-After` (capped) or the backoff, while the attempts
-    ///   and the budget allow. A 429 cools its host down for everyone, even
-    ///   when this request gives up.
+    /// answer is final; the module documentation of `retry` has the table. A
+    /// 429 cools its host down for everyone, even when this request gives up.
     pub(super) fn retry<R, Res>(
         &self,
         attempts: &mut Attempts,
@@ -168,13 +161,14 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+    use std::sync::Arc;
 
     use http::{HeaderValue, Request, Response};
 
     use super::*;
-    use crate::CxoneRetryLayer;
+    use crate::retry::{CxoneRetryLayer, CxoneRetryLayerBuilder};
 
-    fn policy(builder: crate::retry::CxoneRetryLayerBuilder) -> std::sync::Arc<Policy> {
+    fn policy(builder: CxoneRetryLayerBuilder) -> Arc<Policy> {
         builder.build().policy
     }
 
@@ -182,11 +176,18 @@ mod tests {
         Response::builder().status(status).body(()).unwrap()
     }
 
+    fn get(authorization: Option<&'static str>) -> Request<()> {
+        let mut request = Request::get("https://api-na1.niceincontact.com/");
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, HeaderValue::from_static(value));
+        }
+        request.body(()).unwrap()
+    }
+
     #[test]
     fn backoff_waits_are_jittered_within_the_ceiling() {
-        let policy = policy(
-            CxoneRetryLayer::builder().backoff(Duration::from_millis(100), Duration::from_secs(1)),
-        );
+        let backoff = (Duration::from_millis(100), Duration::from_secs(1));
+        let policy = policy(CxoneRetryLayer::builder().backoff(backoff.0, backoff.1));
         let third = Attempts {
             throttled: 2,
             unauthorized_replayed: false,
@@ -203,39 +204,28 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn user_authorization_is_kept_and_not_replayed() {
         let policy = policy(CxoneRetryLayer::builder());
-        let request = Request::get("https://api-na1.niceincontact.com/")
-            .header(AUTHORIZATION, HeaderValue::from_static("Bearer mine"))
-            .body(())
-            .unwrap();
+        let request = get(Some("Bearer mine"));
         let mut attempts = Attempts::default();
         let copy = policy.keep(&attempts, &request).unwrap();
         assert_eq!(policy.retry(&mut attempts, &copy, &answer(401)), None);
         assert_eq!(copy.headers()[AUTHORIZATION], "Bearer mine");
         assert_eq!(request.headers()[AUTHORIZATION], "Bearer mine");
-
-        // With no 429/503 retries either, no copy is taken at all.
-        let single = policy_with_one_attempt();
-        let (_, why) = single.keep(&Attempts::default(), &request).unwrap_err();
-        assert_eq!(why, NO_REPLAY_LEFT);
-        let anonymous = Request::get("https://api-na1.niceincontact.com/")
-            .body(())
-            .unwrap();
-        assert!(
-            single.keep(&Attempts::default(), &anonymous).is_ok(),
-            "a 401 replay is left"
-        );
-    }
-
-    fn policy_with_one_attempt() -> std::sync::Arc<Policy> {
-        policy(CxoneRetryLayer::builder().max_attempts(1))
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_last_attempt_keeps_no_copy() {
+    async fn no_copy_is_kept_when_no_replay_can_follow() {
+        // No 429/503 retries: only a request without its own Authorization
+        // can be replayed (after a 401).
+        let single = policy(CxoneRetryLayer::builder().max_attempts(1));
+        let (_, why) = single
+            .keep(&Attempts::default(), &get(Some("Bearer mine")))
+            .unwrap_err();
+        assert_eq!(why, NO_REPLAY_LEFT);
+        assert!(single.keep(&Attempts::default(), &get(None)).is_ok());
+
+        // The last attempt a request may make keeps no copy either.
         let policy = policy(CxoneRetryLayer::builder().max_attempts(2));
-        let request = Request::get("https://api-na1.niceincontact.com/")
-            .body(())
-            .unwrap();
+        let request = get(None);
         let mut attempts = Attempts::default();
         let copy = policy.keep(&attempts, &request).unwrap();
         assert!(policy.retry(&mut attempts, &copy, &answer(401)).is_some());
@@ -247,12 +237,25 @@ mod tests {
 
     #[test]
     fn the_builder_clamps_instead_of_panicking() {
-        let policy = policy(
-            CxoneRetryLayer::builder()
-                .max_attempts(0)
-                .budget(Duration::ZERO, u32::MAX, f32::NAN)
-                .budget(Duration::MAX, 0, 1e9),
+        let none = policy(CxoneRetryLayer::builder().max_attempts(0).budget(
+            Duration::ZERO,
+            0,
+            f32::NAN,
+        ));
+        assert_eq!(none.max_attempts, 1);
+        none.budget.deposit();
+        assert!(!none.budget.withdraw(), "NaN counts as no retries");
+
+        let most = policy(CxoneRetryLayer::builder().budget(Duration::MAX, 0, 1e9));
+        most.budget.deposit();
+        assert!(
+            (0..1000).all(|_| most.budget.withdraw()),
+            "1000 retries per request"
         );
-        assert_eq!(policy.max_attempts, 1);
+        assert!(!most.budget.withdraw());
+
+        let reserve =
+            policy(CxoneRetryLayer::builder().budget(Duration::from_secs(10), u32::MAX, 0.2));
+        assert!(reserve.budget.withdraw());
     }
 }
