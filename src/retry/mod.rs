@@ -7,7 +7,7 @@
 //!
 //! | answer | what happens |
 //! | --- | --- |
-//! | 401 | one replay per request, through the auth layer, which attaches the token it fetched after invalidating the refused one |
+//! | 401 | one replay per request (not counted in the attempts, not paid from the budget), through the auth layer, which attaches the token it fetched after invalidating the refused one; none for a request that carries its own `Authorization` |
 //! | 429 | wait `Retry-After` (seconds or HTTP-date, capped at 60 s) or a jittered exponential backoff, then replay, up to three sends in all ([`max_attempts`](CxoneRetryLayerBuilder::max_attempts)); the host cools down for every clone of the client meanwhile |
 //! | 503 | as 429 without the cool-down, for idempotent methods only unless [`retry_503_for_non_idempotent`](CxoneRetryLayerBuilder::retry_503_for_non_idempotent) |
 //! | anything else, or an error | returned as it is |
@@ -17,10 +17,9 @@
 //! server, and the auth layer already retries what it can.
 //!
 //! A request is replayed only from a copy taken before it is sent: a buffered
-//! body of at most 1 MiB (see [`ReplayBody`]), or a
-//! `reqwest::Request` whose `try_clone` succeeds. Any other request is sent
-//! once, and its 401/429/503 is returned as it is, with a `tracing` debug
-//! line saying why.
+//! body of at most 1 MiB (see [`ReplayBody`]), or a `reqwest::Request`
+//! whose `try_clone` succeeds. Any other request is sent once, and its
+//! 401/429/503 is returned as it is, with a `tracing` debug line saying why.
 //!
 //! # Example
 //!
