@@ -127,7 +127,7 @@ const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
 pub fn retry_after(data: &[u8]) {
     let now = UNIX_EPOCH + Duration::from_secs(NOW_SECS);
     let text = String::from_utf8_lossy(data);
-    let parsed = crate::retry_after::parse(&text, now);
+    let parsed = crate::backoff::parse_retry_after(&text, now);
     let trimmed = text.trim();
     if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
         let seconds = trimmed.parse().unwrap_or(u64::MAX);
@@ -144,28 +144,28 @@ pub fn retry_after(data: &[u8]) {
     if let Ok(value) = HeaderValue::from_bytes(data) {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, value.clone());
-        let from_header = crate::retry_after::retry_after(&headers);
+        let from_header = crate::backoff::retry_after(&headers);
         match value.to_str() {
             Ok(text) if text.trim().bytes().all(|b| b.is_ascii_digit()) => {
-                assert_eq!(from_header, crate::retry_after::parse(text, now));
+                assert_eq!(from_header, crate::backoff::parse_retry_after(text, now));
             }
             Ok(_) => {}
             Err(_) => assert_eq!(from_header, None),
         }
         headers.append(RETRY_AFTER, value);
-        assert_eq!(crate::retry_after::retry_after(&headers), None);
+        assert_eq!(crate::backoff::retry_after(&headers), None);
     }
 
     if let Some(first) = data.first_chunk::<8>() {
         let seconds = u64::from_le_bytes(*first);
         assert_eq!(
-            crate::retry_after::parse(&seconds.to_string(), now),
+            crate::backoff::parse_retry_after(&seconds.to_string(), now),
             Some(Duration::from_secs(seconds))
         );
         let at = seconds % (MAX_HTTP_DATE_SECS + 1);
         let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(at));
         assert_eq!(
-            crate::retry_after::parse(&date, UNIX_EPOCH),
+            crate::backoff::parse_retry_after(&date, UNIX_EPOCH),
             Some(Duration::from_secs(at)),
             "{date}"
         );

@@ -42,11 +42,6 @@ impl Backoff {
         }
     }
 
-    /// The longest wait the backoff itself chooses.
-    pub(crate) fn max(&self) -> Duration {
-        self.max
-    }
-
     /// The longest wait before retry number `retry` (0 for the first).
     pub(crate) fn ceiling(&self, retry: u32) -> Duration {
         let factor = 1u32.checked_shl(retry).unwrap_or(u32::MAX);

@@ -81,7 +81,6 @@ pub mod middleware;
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
 pub mod retry;
-mod retry_after;
 pub mod routing;
 pub mod token;
 
@@ -95,7 +94,7 @@ pub use crate::cache::RedisStore;
 pub use crate::error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
 pub use crate::http::{HttpRequest, HttpResponse, ReplayBody};
 pub use crate::layer::{CxoneAuth, CxoneAuthLayer};
-pub use crate::retry::CxoneRetryLayer;
+pub use crate::retry::{CxoneRetry, CxoneRetryLayer};
 pub use crate::routing::{TenantRouting, TenantRoutingLayer};
 pub use crate::token::{
     AccessKeyGrant, AccessToken, ClientAuth, ClientCredentials, Environment, ServiceTransport,

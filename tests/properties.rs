@@ -5,7 +5,7 @@
 //!
 //! (The token response and `Retry-After` parsers are crate-private; their
 //! properties live beside them, in `src/token/response.rs` and
-//! `src/retry_after.rs`.)
+//! `src/backoff.rs`.)
 
 use std::convert::Infallible;
 use std::time::Duration;

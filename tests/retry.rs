@@ -586,6 +586,47 @@ async fn a_streaming_body_is_sent_once_and_its_answer_returned() {
     assert_eq!(log.len(), 1);
 }
 
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_cannot_be_copied_says_why_its_answer_was_not_replayed() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let logged = || String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let (api, _) = server(|n, _: &Request<Vec<u8>>| answer(if n == 0 { 200 } else { 429 }));
+    let client = CxoneRetryLayer::builder()
+        .max_replay_body_bytes(1)
+        .build()
+        .layer(api);
+    let post = || Request::post(API).body(vec![b'x'; 2]).unwrap();
+
+    client.clone().oneshot(post()).await.unwrap();
+    assert_eq!(logged(), "", "a success needs no word");
+    let response = client.oneshot(post()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(logged().contains("429"), "{}", logged());
+    assert!(logged().contains("body cannot be copied"), "{}", logged());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_503_to_a_post_is_retried_only_when_opted_in() {
     let post = || Request::post(API).body(String::from("{}")).unwrap();

@@ -78,8 +78,6 @@ impl Timing {
 
 #[cfg(test)]
 mod tests {
-    use http::StatusCode;
-
     use super::*;
 
     fn token(lifetime: u64) -> AccessToken {

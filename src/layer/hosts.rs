@@ -63,6 +63,7 @@ impl Default for AllowedHosts {
 }
 
 impl AllowedHosts {
+    #[cfg(any(test, fuzzing))]
     /// Only the hosts added with [`allow_host`](Self::allow_host): not even
     /// CXone's domains.
     pub(crate) fn none() -> Self {

@@ -14,8 +14,9 @@
 //! - a 429 (and a 503 to an idempotent request) is replayed after its
 //!   `Retry-After` (or a jittered backoff), a few times at most and within a
 //!   retry budget, and the host cools down for every request meanwhile;
-//! - a request whose body cannot be cloned (a stream, or a body over the
-//!   retry layer's replay limit, 1 MiB by default) is sent once: its 401, 429 or 503 is returned as it is (a 401 still
+//! - a request whose body cannot be cloned (a stream, or a body over
+//!   [`max_replay_body_bytes`](crate::retry::CxoneRetryLayerBuilder::max_replay_body_bytes))
+//!   is sent once: its 401, 429 or 503 is returned as it is (a 401 still
 //!   invalidates the token, a 429 still cools the host down).
 //!
 //! ```

@@ -1,143 +1,93 @@
-//! Per-host cool-downs: a 429 from a host makes every clone of the client
+//! Per-host cool-downs: a 429 from a host makes every service of the layer
 //! wait before sending to that host again.
 //!
 //! Without them, each request in flight discovers the rate limit on its own,
-//! and each of them costs the server one more rejected request. With them, the
-//! first 429 pauses the host for every service built from the same
-//! [`CxoneRetryLayer`](super::CxoneRetryLayer) (and its clones):
-//!
-//! ```
-//! use std::convert::Infallible;
-//! use std::sync::{Arc, Mutex};
-//! use std::time::Duration;
-//!
-//! use cxone_auth::retry::CxoneRetryLayer;
-//! use http::{Request, Response, StatusCode};
-//! use tokio::time::Instant;
-//! use tower::{Layer, ServiceExt};
-//!
-//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn main() {
-//! let calls = Arc::new(Mutex::new(Vec::new()));
-//! let log = calls.clone();
-//! let server = tower::service_fn(move |_req: Request<()>| {
-//!     let mut log = log.lock().unwrap();
-//!     log.push(Instant::now());
-//!     let status = if log.len() == 1 { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::OK };
-//!     let response = Response::builder().status(status).header("retry-after", "2").body(()).unwrap();
-//!     async move { Ok::<_, Infallible>(response) }
-//! });
-//!
-//! let layer = CxoneRetryLayer::default();
-//! let first = layer.layer(server.clone());
-//! let second = layer.clone().layer(server);
-//! let start = Instant::now();
-//!
-//! let request = || Request::get("https://api-na1.niceincontact.com/").body(()).unwrap();
-//! let rate_limited = first.oneshot(request());
-//! let later = async {
-//!     tokio::time::sleep(Duration::from_millis(10)).await;
-//!     second.oneshot(request()).await
-//! };
-//! let (a, b) = tokio::join!(rate_limited, later);
-//! assert_eq!(a.unwrap().status(), StatusCode::OK);
-//! assert_eq!(b.unwrap().status(), StatusCode::OK);
-//!
-//! // The second client did not reach the server until the cool-down ended.
-//! let calls = calls.lock().unwrap();
-//! assert_eq!(calls.len(), 3);
-//! assert!(calls[1..].iter().all(|t| t.duration_since(start) >= Duration::from_secs(2)));
-//! # }
-//! ```
+//! and each costs the server one more refused request. The check runs before
+//! every send, so the common case (no host cooling down) is one atomic load,
+//! and a lookup while some host cools down allocates nothing.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::time::Instant;
 
-/// Which host a cool-down applies to: the lower-cased host name and the
-/// port (the scheme's default when the URL gives none). Requests that name no
-/// host (origin-form, `/path` only, as gRPC clients send) share one key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[allow(
-    unreachable_pub,
-    reason = "named by the sealed request trait; not nameable outside the crate"
-)]
-pub struct HostKey {
+use crate::http::HttpRequest;
+
+/// Which host a cool-down applies to: the host name, lower-cased, and the
+/// port (explicit or the scheme's default). Requests that name no host
+/// (path-only, as gRPC clients send) share one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct HostKey {
     host: Box<str>,
     port: Option<u16>,
 }
 
 impl HostKey {
-    pub(crate) fn new(host: Option<&str>, port: Option<u16>) -> Self {
+    pub(super) fn of<R: HttpRequest>(request: &R) -> Self {
         Self {
-            host: host.unwrap_or_default().to_ascii_lowercase().into(),
-            port,
+            host: request
+                .host()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+                .into(),
+            port: request.port(),
         }
+    }
+
+    fn matches<R: HttpRequest>(&self, request: &R) -> bool {
+        self.port == request.port()
+            && self
+                .host
+                .eq_ignore_ascii_case(request.host().unwrap_or_default())
     }
 }
 
-/// Hosts in cool-down, until when.
-pub(crate) struct Cooldowns {
-    /// Whether any host may be cooling down: the common case, no recent 429,
-    /// costs one atomic load and no lock.
+/// The hosts cooling down, and until when. Few hosts cool down at once, so a
+/// list is searched.
+#[derive(Debug, Default)]
+pub(super) struct Cooldowns {
+    /// Whether any host may be cooling down; written under the lock.
     active: AtomicBool,
-    hosts: Mutex<HashMap<HostKey, Instant>>,
+    hosts: Mutex<Vec<(HostKey, Instant)>>,
 }
 
 impl Cooldowns {
-    pub(crate) fn new() -> Self {
-        Self {
-            active: AtomicBool::new(false),
-            hosts: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Whether no host is cooling down, checked without a lock.
-    pub(crate) fn is_idle(&self) -> bool {
-        !self.active.load(Ordering::Acquire)
-    }
-
-    /// When the cool-down for `key` ends, if it has not ended by `now`.
-    pub(crate) fn until(&self, key: &HostKey, now: Instant) -> Option<Instant> {
-        if self.is_idle() {
+    /// When the cool-down of `request`'s host ends, if it has not ended yet.
+    pub(super) fn until<R: HttpRequest>(&self, request: &R) -> Option<Instant> {
+        if !self.active.load(Ordering::Acquire) {
             return None;
         }
+        let now = Instant::now();
         let mut hosts = self.lock();
-        // Pruning here keeps the map as small as the set of hosts cooling
+        // Pruning here keeps the list as short as the set of hosts cooling
         // down right now.
-        hosts.retain(|_, until| *until > now);
+        hosts.retain(|(_, until)| *until > now);
         if hosts.is_empty() {
             self.active.store(false, Ordering::Release);
         }
-        hosts.get(key).copied()
+        hosts
+            .iter()
+            .find(|(key, _)| key.matches(request))
+            .map(|(_, until)| *until)
     }
 
     /// Makes `key` cool down until `until`, or longer if it already does.
-    pub(crate) fn extend(&self, key: HostKey, until: Instant, now: Instant) {
+    pub(super) fn extend(&self, key: HostKey, until: Instant, now: Instant) {
         if until <= now {
             return;
         }
         let mut hosts = self.lock();
-        let end = hosts.entry(key).or_insert(until);
-        *end = (*end).max(until);
+        match hosts.iter_mut().find(|(cooling, _)| *cooling == key) {
+            Some((_, end)) => *end = (*end).max(until),
+            None => hosts.push((key, until)),
+        }
         self.active.store(true, Ordering::Release);
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<HostKey, Instant>> {
-        // The map holds plain instants; a panic elsewhere cannot leave it
+    fn lock(&self) -> MutexGuard<'_, Vec<(HostKey, Instant)>> {
+        // The list holds plain instants; a panic elsewhere cannot leave it
         // half-updated, so a poisoned lock is still sound to use.
         self.hosts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl fmt::Debug for Cooldowns {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cooldowns")
-            .field("hosts", &self.lock().len())
-            .finish()
     }
 }
 
@@ -145,41 +95,70 @@ impl fmt::Debug for Cooldowns {
 mod tests {
     use std::time::Duration;
 
+    use http::Request;
+
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn cool_down_ends_and_the_map_empties() {
-        let cooldowns = Cooldowns::new();
-        let host = HostKey::new(Some("api.example.com"), Some(443));
-        let other = HostKey::new(Some("other.example.com"), Some(443));
-        let now = Instant::now();
-        assert!(cooldowns.is_idle());
+    fn get(uri: &str) -> Request<()> {
+        Request::get(uri).body(()).unwrap()
+    }
 
-        cooldowns.extend(host.clone(), now + Duration::from_secs(2), now);
-        assert!(!cooldowns.is_idle());
-        assert_eq!(
-            cooldowns.until(&host, now),
-            Some(now + Duration::from_secs(2))
-        );
-        assert_eq!(cooldowns.until(&other, now), None);
+    #[tokio::test(start_paused = true)]
+    async fn cool_down_ends_and_the_list_empties() {
+        let cooldowns = Cooldowns::default();
+        let host = get("https://api.example.com/a");
+        let other = get("https://other.example.com/");
+        let now = Instant::now();
+        assert_eq!(cooldowns.until(&host), None);
+
+        cooldowns.extend(HostKey::of(&host), now + Duration::from_secs(2), now);
+        assert!(cooldowns.active.load(Ordering::Acquire));
+        assert_eq!(cooldowns.until(&host), Some(now + Duration::from_secs(2)));
+        assert_eq!(cooldowns.until(&other), None);
 
         // A shorter cool-down never shortens a longer one.
-        cooldowns.extend(host.clone(), now + Duration::from_secs(1), now);
-        assert_eq!(
-            cooldowns.until(&host, now),
-            Some(now + Duration::from_secs(2))
-        );
+        cooldowns.extend(HostKey::of(&host), now + Duration::from_secs(1), now);
+        assert_eq!(cooldowns.until(&host), Some(now + Duration::from_secs(2)));
 
-        let later = now + Duration::from_secs(2);
-        assert_eq!(cooldowns.until(&host, later), None);
-        assert!(cooldowns.is_idle(), "expired entries are pruned");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(cooldowns.until(&host), None);
+        assert!(
+            !cooldowns.active.load(Ordering::Acquire),
+            "expired entries are pruned"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_cool_down_in_the_past_is_ignored() {
-        let cooldowns = Cooldowns::new();
+        let cooldowns = Cooldowns::default();
         let now = Instant::now();
-        cooldowns.extend(HostKey::new(None, None), now, now);
-        assert!(cooldowns.is_idle());
+        cooldowns.extend(HostKey::of(&get("/path")), now, now);
+        assert!(!cooldowns.active.load(Ordering::Acquire));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn host_keys_normalise_default_ports_and_case() {
+        let a = get("https://API.example.com/a");
+        let b = get("https://api.example.com:443/b");
+        let c = get("https://api.example.com:8443/");
+        let origin = get("/only/a/path");
+        assert_eq!(HostKey::of(&a), HostKey::of(&b));
+        assert_ne!(HostKey::of(&a), HostKey::of(&c));
+        assert_eq!(HostKey::of(&origin), HostKey::of(&get("/other")));
+        assert_eq!(
+            HostKey::of(&origin),
+            HostKey {
+                host: "".into(),
+                port: None
+            }
+        );
+
+        // Lookups match the same way, without building a key.
+        let cooldowns = Cooldowns::default();
+        let now = Instant::now();
+        cooldowns.extend(HostKey::of(&b), now + Duration::from_secs(1), now);
+        assert!(cooldowns.until(&a).is_some());
+        assert!(cooldowns.until(&c).is_none());
+        assert!(cooldowns.until(&origin).is_none());
     }
 }

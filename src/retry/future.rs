@@ -1,113 +1,69 @@
-//! Futures of the retry layer.
-//!
-//! [`ResponseFuture`] is what [`CxoneRetry`](super::CxoneRetry) returns: it
-//! waits out a host's cool-down, sends, and replays while the policy says so.
-//! [`Delay`] is the wait between attempts that [`CxoneRetryPolicy`] returns as
-//! a [`tower::retry::Policy`]. Neither boxes: both are state machines.
+//! The future a [`CxoneRetry`](super::CxoneRetry) call returns.
 //!
 //! ```
-//! use std::convert::Infallible;
-//! use cxone_auth::retry::{CxoneRetryLayer, future::ResponseFuture};
-//! use http::{Request, Response};
+//! # use std::convert::Infallible;
+//! # use http::{Request, Response};
+//! use cxone_auth::{CxoneRetryLayer, retry::future::ResponseFuture};
 //! use tower::{Layer, Service};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let mut client = CxoneRetryLayer::default().layer(tower::service_fn(|_: Request<()>| async {
-//!     Ok::<_, Infallible>(Response::new(()))
-//! }));
-//! let future = client.call(Request::new(()));
-//! let _: &ResponseFuture<_, _> = &future;
+//! let api = tower::service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) });
+//! let future: ResponseFuture<_, _> = CxoneRetryLayer::default().layer(api).call(Request::new(()));
 //! assert!(future.await.is_ok());
 //! # }
 //! ```
 
 use std::fmt;
 use std::future::Future;
+use std::mem;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
-use tower::retry::Policy;
 use tower_service::Service;
 
 use super::cooldown::HostKey;
-use super::policy::CxoneRetryPolicy;
-use super::replay::{RetryRequest, RetryResponse};
-
-pin_project! {
-    /// The wait before a replay: the server's `Retry-After`, a backoff, or a
-    /// host's cool-down. Completes at once when there is nothing to wait for.
-    pub struct Delay {
-        #[pin]
-        state: DelayState,
-    }
-}
-
-pin_project! {
-    #[project = DelayProj]
-    enum DelayState {
-        Elapsed,
-        Sleeping {
-            #[pin]
-            sleep: Sleep,
-        },
-    }
-}
-
-impl Delay {
-    pub(crate) fn until(deadline: Instant, now: Instant) -> Self {
-        let state = if deadline <= now {
-            DelayState::Elapsed
-        } else {
-            DelayState::Sleeping {
-                sleep: sleep_until(deadline),
-            }
-        };
-        Self { state }
-    }
-}
-
-impl Future for Delay {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.project().state.project() {
-            DelayProj::Elapsed => Poll::Ready(()),
-            DelayProj::Sleeping { sleep } => sleep.poll(cx),
-        }
-    }
-}
-
-impl fmt::Debug for Delay {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Delay");
-        if let DelayState::Sleeping { sleep } = &self.state {
-            d.field("deadline", &sleep.deadline());
-        }
-        d.finish()
-    }
-}
+use super::policy::{Attempts, Policy};
+use crate::http::{HttpRequest, HttpResponse, ReplayBody};
 
 pin_project! {
     /// The response future of [`CxoneRetry`](super::CxoneRetry): waits out a
-    /// host's cool-down, sends, and replays as [`CxoneRetryPolicy`] decides.
+    /// host's cool-down, sends, and replays while the layer's policy says so.
+    /// A state machine; nothing is boxed.
     pub struct ResponseFuture<S, Req>
     where
         S: Service<Req>,
     {
-        // This request's copy of the policy: its own attempt counters.
-        policy: CxoneRetryPolicy,
-        // What to send next with what: the copy kept for a replay (or, during
-        // a cool-down, the request itself). `None` when it could not be
-        // copied: the answer is final.
-        next: Option<(S, Req)>,
-        // The host of a request that could not be copied, so that a 429 to it
-        // still cools the host down.
-        unreplayable: Option<HostKey>,
+        policy: Arc<Policy>,
+        attempts: Attempts,
+        next: Next<S, Req>,
         #[pin]
         state: State<S::Future>,
+    }
+}
+
+/// What a request keeps for after its answer.
+enum Next<S, Req> {
+    /// The request to send next (a copy kept for a replay, or the request
+    /// itself while it waits for a cool-down), and a handle of the inner
+    /// service to send it through.
+    Send(S, Req),
+    /// No copy, for the reason given: the answer is final, but a 429 to it
+    /// still cools this host down.
+    Final(HostKey, &'static str),
+    /// Nothing, while a request is handed to the inner service.
+    Taken,
+}
+
+impl<S, Req> Next<S, Req> {
+    fn kept(kept: Result<Req, (HostKey, &'static str)>, service: impl FnOnce() -> S) -> Self {
+        match kept {
+            Ok(copy) => Self::Send(service(), copy),
+            Err((host, why)) => Self::Final(host, why),
+        }
     }
 }
 
@@ -115,17 +71,11 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         // Sent; the answer decides what comes next.
-        Called {
-            #[pin]
-            future: F,
-        },
-        // Waiting for a host's cool-down, a `Retry-After` or a backoff,
+        Called { #[pin] future: F },
+        // Waiting for a `Retry-After`, a backoff or a host's cool-down,
         // without holding a slot of the inner service.
-        Waiting {
-            #[pin]
-            delay: Delay,
-        },
-        // Getting the inner service ready, then sending `next`.
+        Waiting { #[pin] sleep: Sleep },
+        // Waiting for the inner service's readiness, then sending `next`.
         Sending,
     }
 }
@@ -134,32 +84,32 @@ impl<S, Req> ResponseFuture<S, Req>
 where
     S: Service<Req>,
 {
-    pub(crate) fn called(
+    pub(super) fn called(
+        policy: Arc<Policy>,
         future: S::Future,
-        policy: CxoneRetryPolicy,
-        next: Option<(S, Req)>,
-        unreplayable: Option<HostKey>,
+        kept: Result<Req, (HostKey, &'static str)>,
+        service: impl FnOnce() -> S,
     ) -> Self {
         Self {
             policy,
-            next,
-            unreplayable,
+            attempts: Attempts::default(),
+            next: Next::kept(kept, service),
             state: State::Called { future },
         }
     }
 
-    pub(crate) fn cooling_down(
-        until: Instant,
-        policy: CxoneRetryPolicy,
+    pub(super) fn cooling_down(
+        policy: Arc<Policy>,
         service: S,
         request: Req,
+        until: Instant,
     ) -> Self {
         Self {
             policy,
-            next: Some((service, request)),
-            unreplayable: None,
+            attempts: Attempts::default(),
+            next: Next::Send(service, request),
             state: State::Waiting {
-                delay: Delay::until(until, Instant::now()),
+                sleep: sleep_until(until),
             },
         }
     }
@@ -168,8 +118,9 @@ where
 impl<S, Req> Future for ResponseFuture<S, Req>
 where
     S: Service<Req>,
-    Req: RetryRequest,
-    S::Response: RetryResponse,
+    Req: HttpRequest,
+    Req::Body: ReplayBody,
+    S::Response: HttpResponse,
 {
     type Output = Result<S::Response, S::Error>;
 
@@ -178,45 +129,51 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
-                    let mut result = ready!(future.poll(cx));
-                    let Some((_, copy)) = this.next.as_mut() else {
-                        if let Some(host) = this.unreplayable.take() {
-                            this.policy.observe_unreplayable(host, &result);
-                        }
+                    // Errors are not retried: the auth layer's are final, and
+                    // a transport error may have reached the server after all.
+                    let result = ready!(future.poll(cx));
+                    let Ok(response) = &result else {
                         return Poll::Ready(result);
                     };
-                    match this.policy.retry(copy, &mut result) {
-                        Some(delay) => this.state.set(State::Waiting { delay }),
+                    let replay_at = match &*this.next {
+                        Next::Send(_, copy) => this.policy.retry(this.attempts, copy, response),
+                        Next::Final(host, why) => {
+                            this.policy.final_answer(this.attempts, host, why, response);
+                            None
+                        }
+                        Next::Taken => None,
+                    };
+                    match replay_at {
                         None => return Poll::Ready(result),
+                        Some(at) if at <= Instant::now() => this.state.set(State::Sending),
+                        Some(at) => this.state.set(State::Waiting {
+                            sleep: sleep_until(at),
+                        }),
                     }
                 }
-                StateProj::Waiting { delay } => {
-                    ready!(delay.poll(cx));
-                    // Another request's 429 may have made the cool-down longer.
-                    let longer = this
-                        .next
-                        .as_ref()
-                        .and_then(|(_, request)| this.policy.shared.cooldown_for(request));
-                    match longer {
-                        Some(until) => this.state.set(State::Waiting {
-                            delay: Delay::until(until, Instant::now()),
-                        }),
-                        None => this.state.set(State::Sending),
-                    }
+                StateProj::Waiting { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Sending);
                 }
                 StateProj::Sending => {
-                    if let Some((service, _)) = this.next.as_mut() {
+                    if let Next::Send(service, request) = &mut *this.next {
+                        // Another request's 429 may have made its host cool down.
+                        if let Some(until) = this.policy.cooldowns.until(request) {
+                            this.state.set(State::Waiting {
+                                sleep: sleep_until(until),
+                            });
+                            continue;
+                        }
                         ready!(service.poll_ready(cx))?;
                     }
-                    let Some((mut service, request)) = this.next.take() else {
-                        unreachable!("only a request kept for sending gets here");
+                    let Next::Send(mut service, request) = mem::replace(this.next, Next::Taken)
+                    else {
+                        unreachable!("only a request kept for sending is sent");
                     };
                     // Copy it again first, for the replay after this one.
-                    let copy =
-                        Policy::<Req, S::Response, S::Error>::clone_request(this.policy, &request);
-                    *this.unreplayable = copy.is_none().then(|| request.host_key());
+                    let kept = this.policy.keep(this.attempts, &request);
                     let future = service.call(request);
-                    *this.next = copy.map(|copy| (service, copy));
+                    *this.next = Next::kept(kept, || service);
                     this.state.set(State::Called { future });
                 }
             }
@@ -229,15 +186,9 @@ where
     S: Service<Req>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Called { .. } => "Called",
-            State::Waiting { .. } => "Waiting",
-            State::Sending => "Sending",
-        };
         f.debug_struct("ResponseFuture")
-            .field("state", &state)
-            .field("replayable", &self.next.is_some())
-            .field("policy", &self.policy)
+            .field("attempts", &self.attempts)
+            .field("replayable", &matches!(self.next, Next::Send(..)))
             .finish()
     }
 }

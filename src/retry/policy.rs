@@ -1,251 +1,261 @@
-//! [`CxoneRetryPolicy`]: which answers are retried, how long to wait, and
-//! the state every clone of one layer shares.
-//!
-//! The policy is a [`tower::retry::Policy`], so it also works on its own with
-//! [`tower::retry::RetryLayer`] (without the cool-down before first sends,
-//! which needs [`CxoneRetry`](super::CxoneRetry)):
-//!
-//! ```
-//! use std::convert::Infallible;
-//! use std::sync::Arc;
-//! use std::sync::atomic::{AtomicUsize, Ordering};
-//!
-//! use cxone_auth::retry::CxoneRetryLayer;
-//! use http::{Request, Response, StatusCode};
-//! use tower::ServiceExt;
-//! use tower::retry::RetryLayer;
-//! use tower::Layer;
-//!
-//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn main() {
-//! let calls = Arc::new(AtomicUsize::new(0));
-//! let counter = calls.clone();
-//! let server = tower::service_fn(move |_req: Request<()>| {
-//!     let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
-//!     let status = if first { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
-//!     async move { Ok::<_, Infallible>(Response::builder().status(status).body(()).unwrap()) }
-//! });
-//!
-//! let policy = CxoneRetryLayer::default().policy();
-//! let client = RetryLayer::new(policy).layer(server);
-//! let response = client.oneshot(Request::new(())).await.unwrap();
-//! assert_eq!(response.status(), StatusCode::OK);
-//! assert_eq!(calls.load(Ordering::SeqCst), 2);
-//! # }
-//! ```
+//! The retry policy, private: which answers are replayed, after how long, and
+//! the state every service of one layer shares. Like reqwest's, it stays
+//! behind the public builder; unlike a `tower::retry::Policy`, it is driven by
+//! this module's own future (see the module documentation of `retry` for why).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
+use http::header::AUTHORIZATION;
 use tokio::time::Instant;
-use tower::retry::Policy;
 use tower::retry::budget::{Budget as _, TpsBudget};
 
-use super::backoff::Backoff;
 use super::cooldown::{Cooldowns, HostKey};
-use super::future::Delay;
-use super::replay::{RetryRequest, RetryResponse};
-use crate::backoff::later;
-use crate::retry_after::retry_after;
+use crate::backoff::{Backoff, later, retry_after};
+use crate::http::{HttpRequest, HttpResponse, ReplayBody};
 
-/// What a layer was built with.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) max_attempts: u32,
-    pub(crate) retry_after_cap: Duration,
-    pub(crate) backoff: Backoff,
-    pub(crate) max_replay_body_bytes: usize,
-    pub(crate) retry_503_for_non_idempotent: bool,
-}
-
-/// Everything the services built from one layer share: created once when the
-/// layer is built, so clones of the layer and of its services see the same
-/// budget and the same cool-downs.
+/// What one layer was built with, and the state its services share (behind
+/// one `Arc`, created when the layer is built).
 #[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) budget: TpsBudget,
-    pub(crate) cooldowns: Cooldowns,
+pub(super) struct Policy {
+    pub(super) max_attempts: u32,
+    pub(super) retry_after_cap: Duration,
+    pub(super) backoff: Backoff,
+    pub(super) max_replay_body_bytes: usize,
+    pub(super) retry_503_for_non_idempotent: bool,
+    pub(super) budget: TpsBudget,
+    pub(super) cooldowns: Cooldowns,
 }
 
-impl Shared {
-    /// When the cool-down of the request's host ends, if it is cooling down.
-    pub(crate) fn cooldown_for<R: RetryRequest>(&self, request: &R) -> Option<Instant> {
-        if self.cooldowns.is_idle() {
-            return None;
-        }
-        self.cooldowns.until(&request.host_key(), Instant::now())
-    }
-}
-
-/// The retry policy of [`CxoneRetryLayer`](super::CxoneRetryLayer).
-///
-/// - **401**: replayed once per request, so the auth layer inside can attach
-///   a fresh token (it invalidated the refused one when it saw the 401). Not
-///   replayed when the caller set `Authorization` itself: the same
-///   credentials would be refused again. The replay is not counted against
-///   the attempts or the budget: it follows a token change, not an overload,
-///   and there is at most one per request.
-/// - **429** (any method) and **503** (idempotent methods, unless
-///   [`retry_503_for_non_idempotent`](super::CxoneRetryLayerBuilder::retry_503_for_non_idempotent)):
-///   replayed after `Retry-After` (capped), or after an exponential backoff
-///   with full jitter when the header is missing or unreadable, while the
-///   attempts and the shared retry budget allow. A 429 also cools down its
-///   host for every service sharing this policy's state.
-/// - Anything else, and every error from the inner service (the auth layer's
-///   typed errors, timeouts, connection failures), is returned as it is.
-///
-/// Obtain one with [`CxoneRetryLayer::policy`](super::CxoneRetryLayer::policy).
-/// Clones share the budget and the cool-downs; each request works on its own
-/// copy of the attempt counters.
-#[derive(Debug, Clone)]
-pub struct CxoneRetryPolicy {
-    pub(crate) shared: Arc<Shared>,
-    /// Replays made for 429 and 503 answers so far.
-    throttled_retries: u32,
-    /// Whether the one replay after a 401 was used.
+/// What one request used of its replays.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Attempts {
+    /// Replays made for 429 and 503 answers.
+    throttled: u32,
+    /// Whether the one replay after a 401 was made.
     unauthorized_replayed: bool,
 }
 
-impl CxoneRetryPolicy {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            shared,
-            throttled_retries: 0,
-            unauthorized_replayed: false,
-        }
-    }
+/// Why no copy of a request was kept, for the debug line when its answer
+/// would have been replayed.
+const NO_REPLAY_LEFT: &str = "no replay left for it";
+const CANNOT_COPY: &str =
+    "its body cannot be copied (a stream, or longer than max_replay_body_bytes)";
 
-    fn is_first_attempt(&self) -> bool {
-        self.throttled_retries == 0 && !self.unauthorized_replayed
-    }
-
-    fn retry_unauthorized<R: RetryRequest>(&mut self, request: &mut R) -> Option<Delay> {
-        if self.unauthorized_replayed {
-            tracing::debug!("second 401 for one request: returned as is");
-            return None;
-        }
-        if !request.can_replay_unauthorized() {
-            tracing::debug!("401 for a request that carries its own Authorization: not replayed");
-            return None;
-        }
-        self.unauthorized_replayed = true;
-        let now = Instant::now();
-        let until = self.shared.cooldown_for(request).unwrap_or(now);
-        tracing::debug!("401: replaying once with a fresh token");
-        Some(Delay::until(until, now))
-    }
-
-    fn retry_throttled<R: RetryRequest>(
-        &mut self,
-        request: &mut R,
-        status: StatusCode,
-        headers: &HeaderMap,
-    ) -> Option<Delay> {
-        let shared = &*self.shared;
-        let config = &shared.config;
-        if status == StatusCode::SERVICE_UNAVAILABLE
-            && !request.method().is_idempotent()
-            && !config.retry_503_for_non_idempotent
-        {
-            tracing::debug!(method = %request.method(), "503 for a non-idempotent request: not retried");
-            return None;
-        }
-
-        let now = Instant::now();
-        let wait = self.throttle_wait(headers);
-        let key = request.host_key();
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            // Even when this request gives up, the others wait.
-            shared.cooldowns.extend(key.clone(), later(now, wait), now);
-        }
-
-        if self.throttled_retries + 1 >= config.max_attempts {
-            tracing::debug!(%status, attempts = config.max_attempts, "attempts used up: returned as is");
-            return None;
-        }
-        if !shared.budget.withdraw() {
-            tracing::debug!(%status, "retry budget exhausted: returned as is");
-            return None;
-        }
-        self.throttled_retries += 1;
-        let until = self.until_host_is_free(&key, later(now, wait), now);
-        tracing::debug!(
-            %status,
-            retry = self.throttled_retries,
-            wait_ms = until.saturating_duration_since(now).as_millis() as u64,
-            "retrying"
-        );
-        Some(Delay::until(until, now))
-    }
-
-    /// How long a 429 or 503 asks to wait: its `Retry-After`, capped, else
-    /// this request's next backoff.
-    fn throttle_wait(&self, headers: &HeaderMap) -> Duration {
-        let config = &self.shared.config;
-        match retry_after(headers) {
-            Some(asked) => asked.min(config.retry_after_cap),
-            None => config.backoff.delay(self.throttled_retries),
-        }
-    }
-
-    /// Lets a 429 to a request that could not be copied (so is not retried)
-    /// still cool its host down for the other requests.
-    pub(crate) fn observe_unreplayable<Res: RetryResponse, E>(
+impl Policy {
+    /// What to keep of `request` before it is sent: a copy to replay, or,
+    /// when no replay could follow or its body cannot be copied, its host
+    /// (a 429 to it still cools the host down) and why.
+    ///
+    /// A request's last possible attempt costs no copy: with the defaults,
+    /// that is a replay after a 401 and two 429s.
+    pub(super) fn keep<R>(
         &self,
-        host: HostKey,
-        result: &Result<Res, E>,
-    ) {
-        if let Ok(response) = result
-            && response.status() == StatusCode::TOO_MANY_REQUESTS
-        {
-            let now = Instant::now();
-            let wait = self.throttle_wait(response.headers());
-            self.shared.cooldowns.extend(host, later(now, wait), now);
+        attempts: &Attempts,
+        request: &R,
+    ) -> Result<R, (HostKey, &'static str)>
+    where
+        R: HttpRequest,
+        R::Body: ReplayBody,
+    {
+        let may_replay = attempts.throttled + 1 < self.max_attempts
+            || (!attempts.unauthorized_replayed && !request.headers().contains_key(AUTHORIZATION));
+        if !may_replay {
+            return Err((HostKey::of(request), NO_REPLAY_LEFT));
         }
+        request
+            .try_replay(self.max_replay_body_bytes)
+            .ok_or_else(|| (HostKey::of(request), CANNOT_COPY))
     }
 
-    /// The later of `own` and the end of the host's cool-down, which another
-    /// request may have made longer.
-    fn until_host_is_free(&self, key: &HostKey, own: Instant, now: Instant) -> Instant {
-        self.shared
-            .cooldowns
-            .until(key, now)
-            .map_or(own, |cooldown| cooldown.max(own))
-    }
-}
-
-impl<Req, Res, E> Policy<Req, Res, E> for CxoneRetryPolicy
-where
-    Req: RetryRequest,
-    Res: RetryResponse,
-{
-    type Future = Delay;
-
-    fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        // Errors are not retried: the auth layer's errors are final, and a
-        // transport error may have reached the server after all.
-        let response = result.as_ref().ok()?;
-        match response.status() {
-            StatusCode::UNAUTHORIZED => self.retry_unauthorized(req),
-            status @ (StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) => {
-                self.retry_throttled(req, status, response.headers())
+    /// When to replay `request` (a copy) after `response`, or `None` if the
+    /// answer is final; the module documentation of `retry` has the table. A
+    /// 429 cools its host down for everyone, even when this request gives up.
+    pub(super) fn retry<R, Res>(
+        &self,
+        attempts: &mut Attempts,
+        request: &R,
+        response: &Res,
+    ) -> Option<Instant>
+    where
+        R: HttpRequest,
+        Res: HttpResponse,
+    {
+        let status = response.status();
+        match status {
+            StatusCode::UNAUTHORIZED if attempts.unauthorized_replayed => {
+                tracing::debug!("second 401 for one request: returned as is");
+                None
+            }
+            StatusCode::UNAUTHORIZED if request.headers().contains_key(AUTHORIZATION) => {
+                tracing::debug!(
+                    "401 for a request that carries its own Authorization: not replayed"
+                );
+                None
+            }
+            StatusCode::UNAUTHORIZED => {
+                attempts.unauthorized_replayed = true;
+                tracing::debug!("401: replaying once with a fresh token");
+                Some(Instant::now())
+            }
+            StatusCode::SERVICE_UNAVAILABLE
+                if !request.method().is_idempotent() && !self.retry_503_for_non_idempotent =>
+            {
+                tracing::debug!(method = %request.method(), "503 for a non-idempotent request: not retried");
+                None
+            }
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                let wait = self.wait(attempts, response);
+                let now = Instant::now();
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    self.cooldowns
+                        .extend(HostKey::of(request), later(now, wait), now);
+                }
+                if attempts.throttled + 1 >= self.max_attempts {
+                    tracing::debug!(%status, attempts = self.max_attempts, "attempts used up: returned as is");
+                    return None;
+                }
+                if !self.budget.withdraw() {
+                    tracing::debug!(%status, "retry budget exhausted: returned as is");
+                    return None;
+                }
+                attempts.throttled += 1;
+                tracing::debug!(%status, retry = attempts.throttled, ?wait, "retrying");
+                Some(later(now, wait))
             }
             _ => None,
         }
     }
 
-    fn clone_request(&mut self, req: &Req) -> Option<Req> {
-        if self.is_first_attempt() {
-            // Every request earns retries for others; only retries spend them.
-            self.shared.budget.deposit();
-        } else if self.unauthorized_replayed
-            && self.throttled_retries + 1 >= self.shared.config.max_attempts
-        {
-            // Nothing left to replay for: skip the copy.
-            return None;
+    /// The answer to a request kept without a copy is final; says so when it
+    /// would have been replayed, and lets a 429 cool the host down.
+    pub(super) fn final_answer<Res: HttpResponse>(
+        &self,
+        attempts: &Attempts,
+        host: &HostKey,
+        why: &str,
+        response: &Res,
+    ) {
+        let status = response.status();
+        if !matches!(status.as_u16(), 401 | 429 | 503) {
+            return;
         }
-        req.try_replay(self.shared.config.max_replay_body_bytes)
+        tracing::debug!(%status, "not replayed, {why}: returned as is");
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let now = Instant::now();
+            let wait = self.wait(attempts, response);
+            self.cooldowns.extend(host.clone(), later(now, wait), now);
+        }
+    }
+
+    /// How long a 429 or 503 asks to wait: its `Retry-After`, capped, else
+    /// this request's next backoff.
+    fn wait<Res: HttpResponse>(&self, attempts: &Attempts, response: &Res) -> Duration {
+        match retry_after(response.headers()) {
+            Some(asked) => asked.min(self.retry_after_cap),
+            None => self.backoff.wait(attempts.throttled, None, fastrand::f64()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use http::{HeaderValue, Request, Response};
+
+    use super::*;
+    use crate::retry::{CxoneRetryLayer, CxoneRetryLayerBuilder};
+
+    fn policy(builder: CxoneRetryLayerBuilder) -> Arc<Policy> {
+        builder.build().policy
+    }
+
+    fn answer(status: u16) -> Response<()> {
+        Response::builder().status(status).body(()).unwrap()
+    }
+
+    fn get(authorization: Option<&'static str>) -> Request<()> {
+        let mut request = Request::get("https://api-na1.niceincontact.com/");
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, HeaderValue::from_static(value));
+        }
+        request.body(()).unwrap()
+    }
+
+    #[test]
+    fn backoff_waits_are_jittered_within_the_ceiling() {
+        let backoff = (Duration::from_millis(100), Duration::from_secs(1));
+        let policy = policy(CxoneRetryLayer::builder().backoff(backoff.0, backoff.1));
+        let third = Attempts {
+            throttled: 2,
+            unauthorized_replayed: false,
+        };
+        let waits: Vec<Duration> = (0..200)
+            .map(|_| policy.wait(&third, &answer(503)))
+            .collect();
+        assert!(waits.iter().all(|d| *d <= Duration::from_millis(400)));
+        let distinct: HashSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 100, "full jitter spreads the waits");
+        assert!(waits.iter().any(|d| *d < Duration::from_millis(200)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn user_authorization_is_kept_and_not_replayed() {
+        let policy = policy(CxoneRetryLayer::builder());
+        let request = get(Some("Bearer mine"));
+        let mut attempts = Attempts::default();
+        let copy = policy.keep(&attempts, &request).unwrap();
+        assert_eq!(policy.retry(&mut attempts, &copy, &answer(401)), None);
+        assert_eq!(copy.headers()[AUTHORIZATION], "Bearer mine");
+        assert_eq!(request.headers()[AUTHORIZATION], "Bearer mine");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_copy_is_kept_when_no_replay_can_follow() {
+        // No 429/503 retries: only a request without its own Authorization
+        // can be replayed (after a 401).
+        let single = policy(CxoneRetryLayer::builder().max_attempts(1));
+        let (_, why) = single
+            .keep(&Attempts::default(), &get(Some("Bearer mine")))
+            .unwrap_err();
+        assert_eq!(why, NO_REPLAY_LEFT);
+        assert!(single.keep(&Attempts::default(), &get(None)).is_ok());
+
+        // The last attempt a request may make keeps no copy either.
+        let policy = policy(CxoneRetryLayer::builder().max_attempts(2));
+        let request = get(None);
+        let mut attempts = Attempts::default();
+        let copy = policy.keep(&attempts, &request).unwrap();
+        assert!(policy.retry(&mut attempts, &copy, &answer(401)).is_some());
+        let copy = policy.keep(&attempts, &copy).unwrap();
+        assert!(policy.retry(&mut attempts, &copy, &answer(429)).is_some());
+        let (host, why) = policy.keep(&attempts, &copy).unwrap_err();
+        assert_eq!((host, why), (HostKey::of(&request), NO_REPLAY_LEFT));
+    }
+
+    #[test]
+    fn the_builder_clamps_instead_of_panicking() {
+        let none = policy(CxoneRetryLayer::builder().max_attempts(0).budget(
+            Duration::ZERO,
+            0,
+            f32::NAN,
+        ));
+        assert_eq!(none.max_attempts, 1);
+        none.budget.deposit();
+        assert!(!none.budget.withdraw(), "NaN counts as no retries");
+
+        let most = policy(CxoneRetryLayer::builder().budget(Duration::MAX, 0, 1e9));
+        most.budget.deposit();
+        assert!(
+            (0..1000).all(|_| most.budget.withdraw()),
+            "1000 retries per request"
+        );
+        assert!(!most.budget.withdraw());
+
+        let reserve =
+            policy(CxoneRetryLayer::builder().budget(Duration::from_secs(10), u32::MAX, 0.2));
+        assert!(reserve.budget.withdraw());
     }
 }

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::Error;
-use crate::retry_after::retry_after;
+use crate::backoff::retry_after;
 use crate::token::HttpTransport;
 use crate::token::endpoint::{check_url_rule, join_path};
 use crate::token::response::json_object;

@@ -50,7 +50,7 @@ use http::Response;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::retry_after::retry_after;
+use crate::backoff::retry_after;
 use crate::{AccessToken, Error, OAuthError};
 
 /// Turns a token endpoint's response into a token or a typed error.
