@@ -180,10 +180,8 @@ fn agents_page(cxone: &MockCxone, version: &str, query: &str) -> Response {
         return StatusCode::NO_CONTENT.into_response();
     }
 
-    let base = format!(
-        "{}/inContactAPI/services/{version}/agents",
-        cxone.api_endpoint()
-    );
+    let endpoint = cxone.api_endpoint();
+    let base = format!("{endpoint}/inContactAPI/services/{version}/agents");
     let top = if top == usize::MAX { total } else { top };
     let link = |skip: usize| Value::from(format!("{base}?skip={skip}&top={top}"));
     let mut links = serde_json::Map::from_iter([("self".into(), link(skip))]);

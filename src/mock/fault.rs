@@ -13,6 +13,8 @@ use super::{no_store, retry_after_seconds};
 /// The size of each chunk of a streamed [`TokenFault::huge_body`].
 const HUGE_BODY_CHUNK: usize = 64 * 1024;
 
+const JSON: &str = "application/json";
+
 /// A misbehaviour of the token endpoint, queued with
 /// [`MockCxone::fail_next_token_requests`](super::MockCxone::fail_next_token_requests):
 /// after its delay on tokio's clock, it answers its own status, body and
@@ -58,8 +60,7 @@ impl TokenFault {
     /// Answers `200 OK` with `body` as `application/json`: a body that is not
     /// a token response, an `access_token` with CR/LF in it, and so on.
     pub fn body(body: impl Into<Bytes>) -> Self {
-        let body = FaultBody::Bytes(body.into());
-        Self::answer(StatusCode::OK, body, Some("application/json"))
+        Self::answer(StatusCode::OK, FaultBody::Bytes(body.into()), Some(JSON))
     }
 
     /// Answers `status` with an RFC 6749 §5.2 error body.
@@ -94,19 +95,13 @@ impl TokenFault {
     /// Answers `200 OK` with `len` bytes, announced by `Content-Length` and
     /// streamed, to test that a client caps what it reads.
     pub fn huge_body(len: u64) -> Self {
-        Self::answer(
-            StatusCode::OK,
-            FaultBody::Huge(len),
-            Some("application/json"),
-        )
+        Self::answer(StatusCode::OK, FaultBody::Huge(len), Some(JSON))
     }
 
     /// Answers normally, after `delay` on tokio's clock.
     pub fn slow(delay: Duration) -> Self {
-        let normal = Self {
-            status: None,
-            ..Self::status(200)
-        };
+        let mut normal = Self::status(200);
+        normal.status = None;
         normal.with_delay(delay)
     }
 

@@ -39,9 +39,8 @@
 //! carries `Cache-Control: no-store` and `Pragma: no-cache`. Queued
 //! [`TokenFault`]s answer instead, whatever the request.
 //!
-//! [`MockCxone::router`] is a tower `Service` to call in memory, the way to
-//! test anything that depends on time (paused tokio time and real sockets do
-//! not mix); [`MockCxone::serve`] serves the same state on `127.0.0.1`.
+//! Call [`MockCxone::router`] in memory to test anything timed (paused tokio
+//! time and sockets do not mix); [`MockCxone::serve`] serves it on `127.0.0.1`.
 //!
 //! ```
 //! use axum::body::Body;
@@ -235,7 +234,6 @@ impl MockCxone {
             scopes: None,
             grants: vec![Grant::Password, Grant::ClientCredentials],
             tenant_id: TENANT_ID.to_owned(),
-            tenant_name: "MockTenant".to_owned(),
             business_unit_id: -4_601_237,
             cluster_id: "M32".to_owned(),
             area: "na1".to_owned(),
@@ -437,7 +435,6 @@ pub struct MockCxoneBuilder {
     scopes: Option<Vec<String>>,
     grants: Vec<Grant>,
     tenant_id: String,
-    tenant_name: String,
     business_unit_id: i64,
     cluster_id: String,
     area: String,
@@ -495,12 +492,6 @@ impl MockCxoneBuilder {
     /// The tenant id in tokens and tenant discovery. Defaults to [`TENANT_ID`].
     pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
         self.tenant_id = tenant_id.into();
-        self
-    }
-
-    /// The `tenant` claim, the tenant's name. Defaults to `MockTenant`.
-    pub fn tenant_name(mut self, name: impl Into<String>) -> Self {
-        self.tenant_name = name.into();
         self
     }
 

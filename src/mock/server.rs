@@ -23,12 +23,11 @@ pub struct MockServer {
 
 impl MockServer {
     pub(super) async fn start(mock: MockCxone) -> Result<Self, Error> {
+        let unbound = |err| Error::transport("the mock CXone server could not bind a port", err);
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
-            .map_err(|err| Error::transport("the mock CXone server could not bind a port", err))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|err| Error::transport("the mock CXone server has no local address", err))?;
+            .map_err(unbound)?;
+        let addr = listener.local_addr().map_err(unbound)?;
         mock.lock().base_url = format!("http://{addr}");
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = axum::serve(listener, mock.router()).with_graceful_shutdown(async {

@@ -30,12 +30,7 @@ const MAX_TOKEN_REQUEST_BYTES: usize = 64 * 1024;
 const MAX_RECORDED_TOKEN_REQUESTS: usize = 1_000;
 
 /// Form fields whose values `Debug` hides.
-const SECRET_FIELDS: [&str; 4] = [
-    "password",
-    "client_secret",
-    "refresh_token",
-    "subject_token",
-];
+const SECRET_FIELDS: &str = "password client_secret refresh_token subject_token";
 
 type Form = [(String, String)];
 
@@ -47,8 +42,9 @@ pub(super) async fn token(
     cxone.lock().stats.token_requests += 1;
     let Ok(body) = Limited::new(body, MAX_TOKEN_REQUEST_BYTES).collect().await else {
         cxone.lock().stats.token_failed += 1;
-        let status = StatusCode::PAYLOAD_TOO_LARGE;
-        return oauth_error(status, "invalid_request", "the body is over 64 KiB");
+        let mut refusal = bad_request("invalid_request", "the body is over 64 KiB");
+        refusal.0 = StatusCode::PAYLOAD_TOO_LARGE;
+        return refusal.into_response();
     };
     let body = body.to_bytes();
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
@@ -76,15 +72,16 @@ pub(super) async fn token(
     }
     let answer = grant(&cxone, &headers, &form);
     let stats = &mut cxone.lock().stats;
-    match answer {
-        Ok(_) => stats.token_succeeded += 1,
-        Err(_) => stats.token_failed += 1,
-    }
-    no_store(answer.unwrap_or_else(|refusal| refusal))
+    let (count, response) = match answer {
+        Ok(response) => (&mut stats.token_succeeded, no_store(response)),
+        Err(refusal) => (&mut stats.token_failed, refusal.into_response()),
+    };
+    *count += 1;
+    response
 }
 
 /// Checks the request in the order the module docs give; issues a token if it is good.
-fn grant(cxone: &MockCxone, headers: &HeaderMap, form: &Form) -> Result<Response, Response> {
+fn grant(cxone: &MockCxone, headers: &HeaderMap, form: &Form) -> Result<Response, Refusal> {
     let config = &cxone.shared.config;
     let is_form = headers
         .get(CONTENT_TYPE)
@@ -149,7 +146,7 @@ fn grant(cxone: &MockCxone, headers: &HeaderMap, form: &Form) -> Result<Response
 
 /// The client id and secret presented, and whether by HTTP Basic; not yet
 /// checked. RFC 6749 §2.3 allows one method per request.
-fn client(auth: Option<&HeaderValue>, form: &Form) -> Result<(String, String, bool), Response> {
+fn client(auth: Option<&HeaderValue>, form: &Form) -> Result<(String, String, bool), Refusal> {
     let (body_id, body_secret) = (param(form, "client_id"), param(form, "client_secret"));
     let Some(header) = auth else {
         let description = match (body_id, body_secret) {
@@ -206,25 +203,37 @@ fn repeated(form: &Form) -> Option<&str> {
         .find(|key| !seen.insert(*key))
 }
 
-/// An RFC 6749 §5.2 error answer.
-fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
-    let body = json!({ "error": code, "error_description": description });
-    no_store((status, Json(body)).into_response())
-}
+/// An RFC 6749 §5.2 error answer: the status, the `error` code, the
+/// description, and whether to send the `WWW-Authenticate` challenge that
+/// §5.2 asks for when the client tried HTTP Basic.
+struct Refusal(StatusCode, &'static str, String, bool);
 
-fn bad_request(code: &str, description: &str) -> Response {
-    oauth_error(StatusCode::BAD_REQUEST, code, description)
-}
-
-/// `401 invalid_client`, with the `WWW-Authenticate` challenge RFC 6749 §5.2
-/// asks for when the client tried HTTP Basic.
-fn invalid_client(description: &str, basic: bool) -> Response {
-    let mut response = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", description);
-    if basic {
-        let challenge = HeaderValue::from_static(r#"Basic realm="cxone-mock", charset="UTF-8""#);
-        response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let Refusal(status, code, description, basic_challenge) = self;
+        let body = json!({ "error": code, "error_description": description });
+        let mut response = no_store((status, Json(body)).into_response());
+        if basic_challenge {
+            let challenge =
+                HeaderValue::from_static(r#"Basic realm="cxone-mock", charset="UTF-8""#);
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
-    response
+}
+
+fn bad_request(code: &'static str, description: &str) -> Refusal {
+    Refusal(StatusCode::BAD_REQUEST, code, description.to_owned(), false)
+}
+
+fn invalid_client(description: &str, basic_challenge: bool) -> Refusal {
+    let description = description.to_owned();
+    Refusal(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        description,
+        basic_challenge,
+    )
 }
 
 /// Mints an access token and the token response (without `scope`), with the
@@ -242,7 +251,7 @@ pub(super) fn mint(config: &MockCxoneBuilder, runtime: &Runtime) -> (String, Val
     let sub = "user:11eb0f4e-8d21-4a6f-b3e9-2c7d5a1f0e44";
     let access_claims = json!({
         "iss": format!("{base_url}/auth"), "sub": sub, "aud": config.client_id,
-        "tenantId": config.tenant_id, "tenant": config.tenant_name,
+        "tenantId": config.tenant_id, "tenant": "MockTenant",
         "icBUId": config.business_unit_id, "icClusterId": config.cluster_id,
         "role": { "legacyId": "Administrator", "secondaryRoles": [] },
         "iat": iat, "exp": exp, "jti": jti,
@@ -325,7 +334,7 @@ impl fmt::Debug for RecordedTokenRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let form: Vec<(&str, &str)> = (self.form.iter())
             .map(|(key, value)| {
-                let secret = SECRET_FIELDS.contains(&key.as_str());
+                let secret = SECRET_FIELDS.split(' ').any(|field| field == key);
                 (key.as_str(), if secret { "[redacted]" } else { value })
             })
             .collect();
