@@ -105,7 +105,7 @@ pub const IN_MEMORY_BASE_URL: &str = "https://cxone.mock.invalid";
 /// The client id accepted by default; its `@` must arrive encoded (RFC 6749 §2.3.1).
 pub const CLIENT_ID: &str = "mock-app@cxone.mock.invalid";
 
-/// The client secret accepted by default; its `:`, ` `, `+`, `/`, `=` must arrive encoded.
+/// The client secret accepted by default; its `:`, space, `+`, `/`, `=` must arrive encoded.
 pub const CLIENT_SECRET: &str = "mock:client secret+/=";
 
 /// The access key id (the password grant's `username`) accepted by default.
@@ -439,6 +439,7 @@ pub struct MockCxoneBuilder {
     cluster_id: String,
     area: String,
     api_endpoint: Option<String>,
+    /// The first values of knobs that live in [`Runtime`] once built.
     token_lifetime: Duration,
     expires_in: ExpiresIn,
     token_delay: Duration,
