@@ -49,13 +49,17 @@ fn prints_expiry_scopes_tenant_and_api_endpoint_but_not_the_token() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         field(&stdout, "tenant"),
-        Some(format!("{} ({})", mock::TENANT_ID, mock::DEFAULT_TENANT_NAME).as_str())
+        Some(format!("{} (MockTenant)", mock::TENANT_ID).as_str())
     );
     assert_eq!(
         field(&stdout, "api endpoint"),
         Some(format!("{}/", mock::IN_MEMORY_BASE_URL).as_str())
     );
-    assert_eq!(field(&stdout, "area"), Some(mock::DEFAULT_AREA));
+    assert_eq!(
+        field(&stdout, "area"),
+        Some("na1"),
+        "the mock's default area"
+    );
     assert_eq!(field(&stdout, "scopes"), Some("none stated"));
     let expires = field(&stdout, "expires in").unwrap();
     let seconds: u64 = expires.split(' ').next().unwrap().parse().unwrap();

@@ -7,7 +7,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use cxone_auth::mock::{
     self, ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, ExpiresIn, Grant, MockCxone,
-    SAMPLE_AGENT_COUNT, TENANT_ID, TokenFault, basic_authorization, form_encode,
+    SAMPLE_AGENT_COUNT, TENANT_ID, TokenFault,
 };
 use cxone_auth::token::JwtClaims;
 use http::header::{
@@ -20,6 +20,28 @@ use serde_json::Value;
 use tower::ServiceExt as _;
 
 const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The mock's defaults that tests check by value.
+const BUSINESS_UNIT_ID: i64 = -4_601_237;
+const CLUSTER_ID: &str = "M32";
+const AREA: &str = "na1";
+const MAX_TOKEN_REQUEST_BYTES: usize = 64 * 1024;
+const MAX_RECORDED_TOKEN_REQUESTS: usize = 1_000;
+
+/// Form-urlencodes `value`, as RFC 6749 §2.3.1 asks for client credentials.
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// The RFC 6749 §2.3.1 `Authorization` header of a client.
+fn basic_authorization(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let credentials = format!("{}:{}", form_encode(id), form_encode(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
 
 struct Answer {
     status: StatusCode,
@@ -158,12 +180,9 @@ async fn both_grants_with_both_client_auth_methods_succeed_and_are_recorded() {
         let token = json["access_token"].as_str().unwrap();
         let claims = JwtClaims::from_jwt(token).expect("a JWT");
         assert_eq!(claims.tenant_id(), Some(TENANT_ID));
-        assert_eq!(
-            claims.business_unit_id(),
-            Some(mock::DEFAULT_BUSINESS_UNIT_ID)
-        );
+        assert_eq!(claims.business_unit_id(), Some(BUSINESS_UNIT_ID));
         assert!(claims.business_unit_id().unwrap() < 0);
-        assert_eq!(claims.cluster_id(), Some(mock::DEFAULT_CLUSTER_ID));
+        assert_eq!(claims.cluster_id(), Some(CLUSTER_ID));
         assert!(claims.subject().unwrap().starts_with("user:"));
         assert_eq!(claims.exp().unwrap() - claims.iat().unwrap(), 3600);
         assert!(claims.get("jti").is_some());
@@ -595,7 +614,7 @@ async fn expires_in_follows_the_lifetime_and_format_knobs() {
     assert!(json.get("expires_in").is_none(), "{json}");
     assert!(json["access_token"].is_string());
 
-    let omitted = MockCxone::builder().omit_expires_in().build();
+    let omitted = MockCxone::builder().expires_in(ExpiresIn::Omitted).build();
     let json = call(&omitted, good_token_request(&omitted)).await.json();
     assert!(json.get("expires_in").is_none(), "{json}");
 }
@@ -743,7 +762,7 @@ async fn agents_honour_paging_and_filters() {
     let all = call(&cxone, agents("")).await.json();
     assert_eq!(all["totalRecords"], SAMPLE_AGENT_COUNT);
     assert_eq!(all["agents"].as_array().unwrap().len(), SAMPLE_AGENT_COUNT);
-    assert_eq!(all["businessUnitId"], mock::DEFAULT_BUSINESS_UNIT_ID);
+    assert_eq!(all["businessUnitId"], BUSINESS_UNIT_ID);
     assert!(
         all["_links"]["self"]
             .as_str()
@@ -1081,8 +1100,8 @@ async fn tenant_discovery_answers_200_404_and_400() {
     assert_eq!(tenant["tenantId"], TENANT_ID);
     assert_eq!(tenant["api_endpoint"], cxone.api_endpoint());
     assert_eq!(tenant["api_endpoint"], mock::IN_MEMORY_BASE_URL);
-    assert_eq!(tenant["area"], mock::DEFAULT_AREA);
-    assert_eq!(tenant["cluster"], mock::DEFAULT_CLUSTER_ID);
+    assert_eq!(tenant["area"], AREA);
+    assert_eq!(tenant["cluster"], CLUSTER_ID);
     assert_eq!(tenant["private"], false);
     for field in [
         "domain",
@@ -1283,7 +1302,7 @@ async fn serves_on_a_loopback_socket() {
 async fn dropping_the_server_stops_it() {
     let server = MockCxone::new().serve().await.unwrap();
     let addr = server.local_addr();
-    let mock = server.mock().clone();
+    let mock = MockCxone::clone(&server);
     drop(server);
     assert_eq!(mock.base_url(), mock::IN_MEMORY_BASE_URL);
     // The listener closes once the server task sees the signal. The bound is
@@ -1306,7 +1325,7 @@ fn an_invalid_fault_status_is_a_programming_error() {
 #[tokio::test(start_paused = true)]
 async fn an_oversized_token_request_gets_413() {
     let cxone = MockCxone::new();
-    let body = "a".repeat(mock::MAX_TOKEN_REQUEST_BYTES + 1);
+    let body = "a".repeat(MAX_TOKEN_REQUEST_BYTES + 1);
     let basic = basic_authorization(CLIENT_ID, CLIENT_SECRET);
     let answer = call(&cxone, token_request(&cxone, body, Some(&basic))).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -1387,12 +1406,12 @@ async fn hostile_token_requests_get_errors_not_panics() {
 #[tokio::test(start_paused = true)]
 async fn only_the_most_recent_token_requests_are_kept() {
     let cxone = MockCxone::new();
-    let sent = mock::MAX_RECORDED_TOKEN_REQUESTS + 5;
+    let sent = MAX_RECORDED_TOKEN_REQUESTS + 5;
     for i in 0..sent {
         call(&cxone, token_request(&cxone, format!("n={i}"), None)).await;
     }
     let recorded = cxone.token_requests();
-    assert_eq!(recorded.len(), mock::MAX_RECORDED_TOKEN_REQUESTS);
+    assert_eq!(recorded.len(), MAX_RECORDED_TOKEN_REQUESTS);
     assert_eq!(recorded[0].form_value("n"), Some("5"));
     let last = (sent - 1).to_string();
     assert_eq!(

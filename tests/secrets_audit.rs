@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use cxone_auth::mock::{
-    self, ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
+    ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
 };
 use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
 use cxone_auth::{CxoneAuthLayer, CxoneRetryLayer, ErrorKind, TokenCache, TokenSource as _};
@@ -53,6 +53,17 @@ impl Captured {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+}
+
+/// Form-urlencodes `value`, as RFC 6749 §2.3.1 asks for client credentials.
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// The RFC 6749 §2.3.1 `Authorization` header of a client.
+fn basic_authorization(id: &str, secret: &str) -> String {
+    let credentials = format!("{}:{}", form_encode(id), form_encode(secret));
+    format!("Basic {}", STANDARD.encode(credentials))
 }
 
 fn access_key_grant(mock: &MockCxone, client_secret: &str) -> AccessKeyGrant {
@@ -173,17 +184,17 @@ async fn the_quickstart_flow_logs_no_secret_and_no_token() {
         assert!(log.contains(expected), "the log has no {expected:?}");
     }
 
-    let basic = mock::basic_authorization(CLIENT_ID, CLIENT_SECRET);
+    let basic = basic_authorization(CLIENT_ID, CLIENT_SECRET);
     let mut secrets = vec![
         CLIENT_SECRET.to_owned(),
         ACCESS_KEY_SECRET.to_owned(),
-        mock::form_encode(CLIENT_SECRET),
-        mock::form_encode(ACCESS_KEY_SECRET),
+        form_encode(CLIENT_SECRET),
+        form_encode(ACCESS_KEY_SECRET),
         WRONG_SECRET.to_owned(),
-        mock::form_encode(WRONG_SECRET),
+        form_encode(WRONG_SECRET),
         basic.clone(),
         basic.trim_start_matches("Basic ").to_owned(),
-        mock::basic_authorization(CLIENT_ID, WRONG_SECRET),
+        basic_authorization(CLIENT_ID, WRONG_SECRET),
         STANDARD.encode(CLIENT_SECRET),
         REFUSED_TOKEN.to_owned(),
     ];

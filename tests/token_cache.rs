@@ -930,7 +930,8 @@ async fn a_store_lock_holder_that_dies_stalls_no_one_past_the_wait() {
 mod against_the_mock {
     use axum::body::Body;
     use cxone_auth::mock::{
-        ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
+        ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, ExpiresIn, MockCxone,
+        TokenFault,
     };
     use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
     use http::{Request, header};
@@ -1036,7 +1037,7 @@ mod against_the_mock {
     #[tokio::test(start_paused = true)]
     async fn without_expires_in_the_jwt_exp_sets_the_refresh() {
         let mock = MockCxone::builder()
-            .omit_expires_in()
+            .expires_in(ExpiresIn::Omitted)
             .token_lifetime(Duration::from_secs(1200))
             .build();
         let cache = TokenCache::builder(source(&mock))

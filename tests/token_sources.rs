@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use cxone_auth::mock::{
-    self, ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, ExpiresIn, Grant, MockCxone,
+    ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, ExpiresIn, Grant, MockCxone,
     TENANT_ID, TokenFault,
 };
 use cxone_auth::token::{
@@ -163,7 +163,7 @@ async fn access_key_grant_with_basic_auth() {
         Some("application/x-www-form-urlencoded")
     );
 
-    assert_eq!(token.lifetime(), mock::DEFAULT_TOKEN_LIFETIME);
+    assert_eq!(token.lifetime(), mock.token_lifetime());
     assert_eq!(token.requested_at(), sent_at);
     assert_eq!(token.claims().unwrap().tenant_id(), Some(TENANT_ID));
     assert_eq!(
@@ -367,8 +367,9 @@ async fn discovers_the_tenant_of_a_token() {
         tenant.api_endpoint().as_str().trim_end_matches('/'),
         mock.api_endpoint()
     );
-    assert_eq!(tenant.area(), Some(mock::DEFAULT_AREA));
-    assert_eq!(tenant.cluster(), Some(mock::DEFAULT_CLUSTER_ID));
+    // The mock's default area and cluster.
+    assert_eq!(tenant.area(), Some("na1"));
+    assert_eq!(tenant.cluster(), Some("M32"));
     assert_eq!(tenant.tenant_id(), Some(TENANT_ID));
     assert!(!tenant.is_private());
 
@@ -860,7 +861,7 @@ async fn reqwest_transport_against_a_served_mock() {
         std::str::from_utf8(request.body()).unwrap(),
         EXPECTED_PASSWORD_FORM
     );
-    assert_eq!(token.lifetime(), mock::DEFAULT_TOKEN_LIFETIME);
+    assert_eq!(token.lifetime(), server.token_lifetime());
 
     let tenant = source.discover_tenant(&token).await.unwrap();
     assert_eq!(

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
-    basic_authorization, form_encode,
 };
 use cxone_auth::token::ServiceTransport;
 use cxone_auth::{AccessKeyGrant, TokenCache, TokenSource as _};
@@ -63,6 +62,21 @@ fn access_key(mock: &MockCxone) -> AccessKeyGrant {
         .token_url(mock.token_url())
         .unwrap()
         .transport(ServiceTransport::new(mock.router()))
+}
+
+/// Form-urlencodes `value`, as RFC 6749 §2.3.1 asks for client credentials.
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// The RFC 6749 §2.3.1 `Authorization` header of a client.
+fn basic_authorization(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let credentials = format!("{}:{}", form_encode(id), form_encode(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
 }
 
 /// The secrets, their url-encoded forms and the Basic credentials.
