@@ -84,7 +84,7 @@ mod retry_after;
 pub mod token;
 
 pub use cache::{CacheStats, TokenCache, TokenCacheBuilder, TokenId, TokenReader};
-pub use error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
+pub use error::{Error, ErrorKind, OAuthErrorCode};
 pub use layer::{CxoneAuth, CxoneAuthLayer};
 pub use retry::CxoneRetryLayer;
 pub use token::{

@@ -8,9 +8,8 @@
 //! # // The parser is crate-private; its effect is visible on errors.
 //! use std::time::Duration;
 //! use cxone_auth::{Error, ErrorKind};
-//! use http::StatusCode;
 //!
-//! let err = Error::from_token_response(StatusCode::TOO_MANY_REQUESTS, None, Some(Duration::from_secs(30)));
+//! let err = Error::new(ErrorKind::RateLimited, "slow down").with_retry_after(Duration::from_secs(30));
 //! assert_eq!(err.kind(), ErrorKind::RateLimited);
 //! assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
 //! ```

@@ -39,7 +39,7 @@ use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
 };
 use cxone_auth::retry::DEFAULT_MAX_ATTEMPTS;
-use cxone_auth::token::{AccessKeyGrant, DEFAULT_TIMEOUT, ServiceTransport};
+use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
 use cxone_auth::{CxoneAuthLayer, CxoneRetryLayer, Error, ErrorKind, TokenCache};
 use futures::future::BoxFuture;
 use http::header::AUTHORIZATION;
@@ -82,6 +82,9 @@ const FAULT: Duration = Duration::from_secs(100);
 const GAP: Duration = Duration::from_secs(60);
 /// The time planned for all requests; they are spread evenly over it.
 const PLANNED: Duration = Duration::from_secs(30 + 6 * 160 + 150);
+
+/// A token source's documented default timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How soon after a fault stops every request succeeds again: the last
 /// failing token request may still run for the source's timeout, then the

@@ -31,9 +31,8 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 use url::Url;
 
-use crate::token::discovery::get_json;
 use crate::token::endpoint::{check_url_rule, checked_url, join_path};
-use crate::token::http_client::HttpClient;
+use crate::token::transport::HttpClient;
 use crate::token::{Environment, HttpTransport, TokenEndpoint};
 use crate::{AccessToken, Error};
 
@@ -219,9 +218,11 @@ fn lenient_url(value: Option<serde_json::Value>) -> Option<Url> {
 
 /// Reads tenant configurations from an issuer.
 ///
-/// Sources have [`discover_tenant`](crate::token::AccessKeyGrant::discover_tenant),
+/// The OAuth sources have [`discover_tenant`](crate::token::OAuthSource::discover_tenant),
 /// which uses their own issuer and transport; this type serves tokens from
-/// elsewhere (a [`StaticToken`](crate::token::StaticToken), a secrets manager).
+/// elsewhere (a [`StaticToken`](crate::token::StaticToken), a secrets
+/// manager), and the tenant routing layer. It keeps nothing between calls:
+/// each call asks.
 ///
 /// ```
 /// use cxone_auth::token::{Environment, TenantDiscovery};
@@ -270,8 +271,9 @@ impl TenantDiscovery {
         self
     }
 
-    /// The total time one discovery may take (default
-    /// [`DEFAULT_TIMEOUT`](crate::token::DEFAULT_TIMEOUT)).
+    /// The total time one discovery may take. Defaults to 10 s, as a token
+    /// fetch: the document is small, and a caller waiting on it should learn
+    /// of an outage quickly.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.http.set_timeout(timeout);
         self
@@ -342,14 +344,10 @@ impl TenantDiscovery {
     }
 
     async fn read(&self, url: &Url, tenant_id: &str) -> Result<TenantConfig, Error> {
-        let transport = self.http.transport()?;
-        let document = get_json(
-            &*transport,
-            url,
-            "the tenant configuration",
-            "unknown tenant (HTTP 404): the issuer does not know this tenant id",
-        )
-        .await?;
+        let not_found = "unknown tenant (HTTP 404): the issuer does not know this tenant id";
+        let document = (self.http)
+            .get_json(url, "the tenant configuration", not_found)
+            .await?;
         let raw: RawTenantConfig = serde_json::from_value(serde_json::Value::Object(document))
             .map_err(|err| {
                 Error::discovery(format!(
@@ -375,21 +373,6 @@ impl fmt::Debug for TenantDiscovery {
             .field("http", &self.http)
             .finish()
     }
-}
-
-/// The configuration of `token`'s tenant in commercial CXone
-/// ([`Environment::Cxone`]) through the default transport.
-///
-/// For CXone Gov, another issuer, or another transport, use
-/// [`TenantDiscovery`] or a source's `discover_tenant`.
-///
-/// # Errors
-///
-/// As [`TenantDiscovery::discover`].
-pub async fn discover_tenant(token: &AccessToken) -> Result<TenantConfig, Error> {
-    TenantDiscovery::new(Environment::Cxone)
-        .discover(token)
-        .await
 }
 
 #[cfg(test)]
