@@ -1,28 +1,23 @@
 //! The crate's one error type.
 //!
-//! Every failure — bad configuration, a token endpoint that refuses the
+//! Every failure (bad configuration, a token endpoint that refuses the
 //! credentials, a rate limit, a broken response, a request the layer will not
-//! authorize — is an [`Error`]. Its [`Display`](std::fmt::Display) says what to
-//! fix; its accessors say what happened, so callers can branch on it:
+//! authorize) is an [`Error`]. Its [`Display`](std::fmt::Display) says what to
+//! fix; its accessors say what happened, so callers can branch on it. A
+//! custom token source builds one with [`Error::new`]:
 //!
 //! ```
 //! use std::time::Duration;
 //! use cxone_auth::{Error, ErrorKind};
 //!
-//! fn explain(err: &Error) -> String {
-//!     match err.kind() {
-//!         ErrorKind::InvalidCredentials => format!("check the client id and secret: {err}"),
-//!         ErrorKind::RateLimited => format!("wait {:?}", err.retry_after()),
-//!         _ if err.is_transient() => format!("try again later: {err}"),
-//!         _ => err.to_string(),
-//!     }
-//! }
-//!
-//! // A custom token source reports a transient failure the cache backs off from.
 //! let err = Error::new(ErrorKind::RateLimited, "the vault is throttling")
 //!     .with_retry_after(Duration::from_secs(3));
 //! assert!(err.is_transient());
-//! assert_eq!(explain(&err), "wait Some(3s)");
+//! assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+//! assert_eq!(
+//!     err.to_string(),
+//!     "the vault is throttling; rate limited: wait before asking again; retry after 3 s"
+//! );
 //! ```
 //!
 //! No error ever holds a secret or a token: response bodies are reduced to the
@@ -126,15 +121,16 @@ impl OAuthErrorCode {
     /// Reads a code as a token endpoint sends it.
     pub(crate) fn parse(code: &str) -> Self {
         let code = sanitize(code, 64);
-        match code.as_str() {
-            "invalid_request" => Self::InvalidRequest,
-            "invalid_client" => Self::InvalidClient,
-            "invalid_grant" => Self::InvalidGrant,
-            "unauthorized_client" => Self::UnauthorizedClient,
-            "unsupported_grant_type" => Self::UnsupportedGrantType,
-            "invalid_scope" => Self::InvalidScope,
-            _ => Self::Other(code),
-        }
+        let known = [
+            Self::InvalidRequest,
+            Self::InvalidClient,
+            Self::InvalidGrant,
+            Self::UnauthorizedClient,
+            Self::UnsupportedGrantType,
+            Self::InvalidScope,
+        ];
+        let known = known.into_iter().find(|known| known.as_str() == code);
+        known.unwrap_or(Self::Other(code))
     }
 
     /// The code as RFC 6749 spells it.
@@ -184,12 +180,10 @@ fn sanitize(text: &str, max: usize) -> String {
 }
 
 impl Error {
-    /// An error of `kind`; `message` says what happened and, where it can,
-    /// what to change. It is shown as it is, so it must hold no secret.
-    ///
-    /// For a custom [`TokenSource`](crate::TokenSource): the token cache keeps
-    /// a valid token and retries after a backoff whatever the kind, but only
-    /// transient kinds ([`Error::is_transient`]) are worth retrying soon.
+    /// An error of `kind`, for a custom [`TokenSource`](crate::TokenSource)
+    /// to report any failure, transient or not ([`is_transient`](Self::is_transient)).
+    /// `message` says what happened and, where it can, what to change; it is
+    /// shown as it is, so it must hold no secret.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -203,8 +197,8 @@ impl Error {
         }
     }
 
-    /// Sets how long the server asked to wait; the token cache waits at least
-    /// that long (within its own cap) before it asks again.
+    /// Sets how long the server asked to wait, which
+    /// [`retry_after`](Self::retry_after) reports.
     pub fn with_retry_after(mut self, wait: Duration) -> Self {
         self.inner_mut().retry_after = Some(wait);
         self
@@ -372,59 +366,39 @@ impl fmt::Display for Error {
     /// error, advice, `Retry-After`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
-        let mut separator = "";
-        let mut part = |f: &mut fmt::Formatter<'_>, text: fmt::Arguments<'_>| {
-            let result = write!(f, "{separator}{text}");
-            separator = "; ";
-            result
-        };
-        if !inner.message.is_empty() {
-            part(f, format_args!("{}", inner.message))?;
-        }
-        if let Some(status) = inner.status {
-            part(f, format_args!("HTTP {}", status.as_u16()))?;
-        }
-        if let Some(oauth) = &inner.oauth {
-            match &oauth.description {
-                Some(description) => part(f, format_args!("{}: {description}", oauth.code))?,
-                None => part(f, format_args!("{}", oauth.code))?,
-            }
-        }
-        let advice = self.advice();
-        if !advice.is_empty() {
-            part(f, format_args!("{advice}"))?;
-        }
-        if let Some(wait) = inner.retry_after {
-            part(
-                f,
-                format_args!("retry after {} s", wait.as_secs_f64().ceil()),
-            )?;
-        }
-        Ok(())
+        let oauth = inner.oauth.as_ref().map(|oauth| match &oauth.description {
+            Some(description) => format!("{}: {description}", oauth.code),
+            None => oauth.code.to_string(),
+        });
+        let parts = [
+            Some(inner.message.clone()),
+            inner
+                .status
+                .map(|status| format!("HTTP {}", status.as_u16())),
+            oauth,
+            Some(self.advice().to_owned()),
+            (inner.retry_after).map(|wait| format!("retry after {} s", wait.as_secs_f64().ceil())),
+        ];
+        let parts: Vec<String> = parts
+            .into_iter()
+            .flatten()
+            .filter(|p| !p.is_empty())
+            .collect();
+        f.write_str(&parts.join("; "))
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
-        let mut d = f.debug_struct("Error");
-        d.field("kind", &inner.kind);
-        if !inner.message.is_empty() {
-            d.field("message", &inner.message);
-        }
-        if let Some(status) = inner.status {
-            d.field("status", &status);
-        }
-        if let Some(oauth) = &inner.oauth {
-            d.field("oauth", oauth);
-        }
-        if let Some(wait) = inner.retry_after {
-            d.field("retry_after", &wait);
-        }
-        if let Some(source) = &inner.source {
-            d.field("source", source);
-        }
-        d.finish()
+        f.debug_struct("Error")
+            .field("kind", &inner.kind)
+            .field("message", &inner.message)
+            .field("status", &inner.status)
+            .field("oauth", &inner.oauth)
+            .field("retry_after", &inner.retry_after)
+            .field("source", &inner.source)
+            .finish()
     }
 }
 

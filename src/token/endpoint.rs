@@ -1,35 +1,8 @@
-//! Where tokens are asked for: [`Environment`] and [`TokenEndpoint`].
-//!
-//! CXone has two issuers, commercial and FedRAMP ([`Environment`]); any other
-//! OAuth 2.0 server is named by its token URL, or by its issuer, whose OpenID
-//! configuration names the token URL (NICE's advice). A source reads
-//! `<issuer>/.well-known/openid-configuration` on its first fetch and keeps
-//! the `token_endpoint` it names; a failed discovery is not kept, so the next
-//! fetch tries again.
-//!
-//! Every URL follows one rule, checked when it is configured: `https`, except
-//! on loopback hosts (`127.0.0.0/8`, `::1`, `localhost`) where `http` is
-//! allowed for tests and local proxies. Credentials in the URL are refused.
-//! A discovered `token_endpoint` must follow the same rule: a discovery
-//! document cannot downgrade where the client secret is sent.
-//!
-//! ```
-//! use cxone_auth::ErrorKind;
-//! use cxone_auth::token::{Environment, TokenEndpoint};
-//!
-//! let cxone = TokenEndpoint::from(Environment::Cxone);
-//! assert_eq!(cxone.token_url().unwrap().as_str(), "https://cxone.niceincontact.com/auth/token");
-//!
-//! let local = TokenEndpoint::url("http://127.0.0.1:8080/auth/token")?;
-//! assert_eq!(local.base_url().as_str(), "http://127.0.0.1:8080/");
-//!
-//! let err = TokenEndpoint::url("http://auth.example.com/token").unwrap_err();
-//! assert_eq!(err.kind(), ErrorKind::Config);
-//!
-//! let discovered = TokenEndpoint::discover("https://cxone-gov.niceincontact.com")?;
-//! assert_eq!(discovered.token_url(), None); // known after the first fetch
-//! # Ok::<(), cxone_auth::Error>(())
-//! ```
+//! Where tokens are asked for: [`Environment`], [`TokenEndpoint`], the URL
+//! rule every configured or discovered URL follows, and OIDC discovery of
+//! the token URL (read on a source's first fetch and kept by it; a failed
+//! discovery is not kept, so the next fetch tries again). The examples are
+//! on [`TokenEndpoint`], where rustdoc shows them.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -77,10 +50,7 @@ impl Environment {
 
     /// The token URL, `<issuer>/auth/token`.
     pub fn token_url(self) -> Url {
-        parse_known(&format!(
-            "{}{CXONE_TOKEN_PATH}",
-            self.issuer().as_str().trim_end_matches('/')
-        ))
+        join_path(&self.issuer(), CXONE_TOKEN_PATH)
     }
 }
 
@@ -97,10 +67,32 @@ fn parse_known(url: &str) -> Url {
 ///
 /// Built from an [`Environment`] (its `/auth/token`), a token URL
 /// ([`TokenEndpoint::url`]), or an issuer whose OpenID configuration names the
-/// token URL ([`TokenEndpoint::discover`]; looked up on the first fetch and
-/// remembered). The constructors check the URL rule (`https`, except `http`
-/// on loopback hosts; no credentials in the URL), so a bad URL fails when it
-/// is configured, not on the first fetch.
+/// token URL ([`TokenEndpoint::discover`], NICE's advice).
+///
+/// Every URL follows one rule, checked when it is configured, so a bad URL
+/// fails then and not on the first fetch: `https`, except on loopback hosts
+/// (`127.0.0.0/8`, `::1`, `localhost`) where `http` is allowed for tests and
+/// local proxies; no user name or password. A discovered token URL must
+/// follow it too: a discovery document cannot downgrade where the client
+/// secret is sent.
+///
+/// ```
+/// use cxone_auth::ErrorKind;
+/// use cxone_auth::token::{Environment, TokenEndpoint};
+///
+/// let cxone = TokenEndpoint::from(Environment::Cxone);
+/// assert_eq!(cxone.token_url().unwrap().as_str(), "https://cxone.niceincontact.com/auth/token");
+///
+/// let local = TokenEndpoint::url("http://127.0.0.1:8080/auth/token")?;
+/// assert_eq!(local.base_url().as_str(), "http://127.0.0.1:8080/");
+///
+/// let err = TokenEndpoint::url("http://auth.example.com/token").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Config);
+///
+/// let discovered = TokenEndpoint::discover("https://cxone-gov.niceincontact.com")?;
+/// assert_eq!(discovered.token_url(), None); // known after the first fetch
+/// # Ok::<(), cxone_auth::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TokenEndpoint {
     kind: Kind,

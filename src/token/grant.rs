@@ -1,34 +1,12 @@
-//! The two grants of [`OAuthSource`]: their form fields, their
-//! constructors, and configuration from `CXONE_*` variables (the table is on
-//! [`OAuthSource`]).
+//! The two grants of [`OAuthSource`]: their form fields, their names in a
+//! shared key, their constructors, and configuration from `CXONE_*`
+//! variables (the table and examples are on [`OAuthSource`]).
 //!
 //! Ids and secrets are checked when a source is built: a credential copied
 //! with a trailing newline, or a variable left empty, would fail at the token
 //! endpoint with a vague `invalid_client`. Padded values are an error, not
 //! trimmed (whitespace is legal in a secret in principle, and guessing would
-//! hide the mistake); the error names the field, never its value.
-//!
-//! ```
-//! use cxone_auth::ErrorKind;
-//! use cxone_auth::token::ClientCredentials;
-//!
-//! let source = ClientCredentials::from_lookup(|name| match name {
-//!     "CXONE_CLIENT_ID" => Some("my-app".to_owned()),
-//!     "CXONE_CLIENT_SECRET" => Some("my-secret".to_owned()),
-//!     "CXONE_TOKEN_URL" => Some("https://auth.example.com/oauth2/token".to_owned()),
-//!     "CXONE_SCOPES" => Some("openid,agents:read".to_owned()),
-//!     _ => None,
-//! })?;
-//! assert_eq!(source.requested_scopes(), ["openid", "agents:read"]);
-//!
-//! let err = ClientCredentials::from_lookup(|_| None).unwrap_err();
-//! assert_eq!(err.to_string(), "CXONE_CLIENT_ID is not set");
-//!
-//! let err = ClientCredentials::new("my-app", "secret\n").unwrap_err();
-//! assert_eq!(err.kind(), ErrorKind::Config);
-//! assert!(err.to_string().contains("client secret has leading/trailing whitespace"));
-//! # Ok::<(), cxone_auth::Error>(())
-//! ```
+//! hide the mistake).
 
 use std::fmt;
 
@@ -39,8 +17,11 @@ use crate::Error;
 use crate::token::endpoint::checked_url;
 use crate::token::{OAuthSource, TokenEndpoint};
 
-/// What sets one grant apart: its form fields and what names it in a shared
-/// key. Sealed: implemented by the two grants below only.
+/// A variable reader: `None` for an unset variable.
+type Lookup<'a> = &'a mut dyn FnMut(&str) -> Option<String>;
+
+/// What sets one grant apart: its form fields, what names it in a shared
+/// key, and its own variables. Sealed: implemented by the two grants below.
 pub trait OAuthGrant: Clone + fmt::Debug + Send + Sync + 'static {
     /// The `grant_type` sent.
     const GRANT_TYPE: &'static str;
@@ -53,11 +34,14 @@ pub trait OAuthGrant: Clone + fmt::Debug + Send + Sync + 'static {
     /// The grant's part of the shared key: a subject (the access key id) and
     /// extra parameters. No secret.
     fn key_parts(&self) -> (Option<&str>, &[(String, String)]);
+
+    /// The grant as configured by `CXONE_*` variables.
+    fn from_vars(lookup: Lookup<'_>) -> Result<Self, Error>;
 }
 
 /// The access key of [`AccessKeyGrant`](crate::token::AccessKeyGrant), sent
 /// as `username` and `password`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AccessKey {
     id: String,
     secret: SecretString,
@@ -75,14 +59,14 @@ impl OAuthGrant for AccessKey {
     fn key_parts(&self) -> (Option<&str>, &[(String, String)]) {
         (Some(&self.id), &[])
     }
-}
 
-impl fmt::Debug for AccessKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessKey")
-            .field("access_key_id", &self.id)
-            .field("access_key_secret", &"[redacted]")
-            .finish()
+    fn from_vars(lookup: Lookup<'_>) -> Result<Self, Error> {
+        let id = required(lookup, "CXONE_ACCESS_KEY_ID", "access key id")?;
+        let secret = required(lookup, "CXONE_ACCESS_KEY_SECRET", "access key secret")?;
+        Ok(Self {
+            id,
+            secret: secret.into(),
+        })
     }
 }
 
@@ -106,6 +90,10 @@ impl OAuthGrant for ClientCredentialsGrant {
     fn key_parts(&self) -> (Option<&str>, &[(String, String)]) {
         (None, &self.params)
     }
+
+    fn from_vars(_: Lookup<'_>) -> Result<Self, Error> {
+        Ok(Self::default())
+    }
 }
 
 impl fmt::Debug for ClientCredentialsGrant {
@@ -115,6 +103,52 @@ impl fmt::Debug for ClientCredentialsGrant {
         f.debug_struct("ClientCredentialsGrant")
             .field("params", &names)
             .finish()
+    }
+}
+
+impl<G: OAuthGrant> OAuthSource<G> {
+    /// A source configured from [`CXONE_*` variables](OAuthSource#configuration-from-the-environment).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the variable
+    /// that is missing or unusable, never its value.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|name| {
+            // Not Unicode: read lossily, to fail at the server, not look unset.
+            std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
+        })
+    }
+
+    /// [`from_env`](Self::from_env), reading variables through `lookup`
+    /// (`None` for an unset variable) instead of the process environment.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env).
+    pub fn from_lookup(mut lookup: impl FnMut(&str) -> Option<String>) -> Result<Self, Error> {
+        let grant = G::from_vars(&mut lookup)?;
+        let client_id = required(&mut lookup, "CXONE_CLIENT_ID", "client id")?;
+        let client_secret = required(&mut lookup, "CXONE_CLIENT_SECRET", "client secret")?;
+        let mut optional = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let endpoint = match (optional("CXONE_TOKEN_URL"), optional("CXONE_ISSUER")) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "set CXONE_TOKEN_URL or CXONE_ISSUER, not both",
+                ));
+            }
+            (Some(url), None) => {
+                TokenEndpoint::url(checked_url("token URL (CXONE_TOKEN_URL)", &url)?)?
+            }
+            (None, Some(issuer)) => {
+                TokenEndpoint::discover(checked_url("issuer URL (CXONE_ISSUER)", &issuer)?)?
+            }
+            (None, None) => TokenEndpoint::default(),
+        };
+        let scopes = optional("CXONE_SCOPES").unwrap_or_default();
+        let scopes = scopes.split(|c: char| c == ',' || c.is_whitespace());
+        let source = Self::with_grant(client_id, client_secret.into(), grant);
+        Ok(source.endpoint(endpoint).scopes(scopes))
     }
 }
 
@@ -142,35 +176,6 @@ impl OAuthSource<AccessKey> {
         Ok(Self::with_grant(client_id, client_secret.into(), grant))
     }
 
-    /// A source configured from [`CXONE_*` variables](OAuthSource#configuration-from-the-environment):
-    /// the client and the access key are required.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the variable
-    /// that is missing or unusable.
-    pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(process_env)
-    }
-
-    /// [`from_env`](Self::from_env), reading variables through `lookup`
-    /// (`None` for an unset variable) instead of the process environment.
-    ///
-    /// # Errors
-    ///
-    /// As [`from_env`](Self::from_env).
-    pub fn from_lookup(mut lookup: impl FnMut(&str) -> Option<String>) -> Result<Self, Error> {
-        let mut var = |name: &str, field: &str| {
-            let value = lookup(name).ok_or_else(|| not_set(name))?;
-            checked(&format!("{field} ({name})"), value)
-        };
-        let grant = AccessKey {
-            id: var("CXONE_ACCESS_KEY_ID", "access key id")?,
-            secret: var("CXONE_ACCESS_KEY_SECRET", "access key secret")?.into(),
-        };
-        from_vars(lookup, grant)
-    }
-
     /// The access key id (not secret; it names the key).
     pub fn access_key_id(&self) -> &str {
         &self.grant.id
@@ -193,27 +198,6 @@ impl OAuthSource<ClientCredentialsGrant> {
         let client_secret = checked("client secret", client_secret.into())?;
         let grant = ClientCredentialsGrant::default();
         Ok(Self::with_grant(client_id, client_secret.into(), grant))
-    }
-
-    /// A source configured from [`CXONE_*` variables](OAuthSource#configuration-from-the-environment):
-    /// the client is required, an access key is not read.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the variable
-    /// that is missing or unusable.
-    pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(process_env)
-    }
-
-    /// [`from_env`](Self::from_env), reading variables through `lookup`
-    /// (`None` for an unset variable) instead of the process environment.
-    ///
-    /// # Errors
-    ///
-    /// As [`from_env`](Self::from_env).
-    pub fn from_lookup(lookup: impl FnMut(&str) -> Option<String>) -> Result<Self, Error> {
-        from_vars(lookup, ClientCredentialsGrant::default())
     }
 
     /// Adds a form parameter to every token request (`audience`,
@@ -244,42 +228,11 @@ impl OAuthSource<ClientCredentialsGrant> {
     }
 }
 
-/// The variables both grants read: the client, the endpoint, the scopes.
-fn from_vars<G>(
-    mut lookup: impl FnMut(&str) -> Option<String>,
-    grant: G,
-) -> Result<OAuthSource<G>, Error> {
-    let mut required = |name: &str| lookup(name).ok_or_else(|| not_set(name));
-    let client_id = checked("client id (CXONE_CLIENT_ID)", required("CXONE_CLIENT_ID")?)?;
-    let secret = required("CXONE_CLIENT_SECRET")?;
-    let client_secret = checked("client secret (CXONE_CLIENT_SECRET)", secret)?;
-    let mut optional = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-    let endpoint = match (optional("CXONE_TOKEN_URL"), optional("CXONE_ISSUER")) {
-        (Some(_), Some(_)) => {
-            return Err(Error::config(
-                "set CXONE_TOKEN_URL or CXONE_ISSUER, not both",
-            ));
-        }
-        (Some(url), None) => TokenEndpoint::url(checked_url("token URL (CXONE_TOKEN_URL)", &url)?)?,
-        (None, Some(issuer)) => {
-            TokenEndpoint::discover(checked_url("issuer URL (CXONE_ISSUER)", &issuer)?)?
-        }
-        (None, None) => TokenEndpoint::default(),
-    };
-    let scopes = optional("CXONE_SCOPES").unwrap_or_default();
-    let scopes = scopes.split(|c: char| c == ',' || c.is_whitespace());
-    let source = OAuthSource::with_grant(client_id, client_secret.into(), grant);
-    Ok(source.endpoint(endpoint).scopes(scopes))
-}
-
-/// Reads the process environment. Values that are not Unicode are read
-/// lossily; they then fail at the server rather than look unset.
-fn process_env(name: &str) -> Option<String> {
-    std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
-}
-
-fn not_set(name: &str) -> Error {
-    Error::config(format!("{name} is not set"))
+/// The checked value of the variable `name`, which must be set; `field`
+/// names it in errors.
+fn required(lookup: Lookup<'_>, name: &str, field: &str) -> Result<String, Error> {
+    let value = lookup(name).ok_or_else(|| Error::config(format!("{name} is not set")))?;
+    checked(&format!("{field} ({name})"), value)
 }
 
 /// `value`, if it is neither empty, nor only whitespace, nor padded with

@@ -1,42 +1,10 @@
 //! [`OAuthSource`]: one OAuth 2.0 token source over a grant.
 //!
-//! The two grants differ only in the form fields of their token request.
-//! Everything else (the endpoint and its discovery, client authentication,
-//! scopes, the transport and its timeouts, the response rules, the tracing
-//! span and the shared-store key) is written once here, for both names:
-//!
-//! - [`AccessKeyGrant`]: CXone's back-end flow, the password grant with a
-//!   CXone user's access key as user name and password;
-//! - [`ClientCredentials`]: RFC 6749 §4.4, which most OAuth 2.0 servers speak
-//!   and most tutorials describe. NICE's token endpoint does not list it.
-//!
-//! ```text
-//! POST /auth/token
-//! Authorization: Basic base64(urlencode(client_id):urlencode(client_secret))
-//! Content-Type: application/x-www-form-urlencoded
-//!
-//! grant_type=password&username=<access key id>&password=<access key secret>
-//! ```
-//!
-//! ```
-//! use std::time::Duration;
-//! use cxone_auth::TokenSource as _;
-//! use cxone_auth::token::{AccessKeyGrant, ClientAuth, ClientCredentials, Environment};
-//!
-//! let source = AccessKeyGrant::new("client-id", "client-secret", "KEYID", "c2VjcmV0+/x====")?
-//!     .environment(Environment::CxoneGov)
-//!     .timeout(Duration::from_secs(20));
-//! assert_eq!(source.token_endpoint().token_url().unwrap().host_str(), Some("cxone-gov.niceincontact.com"));
-//! assert_eq!(source.shared_key().unwrap().len(), 64);
-//! assert!(!format!("{source:?}").contains("c2VjcmV0"));
-//!
-//! let other = ClientCredentials::new("my-app", "my-secret")?
-//!     .token_url("https://auth.example.com/oauth2/token")?
-//!     .client_auth(ClientAuth::Body)
-//!     .scopes(["openid", "agents:read"])
-//!     .param("audience", "https://api.example.com")?;
-//! # Ok::<(), cxone_auth::Error>(())
-//! ```
+//! The grants differ only in the form fields of their token request, which
+//! `grant.rs` supplies. Everything else (the endpoint and its OIDC discovery,
+//! client authentication, scopes, the transport and its timeouts, the
+//! response rules, the tracing span, the shared-store key) is written once
+//! here. The examples are on [`OAuthSource`], where rustdoc shows them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -75,21 +43,42 @@ pub type ClientCredentials = OAuthSource<ClientCredentialsGrant>;
 ///
 /// Defaults: [`Environment::Cxone`], [`ClientAuth::Basic`], no scopes, a 10 s
 /// timeout, a `reqwest` client built on first use. Clones share the
-/// discovered token URL and that client. `Debug` shows no secret.
+/// discovered token URL and that client. `Debug` shows no secret. The access
+/// key grant's request, as CXone documents it:
+///
+/// ```text
+/// POST /auth/token
+/// Authorization: Basic base64(urlencode(client_id):urlencode(client_secret))
+/// Content-Type: application/x-www-form-urlencoded
+///
+/// grant_type=password&username=<access key id>&password=<access key secret>
+/// ```
 ///
 /// ```
-/// use cxone_auth::token::{AccessKeyGrant, Environment};
+/// use std::time::Duration;
+/// use cxone_auth::TokenSource as _;
+/// use cxone_auth::token::{AccessKeyGrant, ClientAuth, ClientCredentials, Environment};
 ///
-/// let source = AccessKeyGrant::new("client-id", "client-secret", "KEYID", "KEYSECRET====")?
-///     .environment(Environment::CxoneGov);
+/// let source = AccessKeyGrant::new("client-id", "client-secret", "KEYID", "c2VjcmV0+/x====")?
+///     .environment(Environment::CxoneGov)
+///     .timeout(Duration::from_secs(20));
 /// assert_eq!(source.access_key_id(), "KEYID");
+/// assert_eq!(source.shared_key().unwrap().len(), 64);
+/// assert!(!format!("{source:?}").contains("c2VjcmV0"));
+///
+/// // Any OAuth 2.0 server; NICE's token endpoint does not offer this grant.
+/// let other = ClientCredentials::new("my-app", "my-secret")?
+///     .token_url("https://auth.example.com/oauth2/token")?
+///     .client_auth(ClientAuth::Body)
+///     .scopes(["openid", "agents:read"])
+///     .param("audience", "https://api.example.com")?;
 /// # Ok::<(), cxone_auth::Error>(())
 /// ```
 ///
 /// # Configuration from the environment
 ///
-/// `from_env` reads these variables, `from_lookup` the same through a
-/// closure (so tests need not touch the process environment):
+/// `from_env` reads these variables; `from_lookup` reads them through a
+/// closure, so tests need not touch the process environment:
 ///
 /// | Variable | Meaning |
 /// |---|---|
@@ -101,9 +90,21 @@ pub type ClientCredentials = OAuthSource<ClientCredentialsGrant>;
 ///
 /// Without `CXONE_TOKEN_URL` and `CXONE_ISSUER` the endpoint is
 /// [`Environment::Cxone`]. An optional variable set to blanks counts as
-/// unset. Ids and secrets are checked when the source is built: an empty or
+/// unset. Ids and secrets are checked when a source is built: an empty or
 /// padded one (a trailing newline) is an error naming the field, never its
 /// value.
+///
+/// ```
+/// use cxone_auth::token::ClientCredentials;
+///
+/// let source = ClientCredentials::from_lookup(|name| match name {
+///     "CXONE_CLIENT_ID" => Some("my-app".to_owned()),
+///     "CXONE_CLIENT_SECRET" => Some("my-secret\n".to_owned()),
+///     _ => None,
+/// });
+/// let err = source.unwrap_err().to_string();
+/// assert!(err.contains("client secret (CXONE_CLIENT_SECRET) has leading/trailing whitespace"));
+/// ```
 #[derive(Clone)]
 pub struct OAuthSource<G> {
     pub(super) grant: G,
@@ -120,15 +121,7 @@ pub struct OAuthSource<G> {
 }
 
 /// Where the client id and secret go in a token request. CXone accepts both
-/// (`client_secret_basic`, `client_secret_post`):
-///
-/// ```
-/// use cxone_auth::token::{AccessKeyGrant, ClientAuth};
-///
-/// let source = AccessKeyGrant::new("client-id", "client-secret", "KEYID", "KEYSECRET+/==")?
-///     .client_auth(ClientAuth::Body);
-/// # Ok::<(), cxone_auth::Error>(())
-/// ```
+/// (`client_secret_basic`, `client_secret_post`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum ClientAuth {
@@ -201,8 +194,8 @@ impl<G> OAuthSource<G> {
 
     /// The scopes to ask for, sent space-separated as `scope`. Items may
     /// themselves be space-separated lists; duplicates are dropped, order is
-    /// kept. Defaults to none, and no `scope` field: CXone grants what the
-    /// access key's role allows, whatever the scopes.
+    /// kept. Defaults to none, and no `scope` field: what a CXone token may
+    /// do comes from the role of the access key's user, not from scopes.
     pub fn scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -18,30 +18,6 @@
 //!
 //! No error quotes the body, which may hold the token: only the RFC 6749
 //! `error` code and a sanitized, bounded `error_description` are kept.
-//!
-//! ```
-//! use cxone_auth::ErrorKind;
-//! use cxone_auth::token::{ClientCredentials, ServiceTransport};
-//! use http::{Request, Response};
-//! use http_body_util::Full;
-//! use bytes::Bytes;
-//!
-//! // A server that answers 200 with an error, as some do.
-//! let server = tower::service_fn(|_: Request<Full<Bytes>>| async {
-//!     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
-//!         br#"{"error":"invalid_client","error_description":"unknown client"}"#,
-//!     ))))
-//! });
-//! let source = ClientCredentials::new("id", "secret")?
-//!     .token_url("https://auth.example.com/token")?
-//!     .transport(ServiceTransport::new(server));
-//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! use cxone_auth::TokenSource as _;
-//! let err = source.fetch().await.unwrap_err();
-//! assert_eq!(err.kind(), ErrorKind::InvalidCredentials);
-//! # Ok::<(), cxone_auth::Error>(()) }).unwrap();
-//! # Ok::<(), cxone_auth::Error>(())
-//! ```
 
 use std::time::Duration;
 
