@@ -154,8 +154,8 @@ fn url_opt<S: Serializer>(url: &Option<Url>, serializer: S) -> Result<S::Ok, S::
 /// The OAuth sources have [`discover_tenant`](crate::token::OAuthSource::discover_tenant),
 /// which uses their own issuer and transport; this type serves tokens from
 /// elsewhere (a [`StaticToken`](crate::token::StaticToken), a secrets
-/// manager), and the tenant routing layer. It keeps nothing between calls:
-/// each call asks.
+/// manager), and the tenant routing layer. It remembers no answer: each
+/// call asks.
 ///
 /// ```no_run
 /// use cxone_auth::TokenSource as _;

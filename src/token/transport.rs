@@ -431,12 +431,4 @@ mod tests {
         let client = answering(200, &[], Bytes::from_static(br#"{"a":1}"#));
         assert_eq!(client.get_json(&url, "the doc", "").await.unwrap()["a"], 1);
     }
-
-    #[cfg(not(feature = "reqwest"))]
-    #[tokio::test]
-    async fn without_reqwest_a_transport_must_be_given() {
-        let err = HttpClient::new().transport().unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Config);
-        assert!(err.to_string().contains("`reqwest` feature"), "{err}");
-    }
 }
