@@ -377,7 +377,9 @@ impl fmt::Display for Error {
                 .map(|status| format!("HTTP {}", status.as_u16())),
             oauth,
             Some(self.advice().to_owned()),
-            (inner.retry_after).map(|wait| format!("retry after {} s", wait.as_secs_f64().ceil())),
+            inner
+                .retry_after
+                .map(|wait| format!("retry after {} s", wait.as_secs_f64().ceil())),
         ];
         let parts: Vec<String> = parts
             .into_iter()

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, Uri};
+use http::{HeaderValue, Request};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
@@ -265,9 +265,9 @@ impl<G> OAuthSource<G> {
     }
 }
 
-impl<G: OAuthGrant> OAuthSource<G> {
+impl<G: OAuthGrant> TokenSource for OAuthSource<G> {
     /// One exchange, traced by one span that names no secret.
-    async fn fetch_traced(&self) -> Result<AccessToken, Error> {
+    async fn fetch(&self) -> Result<AccessToken, Error> {
         let span = {
             // The token URL's host; before the first discovery, the issuer's.
             let discovered = self.discovered.load();
@@ -287,7 +287,8 @@ impl<G: OAuthGrant> OAuthSource<G> {
             )
         };
         let started = Instant::now();
-        let result = (self.http)
+        let result = self
+            .http
             .within_timeout("the token request", self.exchange())
             .instrument(span.clone())
             .await;
@@ -306,6 +307,39 @@ impl<G: OAuthGrant> OAuthSource<G> {
         result
     }
 
+    /// A hex SHA-256 of the endpoint, grant, client id, the grant's own
+    /// names (the access key id, extra parameters) and sorted scopes; no
+    /// secret.
+    fn shared_key(&self) -> Option<String> {
+        let mut scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
+        scopes.sort_unstable();
+        let (subject, extra) = self.grant.key_parts();
+        let mut extra: Vec<&(String, String)> = extra.iter().collect();
+        extra.sort();
+
+        let mut hasher = Sha256::new();
+        // Each part is length-prefixed, so no two configurations collide by
+        // moving text between parts.
+        let mut part = |text: &str| {
+            hasher.update((text.len() as u64).to_be_bytes());
+            hasher.update(text.as_bytes());
+        };
+        part("cxone-auth/shared-key/v1");
+        part(&self.endpoint.identity());
+        part(G::GRANT_TYPE);
+        part(&self.client_id);
+        part(subject.unwrap_or(""));
+        part(&scopes.join(" "));
+        for (name, value) in extra {
+            part(name);
+            part(value);
+        }
+        let digest = hasher.finalize();
+        Some(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
+}
+
+impl<G: OAuthGrant> OAuthSource<G> {
     async fn exchange(&self) -> Result<AccessToken, Error> {
         let token_url = self.resolved_token_url().await?;
         let request = self.request(&token_url)?;
@@ -347,60 +381,17 @@ impl<G: OAuthGrant> OAuthSource<G> {
             form.append_pair("client_id", &self.client_id);
             form.append_pair("client_secret", self.client_secret.expose_secret());
         }
-        let uri = Uri::try_from(token_url.as_str()).map_err(|err| {
-            Error::config("the token URL is not a valid request URI").with_source(err)
-        })?;
-
-        let mut request = Request::new(Bytes::from(form.finish()));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri;
-        let headers = request.headers_mut();
-        let form_type = HeaderValue::from_static("application/x-www-form-urlencoded");
-        headers.insert(CONTENT_TYPE, form_type);
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let mut request = Request::post(token_url.as_str())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .header(CACHE_CONTROL, "no-store");
         if self.client_auth == ClientAuth::Basic {
             let basic = basic_header(&self.client_id, self.client_secret.expose_secret());
-            headers.insert(AUTHORIZATION, basic);
+            request = request.header(AUTHORIZATION, basic);
         }
-        Ok(request)
-    }
-}
-
-impl<G: OAuthGrant> TokenSource for OAuthSource<G> {
-    async fn fetch(&self) -> Result<AccessToken, Error> {
-        self.fetch_traced().await
-    }
-
-    /// A hex SHA-256 of the endpoint, grant, client id, the grant's own
-    /// names (the access key id, extra parameters) and sorted scopes; no
-    /// secret.
-    fn shared_key(&self) -> Option<String> {
-        let mut scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
-        scopes.sort_unstable();
-        let (subject, extra) = self.grant.key_parts();
-        let mut extra: Vec<&(String, String)> = extra.iter().collect();
-        extra.sort();
-
-        let mut hasher = Sha256::new();
-        // Each part is length-prefixed, so no two configurations collide by
-        // moving text between parts.
-        let mut part = |text: &str| {
-            hasher.update((text.len() as u64).to_be_bytes());
-            hasher.update(text.as_bytes());
-        };
-        part("cxone-auth/shared-key/v1");
-        part(&self.endpoint.identity());
-        part(G::GRANT_TYPE);
-        part(&self.client_id);
-        part(subject.unwrap_or(""));
-        part(&scopes.join(" "));
-        for (name, value) in extra {
-            part(name);
-            part(value);
-        }
-        let digest = hasher.finalize();
-        Some(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+        request.body(Bytes::from(form.finish())).map_err(|err| {
+            Error::config("the token URL is not a valid request URI").with_source(err)
+        })
     }
 }
 
@@ -435,6 +426,8 @@ fn basic_header(client_id: &str, client_secret: &str) -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
+    use http::Method;
+
     use super::*;
 
     fn access_key() -> AccessKeyGrant {

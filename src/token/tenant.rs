@@ -283,7 +283,8 @@ impl TenantDiscovery {
 
     async fn read(&self, url: &Url, tenant_id: &str) -> Result<TenantConfig, Error> {
         let not_found = "unknown tenant (HTTP 404): the issuer does not know this tenant id";
-        let document = (self.http)
+        let document = self
+            .http
             .get_json(url, "the tenant configuration", not_found)
             .await?;
         let config: TenantConfig = serde_json::from_value(serde_json::Value::Object(document))

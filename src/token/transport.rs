@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::header::ACCEPT;
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt as _, Full, Limited};
 use serde_json::{Map, Value};
@@ -257,12 +257,10 @@ impl HttpClient {
         what: &str,
         not_found: &str,
     ) -> Result<Map<String, Value>, Error> {
-        let uri = Uri::try_from(url.as_str())
+        let request = Request::get(url.as_str())
+            .header(ACCEPT, "application/json")
+            .body(Bytes::new())
             .map_err(|err| Error::config("the URL is not a valid request URI").with_source(err))?;
-        let mut request = Request::new(Bytes::new());
-        *request.uri_mut() = uri;
-        let accept = HeaderValue::from_static("application/json");
-        request.headers_mut().insert(ACCEPT, accept);
 
         let response = self.transport()?.send(request).await?;
         let status = response.status();
