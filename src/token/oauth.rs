@@ -477,6 +477,7 @@ mod tests {
         // RFC 6749 §2.3.1: client_id "s6BhdRkqt3", secret "7Fjfp0ZBr1KtDRbnfVdmIw".
         let header = basic_header("s6BhdRkqt3", "7Fjfp0ZBr1KtDRbnfVdmIw");
         assert_eq!(header, "Basic czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3");
+        assert!(header.is_sensitive());
         // RFC 6749 Appendix B: " %&+£€" encodes as "+%25%26%2B%C2%A3%E2%82%AC".
         let header = basic_header("app:1", " %&+£€");
         let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
