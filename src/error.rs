@@ -1,22 +1,23 @@
 //! The crate's one error type.
 //!
-//! Every failure — bad configuration, a token endpoint that refuses the
+//! Every failure (bad configuration, a token endpoint that refuses the
 //! credentials, a rate limit, a broken response, a request the layer will not
-//! authorize — is an [`Error`]. Its [`Display`](std::fmt::Display) says what to
-//! fix; its accessors say what happened, so callers can branch on it:
+//! authorize) is an [`Error`]. Its [`Display`](std::fmt::Display) says what to
+//! fix; its accessors say what happened, so callers can branch on it. A
+//! custom token source builds one with [`Error::new`]:
 //!
 //! ```
+//! use std::time::Duration;
 //! use cxone_auth::{Error, ErrorKind};
 //!
-//! fn explain(err: &Error) {
-//!     match err.kind() {
-//!         ErrorKind::InvalidCredentials => eprintln!("check the client id and secret: {err}"),
-//!         ErrorKind::RateLimited => eprintln!("wait {:?}", err.retry_after()),
-//!         _ if err.is_transient() => eprintln!("try again later: {err}"),
-//!         _ => eprintln!("{err}"),
-//!     }
-//! }
-//! # explain(&Error::config("example"));
+//! let err = Error::new(ErrorKind::RateLimited, "the vault is throttling")
+//!     .with_retry_after(Duration::from_secs(3));
+//! assert!(err.is_transient());
+//! assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+//! assert_eq!(
+//!     err.to_string(),
+//!     "the vault is throttling; rate limited: wait before asking again; retry after 3 s"
+//! );
 //! ```
 //!
 //! No error ever holds a secret or a token: response bodies are reduced to the
@@ -48,13 +49,14 @@ pub struct Error {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     message: String,
     status: Option<StatusCode>,
     oauth: Option<OAuthError>,
     retry_after: Option<Duration>,
-    source: Option<BoxError>,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
 /// What went wrong, broadly. Match on it to decide what to do.
@@ -95,20 +97,7 @@ pub enum ErrorKind {
     Rejected,
 }
 
-impl ErrorKind {
-    fn is_transient(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::RateLimited
-                | ErrorKind::Unavailable
-                | ErrorKind::Timeout
-                | ErrorKind::Transport
-                | ErrorKind::InvalidResponse
-        )
-    }
-}
-
-/// An RFC 6749 §5.2 error code.
+/// An RFC 6749 §5.2 error code, as [`Error::oauth_code`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OAuthErrorCode {
@@ -130,17 +119,18 @@ pub enum OAuthErrorCode {
 
 impl OAuthErrorCode {
     /// Reads a code as a token endpoint sends it.
-    pub fn parse(code: &str) -> Self {
+    pub(crate) fn parse(code: &str) -> Self {
         let code = sanitize(code, 64);
-        match code.as_str() {
-            "invalid_request" => Self::InvalidRequest,
-            "invalid_client" => Self::InvalidClient,
-            "invalid_grant" => Self::InvalidGrant,
-            "unauthorized_client" => Self::UnauthorizedClient,
-            "unsupported_grant_type" => Self::UnsupportedGrantType,
-            "invalid_scope" => Self::InvalidScope,
-            _ => Self::Other(code),
-        }
+        let known = [
+            Self::InvalidRequest,
+            Self::InvalidClient,
+            Self::InvalidGrant,
+            Self::UnauthorizedClient,
+            Self::UnsupportedGrantType,
+            Self::InvalidScope,
+        ];
+        let known = known.into_iter().find(|known| known.as_str() == code);
+        known.unwrap_or(Self::Other(code))
     }
 
     /// The code as RFC 6749 spells it.
@@ -165,7 +155,7 @@ impl fmt::Display for OAuthErrorCode {
 
 /// An RFC 6749 §5.2 error response: the code and, when sent, its description.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthError {
+pub(crate) struct OAuthError {
     code: OAuthErrorCode,
     description: Option<String>,
 }
@@ -173,23 +163,13 @@ pub struct OAuthError {
 impl OAuthError {
     /// Builds an error from the fields of a token endpoint's response. The
     /// description is sanitized (control characters dropped) and bounded.
-    pub fn new(code: &str, description: Option<&str>) -> Self {
+    pub(crate) fn new(code: &str, description: Option<&str>) -> Self {
         Self {
             code: OAuthErrorCode::parse(code),
             description: description
                 .map(|d| sanitize(d, MAX_DESCRIPTION_CHARS))
                 .filter(|d| !d.is_empty()),
         }
-    }
-
-    /// The error code.
-    pub fn code(&self) -> &OAuthErrorCode {
-        &self.code
-    }
-
-    /// The server's `error_description`, if any.
-    pub fn description(&self) -> Option<&str> {
-        self.description.as_deref()
     }
 }
 
@@ -200,7 +180,11 @@ fn sanitize(text: &str, max: usize) -> String {
 }
 
 impl Error {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// An error of `kind`, for a custom [`TokenSource`](crate::TokenSource)
+    /// to report any failure, transient or not ([`is_transient`](Self::is_transient)).
+    /// `message` says what happened and, where it can, what to change; it is
+    /// shown as it is, so it must hold no secret.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 kind,
@@ -213,8 +197,14 @@ impl Error {
         }
     }
 
-    /// An unusable configuration; `message` says what to change.
-    pub fn config(message: impl Into<String>) -> Self {
+    /// Sets how long the server asked to wait, which
+    /// [`retry_after`](Self::retry_after) reports.
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.inner_mut().retry_after = Some(wait);
+        self
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config, message)
     }
 
@@ -243,15 +233,15 @@ impl Error {
         Self::new(ErrorKind::Transport, message).with_source(source)
     }
 
-    /// A failed response from a token endpoint, classified by its status and
-    /// RFC 6749 error code. An `error` field wins over the status, because some
-    /// servers send one with a 200.
-    pub fn from_token_response(
+    /// A failed response from a token endpoint (or a `.well-known` document),
+    /// classified by its status and RFC 6749 error code. An `error` field wins
+    /// over the status, because some servers send one with a 200.
+    pub(crate) fn from_token_response(
         status: StatusCode,
         oauth: Option<OAuthError>,
         retry_after: Option<Duration>,
     ) -> Self {
-        let kind = match oauth.as_ref().map(OAuthError::code) {
+        let kind = match oauth.as_ref().map(|oauth| &oauth.code) {
             Some(OAuthErrorCode::InvalidClient) => ErrorKind::InvalidCredentials,
             Some(
                 OAuthErrorCode::InvalidGrant
@@ -268,38 +258,32 @@ impl Error {
                 _ => ErrorKind::Rejected,
             },
         };
-        Self {
-            inner: Arc::new(Inner {
-                kind,
-                message: String::new(),
-                status: Some(status),
-                oauth,
-                retry_after,
-                source: None,
-            }),
-        }
+        let mut err = Self::new(kind, "").with_status(status);
+        let inner = err.inner_mut();
+        inner.oauth = oauth;
+        inner.retry_after = retry_after;
+        err
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.source = Some(source.into());
-        }
+        self.inner_mut().source = Some(Arc::from(source.into()));
         self
     }
 
     /// Sets the message, for errors built from a status alone.
     pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.message = message.into();
-        }
+        self.inner_mut().message = message.into();
         self
     }
 
     pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.status = Some(status);
-        }
+        self.inner_mut().status = Some(status);
         self
+    }
+
+    /// Copy on write: an error already shared is copied before it changes.
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::make_mut(&mut self.inner)
     }
 
     /// What went wrong, broadly.
@@ -312,9 +296,15 @@ impl Error {
         self.inner.status
     }
 
-    /// The RFC 6749 error the token endpoint sent, if it sent one.
-    pub fn oauth_error(&self) -> Option<&OAuthError> {
-        self.inner.oauth.as_ref()
+    /// The RFC 6749 `error` code the token endpoint sent, if it sent one.
+    pub fn oauth_code(&self) -> Option<&OAuthErrorCode> {
+        self.inner.oauth.as_ref().map(|oauth| &oauth.code)
+    }
+
+    /// The token endpoint's `error_description`, sanitized and bounded, if it
+    /// sent one.
+    pub fn oauth_description(&self) -> Option<&str> {
+        self.inner.oauth.as_ref()?.description.as_deref()
     }
 
     /// How long the server asked us to wait (`Retry-After` on a 429 or 503).
@@ -328,7 +318,14 @@ impl Error {
     /// responses are transient; rejected credentials, grants and scopes, bad
     /// configuration and refused hosts are not.
     pub fn is_transient(&self) -> bool {
-        self.inner.kind.is_transient()
+        matches!(
+            self.inner.kind,
+            ErrorKind::RateLimited
+                | ErrorKind::Unavailable
+                | ErrorKind::Timeout
+                | ErrorKind::Transport
+                | ErrorKind::InvalidResponse
+        )
     }
 
     /// Whether the failure was a timeout.
@@ -365,28 +362,30 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// The parts that are present, joined by `; `: message, status, RFC 6749
+    /// error, advice, `Retry-After`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
-        let mut parts: Vec<String> = Vec::new();
-        if !inner.message.is_empty() {
-            parts.push(inner.message.clone());
-        }
-        if let Some(status) = inner.status {
-            parts.push(format!("HTTP {}", status.as_u16()));
-        }
-        if let Some(oauth) = &inner.oauth {
-            match oauth.description() {
-                Some(description) => parts.push(format!("{}: {description}", oauth.code())),
-                None => parts.push(oauth.code().to_string()),
-            }
-        }
-        let advice = self.advice();
-        if !advice.is_empty() {
-            parts.push(advice.to_owned());
-        }
-        if let Some(wait) = inner.retry_after {
-            parts.push(format!("retry after {} s", wait.as_secs_f64().ceil()));
-        }
+        let oauth = inner.oauth.as_ref().map(|oauth| match &oauth.description {
+            Some(description) => format!("{}: {description}", oauth.code),
+            None => oauth.code.to_string(),
+        });
+        let parts = [
+            Some(inner.message.clone()),
+            inner
+                .status
+                .map(|status| format!("HTTP {}", status.as_u16())),
+            oauth,
+            Some(self.advice().to_owned()),
+            inner
+                .retry_after
+                .map(|wait| format!("retry after {} s", wait.as_secs_f64().ceil())),
+        ];
+        let parts: Vec<String> = parts
+            .into_iter()
+            .flatten()
+            .filter(|p| !p.is_empty())
+            .collect();
         f.write_str(&parts.join("; "))
     }
 }
@@ -394,24 +393,14 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &*self.inner;
-        let mut d = f.debug_struct("Error");
-        d.field("kind", &inner.kind);
-        if !inner.message.is_empty() {
-            d.field("message", &inner.message);
-        }
-        if let Some(status) = inner.status {
-            d.field("status", &status);
-        }
-        if let Some(oauth) = &inner.oauth {
-            d.field("oauth", oauth);
-        }
-        if let Some(wait) = inner.retry_after {
-            d.field("retry_after", &wait);
-        }
-        if let Some(source) = &inner.source {
-            d.field("source", source);
-        }
-        d.finish()
+        f.debug_struct("Error")
+            .field("kind", &inner.kind)
+            .field("message", &inner.message)
+            .field("status", &inner.status)
+            .field("oauth", &inner.oauth)
+            .field("retry_after", &inner.retry_after)
+            .field("source", &inner.source)
+            .finish()
     }
 }
 
@@ -419,8 +408,8 @@ impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.inner
             .source
-            .as_ref()
-            .map(|source| &**source as &(dyn StdError + 'static))
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
     }
 }
 
@@ -437,6 +426,8 @@ mod tests {
         );
         assert_eq!(err.kind(), ErrorKind::InvalidScope);
         assert!(!err.is_transient());
+        assert_eq!(err.oauth_code(), Some(&OAuthErrorCode::InvalidScope));
+        assert_eq!(err.oauth_description(), Some("scope x"));
         assert!(err.to_string().contains("invalid_scope: scope x"));
     }
 
@@ -446,11 +437,15 @@ mod tests {
             (StatusCode::UNAUTHORIZED, ErrorKind::InvalidCredentials),
             (StatusCode::FORBIDDEN, ErrorKind::InvalidScope),
             (StatusCode::TOO_MANY_REQUESTS, ErrorKind::RateLimited),
+            (StatusCode::REQUEST_TIMEOUT, ErrorKind::Timeout),
             (StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Unavailable),
             (StatusCode::BAD_REQUEST, ErrorKind::Rejected),
         ];
         for (status, kind) in cases {
-            assert_eq!(Error::from_token_response(status, None, None).kind(), kind);
+            let err = Error::from_token_response(status, None, None);
+            assert_eq!(err.kind(), kind);
+            assert_eq!(err.status(), Some(status));
+            assert_eq!(err.oauth_code(), None);
         }
     }
 
@@ -467,12 +462,45 @@ mod tests {
     }
 
     #[test]
+    fn new_errors_of_any_kind() {
+        let err = Error::new(ErrorKind::Unavailable, "the vault is down");
+        assert!(err.is_transient() && !err.is_timeout());
+        assert_eq!(err.status(), None);
+        assert_eq!(
+            err.to_string(),
+            "the vault is down; the server is unavailable: try again later"
+        );
+        let config = Error::new(ErrorKind::Config, "CXONE_CLIENT_ID is not set");
+        assert!(!config.is_transient());
+        assert_eq!(config.to_string(), "CXONE_CLIENT_ID is not set");
+        assert!(Error::new(ErrorKind::Timeout, "slow").is_timeout());
+    }
+
+    #[test]
+    fn changing_a_shared_error_leaves_the_other_copy_alone() {
+        let shared = Error::new(ErrorKind::RateLimited, "slow down");
+        let copy = shared.clone();
+        let changed = shared
+            .with_retry_after(Duration::from_secs(2))
+            .with_source(std::io::Error::other("cause"));
+        assert_eq!(changed.retry_after(), Some(Duration::from_secs(2)));
+        assert!(changed.source().is_some());
+        assert_eq!(copy.retry_after(), None);
+        assert!(copy.source().is_none());
+        assert_eq!(copy.clone().to_string(), copy.to_string());
+    }
+
+    #[test]
     fn descriptions_are_sanitized_and_bounded() {
         let long = format!("a\r\nInjected: yes{}", "x".repeat(10_000));
         let oauth = OAuthError::new("invalid_request\n", Some(&long));
-        assert_eq!(oauth.code().as_str(), "invalid_request");
-        let description = oauth.description().unwrap();
+        assert_eq!(oauth.code.as_str(), "invalid_request");
+        let description = oauth.description.unwrap();
         assert!(!description.contains('\n'));
         assert_eq!(description.chars().count(), MAX_DESCRIPTION_CHARS);
+        assert_eq!(
+            OAuthErrorCode::parse("x-custom"),
+            OAuthErrorCode::Other("x-custom".into())
+        );
     }
 }

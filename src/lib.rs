@@ -86,12 +86,12 @@ pub mod token;
 
 #[cfg(feature = "redis-encryption")]
 pub use crate::cache::EncryptionKey;
+#[cfg(feature = "redis")]
+pub use crate::cache::RedisStore;
 pub use crate::cache::{
     CacheStats, MemoryStore, StoreLock, StoredToken, TokenCache, TokenCacheBuilder, TokenStore,
 };
-#[cfg(feature = "redis")]
-pub use crate::cache::RedisStore;
-pub use crate::error::{Error, ErrorKind, OAuthError, OAuthErrorCode};
+pub use crate::error::{Error, ErrorKind, OAuthErrorCode};
 pub use crate::http::{HttpRequest, HttpResponse, ReplayBody};
 pub use crate::layer::{CxoneAuth, CxoneAuthLayer};
 pub use crate::retry::{CxoneRetry, CxoneRetryLayer};

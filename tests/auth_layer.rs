@@ -301,7 +301,7 @@ async fn grpc_unauthenticated_invalidates_too() {
 async fn token_errors_reach_the_caller_typed_and_nothing_is_sent() {
     let recorder = Recorder::default();
     let tokens = TokenCache::new(from_fn(|| async {
-        Err::<AccessToken, _>(Error::config("CXONE_CLIENT_ID is not set"))
+        Err::<AccessToken, _>(Error::new(ErrorKind::Config, "CXONE_CLIENT_ID is not set"))
     }));
     let err = ServiceBuilder::new()
         .layer(CxoneAuthLayer::new(tokens))

@@ -43,6 +43,16 @@ use http_body_util::{BodyExt as _, Empty, Full};
 use tokio::time::{Instant, sleep, sleep_until};
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt as _};
 
+// The crate's documented defaults, which this test's bounds are made of.
+const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(300);
+const DEFAULT_EXPIRY_SKEW: Duration = Duration::from_secs(5);
+const DEFAULT_REFRESH_JITTER: f64 = 0.1;
+const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+
 /// Requests sent in all.
 const REQUESTS: usize = 20_000;
 /// Callers sending at once; each sends its next request when its previous
@@ -117,16 +127,6 @@ fn max_failing_requests(window: Duration, takes: Duration, retry_after: Duration
 }
 
 /// The faults of the token endpoint, in the order they strike.
-
-// The crate's documented defaults, which this test's bounds are made of.
-const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(300);
-const DEFAULT_EXPIRY_SKEW: Duration = Duration::from_secs(5);
-const DEFAULT_REFRESH_JITTER: f64 = 0.1;
-const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
-const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
-const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
     Unavailable,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cxone_auth::token::{TokenSource, from_fn};
-use cxone_auth::{AccessToken, Error, ErrorKind, OAuthError, TokenCache};
+use cxone_auth::{AccessToken, Error, ErrorKind, TokenCache};
 use cxone_auth::{MemoryStore, StoreLock, StoredToken, TokenStore};
 use futures_util::future::{BoxFuture, join_all};
 use http::StatusCode;
@@ -131,15 +131,11 @@ async fn spawned_callers(cache: &TokenCache, n: usize) -> Vec<Arc<AccessToken>> 
 }
 
 fn unavailable() -> Error {
-    Error::from_token_response(StatusCode::SERVICE_UNAVAILABLE, None, None)
+    Error::new(ErrorKind::Unavailable, "the token endpoint is down")
 }
 
 fn rate_limited() -> Error {
-    Error::from_token_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        None,
-        Some(Duration::from_secs(7)),
-    )
+    Error::new(ErrorKind::RateLimited, "slow down").with_retry_after(Duration::from_secs(7))
 }
 
 fn secs(d: Duration) -> f64 {
@@ -546,11 +542,7 @@ async fn a_429_spaces_refresh_attempts_by_retry_after() {
 #[tokio::test(start_paused = true)]
 async fn permanent_errors_are_shared_and_backed_off() {
     let endpoint = Endpoint::new(HOUR).delay(Duration::from_millis(50));
-    let rejected = Error::from_token_response(
-        StatusCode::BAD_REQUEST,
-        Some(OAuthError::new("invalid_client", Some("unknown client"))),
-        None,
-    );
+    let rejected = Error::new(ErrorKind::InvalidCredentials, "unknown client");
     endpoint.set(Behaviour::Fail(rejected));
     let cache = TokenCache::new(endpoint.source());
     let callers: Vec<_> = (0..1_000).map(|_| get(&cache)).collect();
@@ -800,7 +792,7 @@ async fn an_invalidated_token_is_removed_from_the_store() {
 struct BrokenStore;
 
 fn broken<T: Send + 'static>() -> BoxFuture<'static, Result<T, Error>> {
-    Box::pin(async { Err(Error::config("store down")) })
+    Box::pin(async { Err(Error::new(ErrorKind::Unavailable, "store down")) })
 }
 
 impl TokenStore for BrokenStore {

@@ -18,11 +18,10 @@ use cxone_auth::mock::{
     TENANT_ID, TokenFault,
 };
 use cxone_auth::token::{
-    AccessKeyGrant, ClientAuth, ClientCredentials, DEFAULT_TIMEOUT, Environment, HttpTransport,
-    MAX_LIFETIME, MAX_RESPONSE_BYTES, ServiceTransport, StaticToken, TenantDiscovery,
-    TokenEndpoint,
+    AccessKeyGrant, ClientAuth, ClientCredentials, Environment, HttpTransport, ServiceTransport,
+    StaticToken, TenantDiscovery, TokenEndpoint,
 };
-use cxone_auth::{AccessToken, Error, ErrorKind, TokenSource};
+use cxone_auth::{AccessToken, Error, ErrorKind, OAuthErrorCode, TokenSource};
 use futures_util::StreamExt as _;
 use http::header::{LOCATION, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -46,6 +45,18 @@ const EXPECTED_PASSWORD_FORM: &str = "grant_type=password\
 /// The client credentials of the form body (`client_secret_post`).
 const EXPECTED_CLIENT_FORM: &str =
     "client_id=mock-app%40cxone.mock.invalid&client_secret=mock%3Aclient+secret%2B%2F%3D";
+
+// ---------------------------------------------------------------------------
+// The documented limits and defaults, written out.
+
+/// The total time one fetch may take unless set.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest token lifetime believed.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest response body read.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -775,14 +786,11 @@ async fn the_mock_refusals_are_classified() {
         .transport(in_memory(&mock));
     let err = fetch_err(&wrong_key).await;
     assert_error(&err, ErrorKind::GrantRejected);
-    assert_eq!(err.oauth_error().unwrap().code().as_str(), "invalid_grant");
+    assert_eq!(err.oauth_code().unwrap().as_str(), "invalid_grant");
 
     let err = fetch_err(&client_credentials(&mock)).await;
     assert_error(&err, ErrorKind::GrantRejected);
-    assert_eq!(
-        err.oauth_error().unwrap().code().as_str(),
-        "unauthorized_client"
-    );
+    assert_eq!(err.oauth_code(), Some(&OAuthErrorCode::UnauthorizedClient));
 
     let err = fetch_err(&access_key(&mock).scopes(["openid", "admin"])).await;
     assert_error(&err, ErrorKind::InvalidScope);

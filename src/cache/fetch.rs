@@ -157,7 +157,7 @@ impl Fetch {
         stale: Option<&AccessToken>,
     ) -> (Result<AccessToken, Error>, bool, Option<StoreLock>) {
         let Some((store, key)) = &self.store else {
-            return (self.from_source().await, false, None);
+            return (self.fetch_source().await, false, None);
         };
         let store = &**store;
         if let (true, Some(stale)) = (invalidated, stale) {
@@ -183,7 +183,7 @@ impl Fetch {
             store_call("unlock", store.unlock(key, lock.clone())).await;
             return (Ok(token), true, None);
         }
-        (self.from_source().await, false, lock)
+        (self.fetch_source().await, false, lock)
     }
 
     /// Looks at the store with growing pauses until a fresh token appears
@@ -212,7 +212,7 @@ impl Fetch {
         Err(None)
     }
 
-    async fn from_source(&self) -> Result<AccessToken, Error> {
+    async fn fetch_source(&self) -> Result<AccessToken, Error> {
         self.counters.fetches.fetch_add(1, Relaxed);
         let limit = self.fetch_timeout;
         tokio::time::timeout(limit, self.source.fetch_boxed())

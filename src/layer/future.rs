@@ -17,6 +17,9 @@ use crate::cache::TokenCache;
 use crate::error::BoxError;
 use crate::http::{HttpRequest, HttpResponse, rejects_token};
 
+/// A token being loaded, and the cache it comes from.
+type Load = (BoxFuture<'static, Result<(HeaderValue, u64), Error>>, TokenCache);
+
 /// The id of the token a request carried, and the cache to tell if it is
 /// rejected.
 type Sent = (u64, TokenCache);
@@ -62,10 +65,7 @@ pin_project! {
 /// A call that has not reached the inner service yet.
 struct Waiting<S, R> {
     /// The token being loaded, if the request still needs one.
-    load: Option<(
-        BoxFuture<'static, Result<(HeaderValue, u64), Error>>,
-        TokenCache,
-    )>,
+    load: Option<Load>,
     inner: S,
     request: Option<R>,
     sent: Option<Sent>,
@@ -109,10 +109,7 @@ impl<F, S, R> ResponseFuture<F, S, R> {
 
 impl<F, S, R> State<F, S, R> {
     fn waiting(
-        load: Option<(
-            BoxFuture<'static, Result<(HeaderValue, u64), Error>>,
-            TokenCache,
-        )>,
+        load: Option<Load>,
         inner: S,
         request: R,
         sent: Option<Sent>,

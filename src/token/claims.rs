@@ -4,19 +4,6 @@
 //! `tenantId` that tenant discovery needs) and when it ends (`exp`, used when
 //! the token endpoint sends no `expires_in`). They are read, never trusted: the
 //! signature is not checked, so claims serve routing and timing only.
-//!
-//! ```
-//! use base64::Engine as _;
-//! use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-//! use cxone_auth::token::JwtClaims;
-//!
-//! let payload = URL_SAFE_NO_PAD.encode(r#"{"tenantId":"t-1","icBUId":-42,"exp":1700000000}"#);
-//! let jwt = format!("eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln");
-//! let claims = JwtClaims::from_jwt(&jwt).expect("a JWT");
-//! assert_eq!(claims.tenant_id(), Some("t-1"));
-//! assert_eq!(claims.business_unit_id(), Some(-42));
-//! assert_eq!(claims.exp(), Some(1_700_000_000));
-//! ```
 
 use std::fmt;
 
@@ -29,6 +16,19 @@ use serde_json::{Map, Value};
 const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 
 /// The claims of a JWT, decoded without checking its signature.
+///
+/// ```
+/// use base64::Engine as _;
+/// use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+/// use cxone_auth::token::JwtClaims;
+///
+/// let payload = URL_SAFE_NO_PAD.encode(r#"{"tenantId":"t-1","icBUId":-42,"exp":1700000000}"#);
+/// let jwt = format!("eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln");
+/// let claims = JwtClaims::from_jwt(&jwt).expect("a JWT");
+/// assert_eq!(claims.tenant_id(), Some("t-1"));
+/// assert_eq!(claims.business_unit_id(), Some(-42));
+/// assert_eq!(claims.exp(), Some(1_700_000_000));
+/// ```
 #[derive(Clone, PartialEq)]
 pub struct JwtClaims {
     claims: Map<String, Value>,

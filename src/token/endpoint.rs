@@ -1,37 +1,17 @@
-//! Where tokens are asked for: [`Environment`] and [`TokenEndpoint`].
-//!
-//! CXone has two issuers, commercial and FedRAMP ([`Environment`]); any other
-//! OAuth 2.0 server is named by its token URL, or by its issuer, whose OpenID
-//! configuration names the token URL (NICE's advice).
-//!
-//! Every URL follows one rule, checked when it is configured: `https`, except
-//! on loopback hosts (`127.0.0.0/8`, `::1`, `localhost`) where `http` is
-//! allowed for tests and local proxies. Credentials in the URL are refused.
-//!
-//! ```
-//! use cxone_auth::ErrorKind;
-//! use cxone_auth::token::{Environment, TokenEndpoint};
-//!
-//! let cxone = TokenEndpoint::from(Environment::Cxone);
-//! assert_eq!(cxone.token_url().unwrap().as_str(), "https://cxone.niceincontact.com/auth/token");
-//!
-//! let local = TokenEndpoint::url("http://127.0.0.1:8080/auth/token")?;
-//! assert_eq!(local.base_url().as_str(), "http://127.0.0.1:8080/");
-//!
-//! let err = TokenEndpoint::url("http://auth.example.com/token").unwrap_err();
-//! assert_eq!(err.kind(), ErrorKind::Config);
-//!
-//! let discovered = TokenEndpoint::discover("https://cxone-gov.niceincontact.com")?;
-//! assert_eq!(discovered.token_url(), None); // known after the first fetch
-//! # Ok::<(), cxone_auth::Error>(())
-//! ```
+//! Where tokens are asked for: [`Environment`], [`TokenEndpoint`], the URL
+//! rule every configured or discovered URL follows, and OIDC discovery of
+//! the token URL (read on a source's first fetch and kept by it; a failed
+//! discovery is not kept, so the next fetch tries again). The examples are
+//! on [`TokenEndpoint`], where rustdoc shows them.
 
 use std::fmt;
 use std::net::IpAddr;
 
+use serde_json::Value;
 use url::{Host, Url};
 
 use crate::Error;
+use crate::token::transport::HttpClient;
 
 /// The issuer of CXone's commercial environment (all areas).
 const CXONE_ISSUER: &str = "https://cxone.niceincontact.com";
@@ -41,6 +21,9 @@ const CXONE_GOV_ISSUER: &str = "https://cxone-gov.niceincontact.com";
 
 /// The path of the token endpoint under a CXone issuer.
 const CXONE_TOKEN_PATH: &str = "/auth/token";
+
+/// Where OpenID Connect Discovery §4 puts the configuration, under the issuer.
+const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
 
 /// A CXone environment, named by its issuer.
 ///
@@ -67,10 +50,7 @@ impl Environment {
 
     /// The token URL, `<issuer>/auth/token`.
     pub fn token_url(self) -> Url {
-        parse_known(&format!(
-            "{}{CXONE_TOKEN_PATH}",
-            self.issuer().as_str().trim_end_matches('/')
-        ))
+        join_path(&self.issuer(), CXONE_TOKEN_PATH)
     }
 }
 
@@ -87,10 +67,32 @@ fn parse_known(url: &str) -> Url {
 ///
 /// Built from an [`Environment`] (its `/auth/token`), a token URL
 /// ([`TokenEndpoint::url`]), or an issuer whose OpenID configuration names the
-/// token URL ([`TokenEndpoint::discover`]; looked up on the first fetch and
-/// remembered). The constructors check the URL rule (`https`, except `http`
-/// on loopback hosts; no credentials in the URL), so a bad URL fails when it
-/// is configured, not on the first fetch.
+/// token URL ([`TokenEndpoint::discover`], NICE's advice).
+///
+/// Every URL follows one rule, checked when it is configured, so a bad URL
+/// fails then and not on the first fetch: `https`, except on loopback hosts
+/// (`127.0.0.0/8`, `::1`, `localhost`) where `http` is allowed for tests and
+/// local proxies; no user name or password. A discovered token URL must
+/// follow it too: a discovery document cannot downgrade where the client
+/// secret is sent.
+///
+/// ```
+/// use cxone_auth::ErrorKind;
+/// use cxone_auth::token::{Environment, TokenEndpoint};
+///
+/// let cxone = TokenEndpoint::from(Environment::Cxone);
+/// assert_eq!(cxone.token_url().unwrap().as_str(), "https://cxone.niceincontact.com/auth/token");
+///
+/// let local = TokenEndpoint::url("http://127.0.0.1:8080/auth/token")?;
+/// assert_eq!(local.base_url().as_str(), "http://127.0.0.1:8080/");
+///
+/// let err = TokenEndpoint::url("http://auth.example.com/token").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Config);
+///
+/// let discovered = TokenEndpoint::discover("https://cxone-gov.niceincontact.com")?;
+/// assert_eq!(discovered.token_url(), None); // known after the first fetch
+/// # Ok::<(), cxone_auth::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TokenEndpoint {
     kind: Kind,
@@ -210,6 +212,27 @@ impl fmt::Debug for TokenEndpoint {
     }
 }
 
+/// Reads the issuer's OpenID configuration and returns its `token_endpoint`.
+pub(crate) async fn discover_token_endpoint(http: &HttpClient, issuer: &Url) -> Result<Url, Error> {
+    let url = join_path(issuer, OPENID_CONFIGURATION_PATH);
+    let not_found = "the issuer has no OpenID configuration (HTTP 404): check the issuer URL";
+    let document = http
+        .get_json(&url, "the OpenID configuration", not_found)
+        .await?;
+    let Some(token_endpoint) = document.get("token_endpoint").and_then(Value::as_str) else {
+        return Err(Error::discovery(
+            "the OpenID configuration names no `token_endpoint`",
+        ));
+    };
+    let token_endpoint = Url::parse(token_endpoint).map_err(|err| {
+        Error::discovery(format!(
+            "the OpenID configuration's `token_endpoint` is not a URL: {err}"
+        ))
+    })?;
+    check_url_rule("discovered token_endpoint", &token_endpoint).map_err(Error::discovery)?;
+    Ok(token_endpoint)
+}
+
 /// Parses `url` and checks the crate's URL rule: `https`, or `http` on a
 /// loopback host; no user name or password. `what` names the URL in errors.
 ///
@@ -280,8 +303,68 @@ pub(crate) fn join_path(base: &Url, path: &str) -> Url {
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
+
     use super::*;
     use crate::ErrorKind;
+    use crate::token::ServiceTransport;
+
+    /// A server answering `body`, and the URIs it was asked for.
+    fn server(body: &'static str) -> (HttpClient, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let service = tower::service_fn(move |req: Request<Full<Bytes>>| {
+            log.lock().unwrap().push(req.uri().to_string());
+            let body = Full::new(Bytes::from_static(body.as_bytes()));
+            async move { Ok::<_, Infallible>(Response::new(body)) }
+        });
+        let mut http = HttpClient::new();
+        http.set_transport(ServiceTransport::new(service));
+        (http, seen)
+    }
+
+    fn issuer() -> Url {
+        Url::parse("https://issuer.example.com/realm").unwrap()
+    }
+
+    #[tokio::test]
+    async fn discovery_reads_token_endpoint() {
+        let (http, seen) = server(
+            r#"{"issuer":"https://issuer.example.com","token_endpoint":"https://issuer.example.com/auth/token"}"#,
+        );
+        let url = discover_token_endpoint(&http, &issuer()).await.unwrap();
+        assert_eq!(url.as_str(), "https://issuer.example.com/auth/token");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["https://issuer.example.com/realm/.well-known/openid-configuration"]
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_discovery_documents_are_discovery_errors() {
+        for (body, says) in [
+            (r#"{"issuer":"x"}"#, "names no `token_endpoint`"),
+            (r#"{"token_endpoint":"/auth/token"}"#, "is not a URL"),
+            (
+                r#"{"token_endpoint":"http://issuer.example.com/auth/token"}"#,
+                "discovered token_endpoint must use https",
+            ),
+        ] {
+            let (http, _) = server(body);
+            let err = discover_token_endpoint(&http, &issuer()).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Discovery, "{body}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        let (http, _) = server("<html>");
+        let err = discover_token_endpoint(&http, &issuer()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidResponse);
+        assert!(err.to_string().contains("OpenID configuration"), "{err}");
+    }
 
     #[test]
     fn cxone_environments() {

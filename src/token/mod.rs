@@ -1,56 +1,447 @@
 //! Access tokens and the sources that fetch them.
 //!
-//! - [`AccessToken`]: the token, its header, its timing, its claims.
-//! - [`TokenSource`]: the trait a token cache fetches through, with
-//!   [`DynTokenSource`] as its object-safe twin.
-//! - [`AccessKeyGrant`]: CXone's back-end flow (password grant with an access
-//!   key); [`ClientCredentials`]: the standard RFC 6749 §4.4 grant.
-//! - [`Environment`] and [`TokenEndpoint`]: where tokens are asked for, with
-//!   OpenID discovery; [`ClientAuth`]: Basic or form body.
-//! - [`TenantDiscovery`], [`TenantConfig`], [`discover_tenant`]: the API host
-//!   of a token's tenant.
-//! - [`StaticToken`] and [`from_fn`]: sources for tests and custom setups.
-//! - [`HttpTransport`]: how HTTP sources send requests (reqwest or any tower service).
+//! - [`AccessToken`]: the token, its pre-built header, its timing, its claims.
+//! - [`TokenSource`]: what a [`TokenCache`](crate::TokenCache) fetches through.
+//!   Plug your own by implementing it, or with [`StaticToken`] and [`from_fn`].
+//! - [`OAuthSource`], named [`AccessKeyGrant`] (CXone's back-end flow, the
+//!   password grant with an access key) and [`ClientCredentials`] (RFC 6749
+//!   §4.4), over an [`Environment`] or a [`TokenEndpoint`], with [`ClientAuth`].
+//! - [`TenantDiscovery`] and [`TenantConfig`]: the API host of a token's tenant.
+//! - [`HttpTransport`]: how the OAuth sources send requests (`reqwest`, or any
+//!   tower service through [`ServiceTransport`]).
 //!
 //! ```
-//! use cxone_auth::TokenSource as _;
-//! use cxone_auth::token::{AccessKeyGrant, Environment};
+//! use cxone_auth::token::{AccessToken, TokenSource, from_fn};
 //!
-//! let source = AccessKeyGrant::new("client-id", "client-secret", "KEYID", "KEYSECRET====")?
-//!     .environment(Environment::Cxone);
-//! assert_eq!(source.token_endpoint().token_url().unwrap().host_str(), Some("cxone.niceincontact.com"));
-//! assert_eq!(source.shared_key().unwrap().len(), 64);
-//! # Ok::<(), cxone_auth::Error>(())
+//! let source = from_fn(|| async {
+//!     // Read the token from a secrets manager, a file, another service...
+//!     AccessToken::new("token-from-elsewhere")
+//! });
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let token = source.fetch().await?;
+//! assert_eq!(token.header_value(), "Bearer token-from-elsewhere");
+//! # Ok::<(), cxone_auth::Error>(()) }).unwrap();
 //! ```
 
-mod access_key;
-mod access_token;
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
+
+use crate::Error;
+
 mod claims;
-mod client_auth;
-mod client_credentials;
-mod credential;
-mod discovery;
 mod endpoint;
-mod env;
-mod http_client;
-#[cfg(feature = "reqwest")]
-mod reqwest_transport;
+mod grant;
+mod oauth;
 pub(crate) mod response;
-mod source;
 mod tenant;
-mod token_client;
 mod transport;
 
-pub use access_key::AccessKeyGrant;
-pub use access_token::{AccessToken, DEFAULT_LIFETIME, MAX_LIFETIME, MAX_TOKEN_BYTES};
 pub use claims::JwtClaims;
-pub use client_auth::ClientAuth;
-pub use client_credentials::ClientCredentials;
 pub use endpoint::{Environment, TokenEndpoint};
-pub use http_client::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
-#[cfg(feature = "reqwest")]
-#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
-pub use reqwest_transport::reqwest_client_builder;
-pub use source::{DynTokenSource, FnSource, StaticToken, TokenSource, from_fn};
-pub use tenant::{TenantConfig, TenantDiscovery, discover_tenant};
-pub use transport::{HttpTransport, MAX_RESPONSE_BYTES, ServiceTransport};
+pub use oauth::{AccessKeyGrant, ClientAuth, ClientCredentials, OAuthSource};
+pub use tenant::{TenantConfig, TenantDiscovery};
+pub use transport::{HttpTransport, ServiceTransport};
+
+/// How long a token is taken to live when the token endpoint sends no
+/// `expires_in` and the token is not a JWT with an `exp`.
+///
+/// Short enough that a wrong guess costs one early refresh; never "forever"
+/// (a dead token would be sent until a 401) nor "one second" (a fetch per call).
+pub(crate) const DEFAULT_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// The longest lifetime believed. Larger values (a server bug, or a hostile
+/// server) are cut to this, so a token is re-fetched at least daily.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest token accepted, in bytes. CXone's JWTs are about 1 KiB; a
+/// header this large is already unusual for any server.
+pub(crate) const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Fetches access tokens.
+///
+/// The [`TokenCache`](crate::TokenCache) calls [`fetch`](Self::fetch) when it
+/// needs a token, never more than once at a time per cache. A source does not
+/// cache; it asks.
+pub trait TokenSource: Send + Sync + 'static {
+    /// Asks for a new token.
+    ///
+    /// Set [`AccessToken::with_requested_at`] to the moment the request was
+    /// sent, so that its lifetime counts the time spent on the network. Any
+    /// [`ErrorKind`](crate::ErrorKind) may be returned
+    /// ([`Error::new`]); transient ones say that trying again may help.
+    fn fetch(&self) -> impl Future<Output = Result<AccessToken, Error>> + Send;
+
+    /// A stable key naming this credential, for stores shared between
+    /// processes. It must identify the token URL, grant, client and scopes,
+    /// and must never contain a secret. `None` (the default) keeps tokens out
+    /// of shared stores.
+    fn shared_key(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The object-safe twin of [`TokenSource`], which the cache stores.
+pub(crate) trait DynTokenSource: Send + Sync + 'static {
+    /// [`TokenSource::fetch`], boxed.
+    fn fetch_boxed(&self) -> BoxFuture<'_, Result<AccessToken, Error>>;
+
+    /// [`TokenSource::shared_key`].
+    fn shared_key(&self) -> Option<String>;
+}
+
+impl<T: TokenSource> DynTokenSource for T {
+    fn fetch_boxed(&self) -> BoxFuture<'_, Result<AccessToken, Error>> {
+        Box::pin(self.fetch())
+    }
+
+    fn shared_key(&self) -> Option<String> {
+        TokenSource::shared_key(self)
+    }
+}
+
+/// A token supplied by the user, for tests and for tokens minted elsewhere.
+///
+/// Each fetch hands out the same value as a newly requested token, living the
+/// given lifetime, by default the JWT `exp`, else 5 minutes.
+///
+/// ```
+/// use cxone_auth::token::StaticToken;
+///
+/// let source = StaticToken::new("my-token");
+/// assert_eq!(format!("{source:?}"), "StaticToken { token: \"[redacted]\", lifetime: None }");
+/// ```
+#[derive(Clone)]
+pub struct StaticToken {
+    token: SecretString,
+    lifetime: Option<Duration>,
+}
+
+impl StaticToken {
+    /// A source that always yields `token`.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self {
+            token: SecretString::from(token.into()),
+            lifetime: None,
+        }
+    }
+
+    /// Sets the lifetime each fetched token is given.
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = Some(lifetime);
+        self
+    }
+}
+
+impl fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticToken")
+            .field("token", &"[redacted]")
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
+}
+
+impl TokenSource for StaticToken {
+    async fn fetch(&self) -> Result<AccessToken, Error> {
+        let token = AccessToken::new(self.token.expose_secret())?;
+        Ok(match self.lifetime {
+            Some(lifetime) => token.with_lifetime(lifetime),
+            None => token,
+        })
+    }
+}
+
+/// A [`TokenSource`] that calls `fetch` for each token; see the example in
+/// the [module docs](self).
+pub fn from_fn<F, Fut>(fetch: F) -> impl TokenSource + fmt::Debug
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<AccessToken, Error>> + Send,
+{
+    FnSource { fetch }
+}
+
+/// The source [`from_fn`] builds.
+struct FnSource<F> {
+    fetch: F,
+}
+
+impl<F> fmt::Debug for FnSource<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnSource").finish_non_exhaustive()
+    }
+}
+
+impl<F, Fut> TokenSource for FnSource<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<AccessToken, Error>> + Send,
+{
+    fn fetch(&self) -> impl Future<Output = Result<AccessToken, Error>> + Send {
+        (self.fetch)()
+    }
+}
+
+/// A bearer access token.
+///
+/// Holds the secret value, a pre-built sensitive `Authorization` header, when
+/// the token was requested and how long it lives (on tokio's monotonic clock,
+/// so tests can pause time), the scopes granted, and the JWT claims when the
+/// token is a JWT. `Debug` never shows the value.
+///
+/// ```
+/// use std::time::Duration;
+/// use cxone_auth::AccessToken;
+///
+/// let token = AccessToken::new("opaque-token-value")?
+///     .with_lifetime(Duration::from_secs(3600))
+///     .with_scopes(["openid"]);
+/// assert_eq!(token.lifetime(), Duration::from_secs(3600));
+/// assert_eq!(format!("{token:?}").contains("opaque-token-value"), false);
+/// # Ok::<(), cxone_auth::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct AccessToken {
+    value: SecretString,
+    header: HeaderValue,
+    requested_at: Instant,
+    lifetime: Duration,
+    scopes: Vec<String>,
+    claims: Option<JwtClaims>,
+}
+
+impl AccessToken {
+    /// Wraps a token value, requested now.
+    ///
+    /// Its lifetime is read from the JWT `exp` claim when there is one, else 5
+    /// minutes (short, so a wrong guess costs one early refresh); override it
+    /// with [`with_lifetime`](Self::with_lifetime) when the token endpoint
+    /// sends `expires_in`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidResponse`](crate::ErrorKind::InvalidResponse) when
+    /// the value is empty, longer than 16 KiB, or holds anything but visible
+    /// ASCII (a CR or LF must never reach a header).
+    pub fn new(value: impl Into<String>) -> Result<Self, Error> {
+        let value = value.into();
+        if value.is_empty() {
+            return Err(Error::invalid_response("the access token is empty"));
+        }
+        if value.len() > MAX_TOKEN_BYTES {
+            return Err(Error::invalid_response(format!(
+                "the access token is longer than {MAX_TOKEN_BYTES} bytes"
+            )));
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::invalid_response(
+                "the access token holds whitespace, control or non-ASCII characters",
+            ));
+        }
+        let header = bearer_header(&value)?;
+        let claims = JwtClaims::from_jwt(&value);
+        let lifetime = claims
+            .as_ref()
+            .and_then(JwtClaims::exp)
+            .map(lifetime_until)
+            .unwrap_or(DEFAULT_LIFETIME);
+        Ok(Self {
+            value: SecretString::from(value),
+            header,
+            requested_at: Instant::now(),
+            lifetime,
+            scopes: Vec::new(),
+            claims,
+        })
+    }
+
+    /// Sets how long the token lives from [`requested_at`](Self::requested_at),
+    /// cut to 24 hours (a larger value is a server bug, or hostile).
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime.min(MAX_LIFETIME);
+        self
+    }
+
+    /// Sets when the token was requested. Sources set it to the moment the
+    /// request was sent, so network time counts against the lifetime.
+    pub fn with_requested_at(mut self, requested_at: Instant) -> Self {
+        self.requested_at = requested_at;
+        self
+    }
+
+    /// Sets the scopes the server granted.
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The token value. Keep it out of logs.
+    pub fn secret(&self) -> &str {
+        self.value.expose_secret()
+    }
+
+    /// `Bearer <token>`, marked sensitive so HTTP/2 never indexes it and
+    /// `Debug` hides it. Cloning it does not allocate.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.header
+    }
+
+    /// When the token was requested.
+    pub fn requested_at(&self) -> Instant {
+        self.requested_at
+    }
+
+    /// How long the token lives, counted from [`requested_at`](Self::requested_at).
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// When the token expires.
+    pub fn expires_at(&self) -> Instant {
+        self.requested_at + self.lifetime
+    }
+
+    /// The scopes the server granted (empty when it did not say).
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The JWT claims, when the token is a JWT.
+    pub fn claims(&self) -> Option<&JwtClaims> {
+        self.claims.as_ref()
+    }
+
+    /// Whether `other` is the same token value.
+    pub fn same_token(&self, other: &AccessToken) -> bool {
+        self.secret() == other.secret()
+    }
+}
+
+fn bearer_header(value: &str) -> Result<HeaderValue, Error> {
+    let bytes = Bytes::from(format!("Bearer {value}").into_bytes());
+    let mut header = HeaderValue::from_maybe_shared(bytes)
+        .map_err(|_| Error::invalid_response("the access token is not a valid header value"))?;
+    header.set_sensitive(true);
+    // The first clone of a `Bytes` built from a `Vec` moves it to shared
+    // storage (one allocation). Doing it here keeps every clone on the request
+    // path allocation-free.
+    drop(header.clone());
+    Ok(header)
+}
+
+/// The time left until `exp` on the wall clock, as a monotonic duration.
+fn lifetime_until(exp: i64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let left = u64::try_from(exp).unwrap_or(0).saturating_sub(now);
+    Duration::from_secs(left).min(MAX_LIFETIME)
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("value", &"[redacted]")
+            .field("lifetime", &self.lifetime)
+            .field("scopes", &self.scopes)
+            .field("claims", &self.claims)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+    use crate::ErrorKind;
+
+    #[tokio::test(start_paused = true)]
+    async fn static_token_is_fresh_each_fetch() {
+        let source = StaticToken::new("abc").lifetime(Duration::from_secs(60));
+        let first = source.fetch().await.unwrap();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let second = source.fetch().await.unwrap();
+        assert_eq!(second.secret(), "abc");
+        assert_eq!(second.lifetime(), Duration::from_secs(60));
+        assert_eq!(
+            second.requested_at() - first.requested_at(),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[tokio::test]
+    async fn any_source_is_a_dyn_source() {
+        let source: Arc<dyn DynTokenSource> = Arc::new(from_fn(|| async {
+            Err::<AccessToken, _>(Error::new(ErrorKind::Unavailable, "vault down"))
+        }));
+        let err = source.fetch_boxed().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(source.shared_key(), None);
+        let source: Arc<dyn DynTokenSource> = Arc::new(StaticToken::new("x"));
+        assert_eq!(source.fetch_boxed().await.unwrap().secret(), "x");
+    }
+
+    #[test]
+    fn refuses_values_that_cannot_be_headers() {
+        for bad in ["", "abc\r\nX-Evil: 1", "a b", "tok\u{e9}n", "tab\t"] {
+            let err = AccessToken::new(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidResponse, "{bad:?}");
+        }
+        let huge = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert!(AccessToken::new(huge).is_err());
+        assert!(AccessToken::new("a".repeat(MAX_TOKEN_BYTES)).is_ok());
+    }
+
+    #[test]
+    fn header_is_sensitive_bearer() {
+        let token = AccessToken::new("abc.def-ghi_~+/=").unwrap();
+        assert_eq!(token.header_value(), "Bearer abc.def-ghi_~+/=");
+        assert!(token.header_value().is_sensitive());
+        assert!(!format!("{token:?}").contains("abc.def"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lifetime_defaults_from_exp_then_bounded_default() {
+        let opaque = AccessToken::new("opaque").unwrap();
+        assert_eq!(opaque.lifetime(), DEFAULT_LIFETIME);
+
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{}}}"#, now + 600));
+        let jwt = AccessToken::new(format!("e30.{payload}.sig")).unwrap();
+        let secs = jwt.lifetime().as_secs();
+        assert!((598..=600).contains(&secs), "{secs}");
+
+        let expired = URL_SAFE_NO_PAD.encode(r#"{"exp":5}"#);
+        let expired = AccessToken::new(format!("e30.{expired}.sig")).unwrap();
+        assert_eq!(expired.lifetime(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lifetime_is_capped_and_counted_from_request() {
+        let start = Instant::now();
+        let token = AccessToken::new("t")
+            .unwrap()
+            .with_requested_at(start)
+            .with_lifetime(Duration::from_secs(u64::MAX / 4));
+        assert_eq!(token.lifetime(), MAX_LIFETIME);
+        assert_eq!(token.expires_at(), start + MAX_LIFETIME);
+    }
+}

@@ -11,37 +11,13 @@
 //!   [`AccessToken::new`] checks can be a header: no CR/LF);
 //! - `token_type`, when present, must be `Bearer` (any case);
 //! - `expires_in` may be a number or a numeric string; negative or garbled is
-//!   an error; absent or zero falls back to the JWT `exp`, then to
-//!   [`DEFAULT_LIFETIME`](crate::token::DEFAULT_LIFETIME); beyond
-//!   [`MAX_LIFETIME`](crate::token::MAX_LIFETIME) it is cut;
+//!   an error; absent or zero falls back to the JWT `exp`, then to 5
+//!   minutes; beyond 24 hours it is cut;
 //! - `scope` is the granted scopes; when absent, RFC 6749 §5.1 says they are
 //!   the requested ones.
 //!
-//! No error quotes the body: it may hold the token.
-//!
-//! ```
-//! use cxone_auth::ErrorKind;
-//! use cxone_auth::token::{ClientCredentials, ServiceTransport};
-//! use http::{Request, Response};
-//! use http_body_util::Full;
-//! use bytes::Bytes;
-//!
-//! // A server that answers 200 with an error, as some do.
-//! let server = tower::service_fn(|_: Request<Full<Bytes>>| async {
-//!     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
-//!         br#"{"error":"invalid_client","error_description":"unknown client"}"#,
-//!     ))))
-//! });
-//! let source = ClientCredentials::new("id", "secret")?
-//!     .token_url("https://auth.example.com/token")?
-//!     .transport(ServiceTransport::new(server));
-//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! use cxone_auth::TokenSource as _;
-//! let err = source.fetch().await.unwrap_err();
-//! assert_eq!(err.kind(), ErrorKind::InvalidCredentials);
-//! # Ok::<(), cxone_auth::Error>(()) }).unwrap();
-//! # Ok::<(), cxone_auth::Error>(())
-//! ```
+//! No error quotes the body, which may hold the token: only the RFC 6749
+//! `error` code and a sanitized, bounded `error_description` are kept.
 
 use std::time::Duration;
 
@@ -51,7 +27,9 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::backoff::retry_after;
-use crate::{AccessToken, Error, OAuthError};
+use crate::error::OAuthError;
+use crate::token::MAX_LIFETIME;
+use crate::{AccessToken, Error};
 
 /// Turns a token endpoint's response into a token or a typed error.
 ///
@@ -154,7 +132,7 @@ fn expires_in(value: Option<&Value>) -> Result<Option<Duration>, Error> {
     }
     // `AccessToken::with_lifetime` cuts absurd values; this only keeps the
     // conversion itself from overflowing.
-    let max = crate::token::MAX_LIFETIME.as_secs_f64();
+    let max = MAX_LIFETIME.as_secs_f64();
     Ok(Some(Duration::from_secs_f64(seconds.min(max))))
 }
 
@@ -168,7 +146,7 @@ mod tests {
     use http::header::RETRY_AFTER;
 
     use super::*;
-    use crate::token::{DEFAULT_LIFETIME, MAX_LIFETIME};
+    use crate::token::DEFAULT_LIFETIME;
     use crate::{ErrorKind, OAuthErrorCode};
 
     fn response(status: u16, body: &str) -> Response<Bytes> {
@@ -291,10 +269,8 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::GrantRejected);
         assert_eq!(err.status(), Some(StatusCode::OK));
-        assert_eq!(
-            err.oauth_error().map(OAuthError::code),
-            Some(&OAuthErrorCode::InvalidGrant)
-        );
+        assert_eq!(err.oauth_code(), Some(&OAuthErrorCode::InvalidGrant));
+        assert_eq!(err.oauth_description(), Some("key disabled"));
     }
 
     #[tokio::test]
@@ -365,11 +341,12 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidCredentials);
-        assert_eq!(err.oauth_error().unwrap().description(), Some("bad secret"));
+        assert_eq!(err.oauth_description(), Some("bad secret"));
+        assert_eq!(err.oauth_code(), Some(&OAuthErrorCode::InvalidClient));
 
         let err = parse(401, "<html>nope</html>").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidCredentials);
-        assert!(err.oauth_error().is_none());
+        assert!(err.oauth_code().is_none() && err.oauth_description().is_none());
 
         let err = parse(403, r#"{"message":"forbidden","route":"/auth/token"}"#).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidScope);
@@ -528,8 +505,10 @@ mod tests {
                     "access_token": token,
                 });
                 let error = parse(status, &body.to_string()).unwrap_err();
-                let oauth = error.oauth_error().expect("the RFC 6749 error is kept");
-                prop_assert_eq!(oauth.code().as_str(), code.as_str());
+                let kept = error.oauth_code().expect("the RFC 6749 error is kept");
+                prop_assert_eq!(kept.as_str(), code.as_str());
+                let sent = Some(description.as_str()).filter(|d| !d.is_empty());
+                prop_assert_eq!(error.oauth_description(), sent);
                 prop_assert_eq!(error.status(), StatusCode::from_u16(status).ok());
                 let text = format!("{error} {error:?}");
                 prop_assert!(!text.contains(&token));

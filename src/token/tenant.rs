@@ -3,19 +3,7 @@
 //! A CXone access token names its tenant in the `tenantId` claim. The issuer
 //! answers `GET /.well-known/cxone-configuration?tenantId=<id>` (no
 //! authentication) with the tenant's area, cluster and `api_endpoint`, the
-//! base URL of every API call:
-//!
-//! ```no_run
-//! use cxone_auth::TokenSource as _;
-//! use cxone_auth::token::AccessKeyGrant;
-//!
-//! # async fn run() -> Result<(), cxone_auth::Error> {
-//! let source = AccessKeyGrant::from_env()?;
-//! let token = source.fetch().await?;
-//! let tenant = source.discover_tenant(&token).await?;
-//! println!("{} serves area {:?}", tenant.api_endpoint(), tenant.area());
-//! # Ok(()) }
-//! ```
+//! base URL of every API call.
 //!
 //! The `api_endpoint` will receive the token, so it must follow the crate's
 //! URL rule (`https`, except on loopback hosts); a document that names
@@ -26,14 +14,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tracing::Instrument as _;
 use tracing::field::Empty;
 use url::Url;
 
-use crate::token::discovery::get_json;
 use crate::token::endpoint::{check_url_rule, checked_url, join_path};
-use crate::token::http_client::HttpClient;
+use crate::token::transport::HttpClient;
 use crate::token::{Environment, HttpTransport, TokenEndpoint};
 use crate::{AccessToken, Error};
 
@@ -49,19 +37,26 @@ const MAX_TENANT_ID_CHARS: usize = 128;
 /// `tenantId`, `acdDomain`, ...); unknown fields are ignored, and every field
 /// but `api_endpoint` is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RawTenantConfig", into = "RawTenantConfig")]
 pub struct TenantConfig {
+    #[serde(deserialize_with = "checked_api_endpoint", serialize_with = "url_str")]
     api_endpoint: Url,
+    #[serde(default, deserialize_with = "lenient_url", serialize_with = "url_opt")]
     ui_endpoint: Option<Url>,
+    #[serde(default, deserialize_with = "lenient_url", serialize_with = "url_opt")]
     auth_endpoint: Option<Url>,
+    #[serde(rename = "tenantId")]
     tenant_id: Option<String>,
     area: Option<String>,
     cluster: Option<String>,
     region: Option<String>,
     domain: Option<String>,
+    #[serde(rename = "acdDomain")]
     acd_domain: Option<String>,
+    #[serde(rename = "uhDomain")]
     uh_domain: Option<String>,
+    #[serde(rename = "globaldomain")]
     global_domain: Option<String>,
+    #[serde(default)]
     private: bool,
 }
 
@@ -128,106 +123,50 @@ impl TenantConfig {
     }
 }
 
-/// The document as sent, before `api_endpoint` is checked.
-#[derive(Serialize, Deserialize)]
-struct RawTenantConfig {
-    api_endpoint: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ui_endpoint: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    auth_endpoint: Option<serde_json::Value>,
-    #[serde(rename = "tenantId", default, skip_serializing_if = "Option::is_none")]
-    tenant_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    area: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    cluster: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    domain: Option<String>,
-    #[serde(rename = "acdDomain", default, skip_serializing_if = "Option::is_none")]
-    acd_domain: Option<String>,
-    #[serde(rename = "uhDomain", default, skip_serializing_if = "Option::is_none")]
-    uh_domain: Option<String>,
-    #[serde(
-        rename = "globaldomain",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    global_domain: Option<String>,
-    #[serde(default)]
-    private: bool,
-}
-
-impl TryFrom<RawTenantConfig> for TenantConfig {
-    type Error = Error;
-
-    fn try_from(raw: RawTenantConfig) -> Result<Self, Error> {
-        let Some(api_endpoint) = raw.api_endpoint else {
-            return Err(Error::discovery(
-                "the tenant configuration has no `api_endpoint`",
-            ));
-        };
-        let api_endpoint = Url::parse(&api_endpoint).map_err(|err| {
-            Error::discovery(format!(
-                "the tenant configuration's `api_endpoint` is not a URL: {err}"
-            ))
-        })?;
-        check_url_rule("tenant's api_endpoint", &api_endpoint).map_err(Error::discovery)?;
-        Ok(Self {
-            api_endpoint,
-            ui_endpoint: lenient_url(raw.ui_endpoint),
-            auth_endpoint: lenient_url(raw.auth_endpoint),
-            tenant_id: raw.tenant_id,
-            area: raw.area,
-            cluster: raw.cluster,
-            region: raw.region,
-            domain: raw.domain,
-            acd_domain: raw.acd_domain,
-            uh_domain: raw.uh_domain,
-            global_domain: raw.global_domain,
-            private: raw.private,
-        })
-    }
-}
-
-impl From<TenantConfig> for RawTenantConfig {
-    fn from(config: TenantConfig) -> Self {
-        let url = |url: Option<Url>| url.map(|url| serde_json::Value::String(url.into()));
-        Self {
-            api_endpoint: Some(config.api_endpoint.into()),
-            ui_endpoint: url(config.ui_endpoint),
-            auth_endpoint: url(config.auth_endpoint),
-            tenant_id: config.tenant_id,
-            area: config.area,
-            cluster: config.cluster,
-            region: config.region,
-            domain: config.domain,
-            acd_domain: config.acd_domain,
-            uh_domain: config.uh_domain,
-            global_domain: config.global_domain,
-            private: config.private,
-        }
-    }
+/// `api_endpoint` will receive the token: it must be present and follow the
+/// crate's URL rule.
+fn checked_api_endpoint<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Url, D::Error> {
+    let Some(url) = Option::<String>::deserialize(deserializer)? else {
+        return Err(D::Error::custom("no `api_endpoint`"));
+    };
+    let url = Url::parse(&url)
+        .map_err(|err| D::Error::custom(format!("`api_endpoint` is not a URL: {err}")))?;
+    check_url_rule("tenant's api_endpoint", &url).map_err(D::Error::custom)?;
+    Ok(url)
 }
 
 /// Informational URLs: kept when they parse, dropped otherwise.
-fn lenient_url(value: Option<serde_json::Value>) -> Option<Url> {
-    Url::parse(value?.as_str()?).ok()
+fn lenient_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Url>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(value.as_str().and_then(|url| Url::parse(url).ok()))
+}
+
+fn url_str<S: Serializer>(url: &Url, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(url.as_str())
+}
+
+fn url_opt<S: Serializer>(url: &Option<Url>, serializer: S) -> Result<S::Ok, S::Error> {
+    url.as_ref().map(Url::as_str).serialize(serializer)
 }
 
 /// Reads tenant configurations from an issuer.
 ///
-/// Sources have [`discover_tenant`](crate::token::AccessKeyGrant::discover_tenant),
+/// The OAuth sources have [`discover_tenant`](crate::token::OAuthSource::discover_tenant),
 /// which uses their own issuer and transport; this type serves tokens from
-/// elsewhere (a [`StaticToken`](crate::token::StaticToken), a secrets manager).
+/// elsewhere (a [`StaticToken`](crate::token::StaticToken), a secrets
+/// manager), and the tenant routing layer. It remembers no answer: each
+/// call asks.
 ///
-/// ```
-/// use cxone_auth::token::{Environment, TenantDiscovery};
+/// ```no_run
+/// use cxone_auth::TokenSource as _;
+/// use cxone_auth::token::AccessKeyGrant;
 ///
-/// let discovery = TenantDiscovery::new(Environment::CxoneGov);
-/// assert_eq!(discovery.base_url().as_str(), "https://cxone-gov.niceincontact.com/");
+/// # async fn run() -> Result<(), cxone_auth::Error> {
+/// let source = AccessKeyGrant::from_env()?;
+/// let token = source.fetch().await?;
+/// let tenant = source.discover_tenant(&token).await?;
+/// println!("{} serves area {:?}", tenant.api_endpoint(), tenant.area());
+/// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct TenantDiscovery {
@@ -270,8 +209,9 @@ impl TenantDiscovery {
         self
     }
 
-    /// The total time one discovery may take (default
-    /// [`DEFAULT_TIMEOUT`](crate::token::DEFAULT_TIMEOUT)).
+    /// The total time one discovery may take. Defaults to 10 s, as a token
+    /// fetch: the document is small, and a caller waiting on it should learn
+    /// of an outage quickly.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.http.set_timeout(timeout);
         self
@@ -342,21 +282,15 @@ impl TenantDiscovery {
     }
 
     async fn read(&self, url: &Url, tenant_id: &str) -> Result<TenantConfig, Error> {
-        let transport = self.http.transport()?;
-        let document = get_json(
-            &*transport,
-            url,
-            "the tenant configuration",
-            "unknown tenant (HTTP 404): the issuer does not know this tenant id",
-        )
-        .await?;
-        let raw: RawTenantConfig = serde_json::from_value(serde_json::Value::Object(document))
+        let not_found = "unknown tenant (HTTP 404): the issuer does not know this tenant id";
+        let document = self
+            .http
+            .get_json(url, "the tenant configuration", not_found)
+            .await?;
+        let config: TenantConfig = serde_json::from_value(serde_json::Value::Object(document))
             .map_err(|err| {
-                Error::discovery(format!(
-                    "the tenant configuration has a field of the wrong type: {err}"
-                ))
+                Error::discovery(format!("the tenant configuration is not usable: {err}"))
             })?;
-        let config = TenantConfig::try_from(raw)?;
         if let Some(stated) = config.tenant_id()
             && !stated.eq_ignore_ascii_case(tenant_id)
         {
@@ -377,23 +311,10 @@ impl fmt::Debug for TenantDiscovery {
     }
 }
 
-/// The configuration of `token`'s tenant in commercial CXone
-/// ([`Environment::Cxone`]) through the default transport.
-///
-/// For CXone Gov, another issuer, or another transport, use
-/// [`TenantDiscovery`] or a source's `discover_tenant`.
-///
-/// # Errors
-///
-/// As [`TenantDiscovery::discover`].
-pub async fn discover_tenant(token: &AccessToken) -> Result<TenantConfig, Error> {
-    TenantDiscovery::new(Environment::Cxone)
-        .discover(token)
-        .await
-}
-
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
     use crate::ErrorKind;
 
@@ -429,26 +350,54 @@ mod tests {
         assert_eq!(round_trip, config);
     }
 
-    #[test]
-    fn api_endpoint_must_be_a_safe_url() {
-        for (api_endpoint, says) in [
-            (r#""not a url""#, "is not a URL"),
-            (r#""http://api.example.com""#, "must use https"),
+    /// Discovery under a server that answers every request with `body`.
+    fn answering(body: String) -> TenantDiscovery {
+        let service = tower::service_fn(move |_: http::Request<http_body_util::Full<Bytes>>| {
+            let body = http_body_util::Full::new(Bytes::from(body.clone()));
+            async move { Ok::<_, std::convert::Infallible>(http::Response::new(body)) }
+        });
+        let discovery = TenantDiscovery::from_url("https://issuer.example.com").unwrap();
+        discovery.transport(crate::token::ServiceTransport::new(service))
+    }
+
+    #[tokio::test]
+    async fn unusable_documents_are_discovery_errors() {
+        for (document, says) in [
             (
-                r#""https://user:pw@api.example.com""#,
+                r#"{"api_endpoint":"not a url"}"#,
+                "`api_endpoint` is not a URL",
+            ),
+            (
+                r#"{"api_endpoint":"http://api.example.com"}"#,
+                "must use https",
+            ),
+            (
+                r#"{"api_endpoint":"https://user:pw@api.example.com"}"#,
                 "user name or password",
             ),
-            ("null", "no `api_endpoint`"),
+            (r#"{"api_endpoint":null}"#, "no `api_endpoint`"),
+            (r#"{"area":"na1"}"#, "missing field `api_endpoint`"),
+            (
+                r#"{"api_endpoint":"https://a.example.com","area":5}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"api_endpoint":"https://a.example.com","tenantId":"t-2"}"#,
+                "another tenant",
+            ),
         ] {
-            let json = format!(r#"{{"api_endpoint":{api_endpoint},"area":"na1"}}"#);
-            let raw: RawTenantConfig = serde_json::from_str(&json).unwrap();
-            let err = TenantConfig::try_from(raw).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::Discovery, "{json}");
-            assert!(err.to_string().contains(says), "{err}");
+            let err = answering(document.to_owned())
+                .tenant("t-1")
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Discovery, "{document}");
+            assert!(err.to_string().contains(says), "{document}: {err}");
         }
-        let loopback: TenantConfig =
-            serde_json::from_str(r#"{"api_endpoint":"http://127.0.0.1:4000"}"#).unwrap();
-        assert_eq!(loopback.area(), None);
+        let found =
+            answering(r#"{"api_endpoint":"http://127.0.0.1:4000","tenantId":"T-1"}"#.into());
+        let config = found.tenant("t-1").await.unwrap();
+        assert_eq!(config.api_endpoint().as_str(), "http://127.0.0.1:4000/");
+        assert_eq!(config.area(), None);
     }
 
     #[test]
