@@ -52,7 +52,6 @@ const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-
 /// Requests sent in all.
 const REQUESTS: usize = 20_000;
 /// Callers sending at once; each sends its next request when its previous

@@ -18,7 +18,10 @@ use crate::error::BoxError;
 use crate::http::{HttpRequest, HttpResponse, rejects_token};
 
 /// A token being loaded, and the cache it comes from.
-type Load = (BoxFuture<'static, Result<(HeaderValue, u64), Error>>, TokenCache);
+type Load = (
+    BoxFuture<'static, Result<(HeaderValue, u64), Error>>,
+    TokenCache,
+);
 
 /// The id of the token a request carried, and the cache to tell if it is
 /// rejected.
@@ -108,12 +111,7 @@ impl<F, S, R> ResponseFuture<F, S, R> {
 }
 
 impl<F, S, R> State<F, S, R> {
-    fn waiting(
-        load: Option<Load>,
-        inner: S,
-        request: R,
-        sent: Option<Sent>,
-    ) -> Self {
+    fn waiting(load: Option<Load>, inner: S, request: R, sent: Option<Sent>) -> Self {
         State::Waiting {
             waiting: Box::new(Waiting {
                 load,

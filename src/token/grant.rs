@@ -127,9 +127,9 @@ impl<G: OAuthGrant> OAuthSource<G> {
     ///
     /// As [`from_env`](Self::from_env).
     pub fn from_lookup(mut lookup: impl FnMut(&str) -> Option<String>) -> Result<Self, Error> {
-        let grant = G::from_vars(&mut lookup)?;
         let client_id = required(&mut lookup, "CXONE_CLIENT_ID", "client id")?;
         let client_secret = required(&mut lookup, "CXONE_CLIENT_SECRET", "client secret")?;
+        let grant = G::from_vars(&mut lookup)?;
         let mut optional = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let endpoint = match (optional("CXONE_TOKEN_URL"), optional("CXONE_ISSUER")) {
             (Some(_), Some(_)) => {
