@@ -50,9 +50,8 @@ use crate::{AccessToken, Error};
 /// store can keep wall-clock expiries across machines while caches stay on
 /// their monotonic clock.
 ///
-/// Every method may fail; the cache logs the error and carries on as if the
-/// store were absent, so a store must not block for long (bound each call
-/// with a short timeout of its own).
+/// Every method may fail: the cache bounds each call with a short timeout
+/// (2 s), logs a failure, and carries on as if the store were absent.
 pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// The token stored under `key`, if there is one that has not expired,
     /// with [`expires_in`](StoredToken::expires_in) set to its remaining life.

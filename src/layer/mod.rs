@@ -80,34 +80,17 @@ pub struct CxoneAuthLayer {
 
 /// Where the token may go; shared by every service a layer builds, and by
 /// the tenant routing made from it.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Hosts {
     rules: AllowedHosts,
     /// Where requests that carry only a path go (a tonic `Channel` adds it).
     base_url: Option<Url>,
-    /// Origins (scheme, host, port) that tenant discovery named.
-    discovered: RwLock<Vec<(String, String, Option<u16>)>>,
-}
-
-impl Clone for Hosts {
-    fn clone(&self) -> Self {
-        Self {
-            rules: self.rules.clone(),
-            base_url: self.base_url.clone(),
-            discovered: RwLock::new(self.discovered_origins().clone()),
-        }
-    }
+    /// Origins (scheme, host, port) that tenant discovery named; shared by
+    /// the layer's clones, whatever is configured on them later.
+    discovered: Arc<RwLock<Vec<(String, String, Option<u16>)>>>,
 }
 
 impl Hosts {
-    fn discovered_origins(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, Vec<(String, String, Option<u16>)>> {
-        self.discovered
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Whether a request may carry the token: an absolute URI to an allowed
     /// origin, or a path-only one when the base URL is allowed.
     fn check<R: HttpRequest>(&self, request: &R) -> Result<(), Error> {
@@ -146,7 +129,8 @@ impl Hosts {
 
     #[cold]
     fn is_discovered(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
-        self.discovered_origins().iter().any(|(s, h, p)| {
+        let discovered = self.discovered.read().unwrap_or_else(PoisonError::into_inner);
+        discovered.iter().any(|(s, h, p)| {
             s.eq_ignore_ascii_case(scheme) && h.eq_ignore_ascii_case(host) && *p == port
         })
     }
