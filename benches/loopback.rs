@@ -9,6 +9,10 @@
 //! shows what the stack costs a real HTTP request.
 //!
 //! `cargo bench --bench loopback -- --warm-up-time 1 --measurement-time 3`
+//!
+//! After criterion's groups, the two variants take turns in short rounds and
+//! the median of the per-round ratios is printed: noise from the machine
+//! then falls on both alike.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -98,52 +102,52 @@ where
         .await;
 }
 
-fn loopback(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("a runtime");
-    let address = runtime.block_on(serve());
-    let url: reqwest::Url = format!("http://{address}/inContactAPI/services/v34.0/server-time")
-        .parse()
-        .expect("a URL");
+        .expect("a runtime")
+}
 
-    let plain = client();
-    let mut header = HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("a header");
-    header.set_sensitive(true);
+/// The two clients, against one server.
+struct Subjects {
+    url: reqwest::Url,
+    plain: reqwest::Client,
+    header: HeaderValue,
+    stack: Stack,
+}
 
-    let tokens = TokenCache::new(StaticToken::new(TOKEN).lifetime(Duration::from_secs(3600)));
-    runtime
-        .block_on(tokens.token())
-        .expect("a static token is always issued");
-    let stack = ServiceBuilder::new()
-        .layer(CxoneRetryLayer::default())
-        .layer(CxoneAuthLayer::new(tokens).allow_loopback_http(true))
-        .service(client());
+type Stack = cxone_auth::retry::CxoneRetry<cxone_auth::CxoneAuth<reqwest::Client>>;
 
-    let mut group = c.benchmark_group("loopback");
-    group.throughput(Throughput::Elements(REQUESTS as u64));
-    group.bench_function("reqwest_static_header", |b| {
-        b.to_async(&runtime).iter(|| {
-            burst(|| {
-                let client = plain.clone();
-                let mut request = reqwest::Request::new(Method::GET, url.clone());
-                request.headers_mut().insert(AUTHORIZATION, header.clone());
-                async move {
-                    let response = client.execute(request).await.expect("an answer");
-                    let status = response.status();
-                    response.bytes().await.expect("a body");
-                    status
-                }
-            })
-        })
-    });
-    group.bench_function("reqwest_retry_auth_stack", |b| {
-        b.to_async(&runtime).iter(|| {
-            burst(|| {
-                let stack = stack.clone();
-                let request = reqwest::Request::new(Method::GET, url.clone());
+impl Subjects {
+    async fn new() -> Self {
+        let address = serve().await;
+        let url = format!("http://{address}/inContactAPI/services/v34.0/server-time")
+            .parse()
+            .expect("a URL");
+        let mut header = HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("a header");
+        header.set_sensitive(true);
+        let tokens = TokenCache::new(StaticToken::new(TOKEN).lifetime(Duration::from_secs(3600)));
+        tokens.token().await.expect("a static token is always issued");
+        let stack = ServiceBuilder::new()
+            .layer(CxoneRetryLayer::default())
+            .layer(CxoneAuthLayer::new(tokens).allow_loopback_http(true))
+            .service(client());
+        Self {
+            url,
+            plain: client(),
+            header,
+            stack,
+        }
+    }
+
+    /// One burst through the stack, or through the client with a static header.
+    async fn burst(&self, stack: bool) {
+        if stack {
+            return burst(|| {
+                let stack = self.stack.clone();
+                let request = reqwest::Request::new(Method::GET, self.url.clone());
                 async move {
                     let response = stack.oneshot(request).await.expect("an answer");
                     let status = response.status();
@@ -151,13 +155,82 @@ fn loopback(c: &mut Criterion) {
                     status
                 }
             })
+            .await;
+        }
+        burst(|| {
+            let client = self.plain.clone();
+            let mut request = reqwest::Request::new(Method::GET, self.url.clone());
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, self.header.clone());
+            async move {
+                let response = client.execute(request).await.expect("an answer");
+                let status = response.status();
+                response.bytes().await.expect("a body");
+                status
+            }
         })
+        .await;
+    }
+}
+
+fn loopback(c: &mut Criterion, runtime: &tokio::runtime::Runtime, subjects: &Subjects) {
+    let mut group = c.benchmark_group("loopback");
+    group.throughput(Throughput::Elements(REQUESTS as u64));
+    group.bench_function("reqwest_static_header", |b| {
+        b.to_async(runtime).iter(|| subjects.burst(false))
+    });
+    group.bench_function("reqwest_retry_auth_stack", |b| {
+        b.to_async(runtime).iter(|| subjects.burst(true))
     });
     group.finish();
 }
 
+/// Requests per second of the stack over the static header: the median of
+/// [`ROUNDS`] rounds in which the two take turns.
+fn print_ratio(runtime: &tokio::runtime::Runtime, subjects: &Subjects) {
+    const ROUNDS: usize = 21;
+    const BURSTS: usize = 8;
+    let time = |stack: bool| {
+        let start = std::time::Instant::now();
+        for _ in 0..BURSTS {
+            runtime.block_on(subjects.burst(stack));
+        }
+        start.elapsed().as_secs_f64()
+    };
+    let mut ratios: Vec<f64> = (0..ROUNDS)
+        .map(|round| {
+            // Alternate which goes first, so neither always meets a warm pool.
+            let (plain, stack) = if round % 2 == 0 {
+                let plain = time(false);
+                (plain, time(true))
+            } else {
+                let stack = time(true);
+                (time(false), stack)
+            };
+            plain / stack
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let rps = (REQUESTS * BURSTS) as f64 / time(false);
+    println!();
+    println!(
+        "loopback: retry + auth stack / static header = {:.3}x requests per second (median of {ROUNDS} interleaved rounds; range {:.3}..{:.3}; static header about {rps:.0} req/s)",
+        ratios[ROUNDS / 2],
+        ratios[0],
+        ratios[ROUNDS - 1],
+    );
+}
+
 fn main() {
+    let runtime = runtime();
+    let subjects = runtime.block_on(Subjects::new());
     let mut criterion = Criterion::default().configure_from_args();
-    loopback(&mut criterion);
+    loopback(&mut criterion, &runtime, &subjects);
     criterion.final_summary();
+    // `cargo test --benches` runs this binary without `--bench`: skip the
+    // timed rounds there.
+    if std::env::args().any(|arg| arg == "--bench") {
+        print_ratio(&runtime, &subjects);
+    }
 }
