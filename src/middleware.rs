@@ -1,23 +1,11 @@
 //! [`CxoneAuthMiddleware`]: CXone authentication for
 //! [`reqwest-middleware`](reqwest_middleware) chains.
 //!
-//! The middleware is the crate's tower stack run on the rest of the chain:
-//! [`CxoneRetryLayer`] outside [`CxoneAuthLayer`], exactly as a tower user
-//! stacks them. So it behaves the same, by the same code:
-//!
-//! - the token goes only to https requests for allowed hosts (see
-//!   [`CxoneAuthLayer`]); any other request fails with
-//!   [`ErrorKind::HostNotAllowed`](crate::ErrorKind::HostNotAllowed)
-//!   before anything is sent;
-//! - a 401 invalidates the token it carried, and the request is replayed once
-//!   with a fresh token;
-//! - a 429 (and a 503 to an idempotent request) is replayed after its
-//!   `Retry-After` (or a jittered backoff), a few times at most and within a
-//!   retry budget, and the host cools down for every request meanwhile;
-//! - a request whose body cannot be cloned (a stream, or a body over
-//!   [`max_replay_body_bytes`](crate::retry::CxoneRetryLayerBuilder::max_replay_body_bytes))
-//!   is sent once: its 401, 429 or 503 is returned as it is (a 401 still
-//!   invalidates the token, a 429 still cools the host down).
+//! The middleware runs the crate's tower layers on the rest of the chain,
+//! [`CxoneRetryLayer`] outside [`CxoneAuthLayer`], as a tower user stacks
+//! them: the same host rules, the same 401 replay, the same `Retry-After`
+//! waits, by the same code (their docs say what each does). Waits use
+//! `tokio::time`, so it needs a Tokio runtime with time enabled.
 //!
 //! ```
 //! use cxone_auth::middleware::CxoneAuthMiddleware;
@@ -48,37 +36,17 @@
 //! # }
 //! ```
 //!
-//! # With reqwest-retry and reqwest-tracing
+//! Put it last (innermost), after `TracingMiddleware` and
+//! `RetryTransientMiddleware`: every attempt of reqwest-retry then passes
+//! through it and carries the token current then; it sees a 429 first and
+//! waits its `Retry-After`, which reqwest-retry does not read. Leave 429 to
+//! it ([`max_attempts`](crate::retry::CxoneRetryLayerBuilder::max_attempts))
+//! and connection errors and 5xx to reqwest-retry, to retry nothing twice.
 //!
-//! Put it **last** (innermost), after `TracingMiddleware` and
-//! `RetryTransientMiddleware`:
-//!
-//! ```text
-//! ClientBuilder::new(reqwest::Client::new())
-//!     .with(TracingMiddleware::default())                    // 1. one span per call, retries inside it
-//!     .with(RetryTransientMiddleware::new_with_policy(policy)) // 2. connection errors, 5xx
-//!     .with(CxoneAuthMiddleware::new(tokens))                // 3. token, 401, 429
-//!     .build()
-//! ```
-//!
-//! - Every attempt reqwest-retry makes passes through this middleware again,
-//!   so it carries the token that is current then, not the one a 401 refused.
-//! - This middleware sees a 429 first and honours its `Retry-After`
-//!   (reqwest-retry does not read it); reqwest-retry sees the 429 only when
-//!   this middleware gave up (attempts or budget used up), and its next
-//!   attempt still waits here for the host's cool-down.
-//! - A 401 is not transient for reqwest-retry, so it does not retry it; this
-//!   middleware replays it once with a fresh token.
-//!
-//! To avoid retrying twice, leave 429 to this middleware (its attempts are
-//! [`CxoneRetryLayerBuilder::max_attempts`](crate::retry::CxoneRetryLayerBuilder::max_attempts))
-//! and let reqwest-retry handle connection errors and 5xx.
-//!
-//! # Errors
-//!
-//! Failures of this middleware come back as
-//! `reqwest_middleware::Error::Middleware` around a
-//! [`cxone_auth::Error`](crate::Error), which says what to fix:
+//! Its own failures come back as `reqwest_middleware::Error::Middleware`
+//! around a [`cxone_auth::Error`](crate::Error), which says what to fix;
+//! errors of the client and of the middlewares after it come back as they
+//! were:
 //!
 //! ```
 //! # use cxone_auth::{ErrorKind, TokenCache, middleware::CxoneAuthMiddleware, token::StaticToken};
@@ -94,36 +62,25 @@
 //! # }
 //! ```
 //!
-//! Errors of the client and of the middlewares after this one come back as
-//! they were.
-//!
-//! # Extensions
-//!
-//! The `http::Extensions` of the chain pass through: the middlewares after
-//! this one see them, and what they insert is there for the middlewares
-//! before it once the call returns. Replays see what the previous attempt
-//! left.
-//!
-//! # Runtime
-//!
-//! Waits use `tokio::time`: a Tokio runtime with time enabled is required,
-//! and tests can pause time.
+//! The chain's `http::Extensions` pass through: the middlewares after this
+//! one see them, and what they insert is there for those before it once the
+//! call returns; a replay sees what the previous attempt left.
 
-mod next;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
+use futures_util::future::BoxFuture;
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 use tower::{Layer as _, ServiceExt as _};
+use tower_service::Service;
 
-use self::next::NextService;
 use crate::error::BoxError;
 use crate::{CxoneAuthLayer, CxoneRetryLayer, Error, TokenCache};
 
 /// A `reqwest-middleware` [`Middleware`] that authenticates requests with
 /// CXone tokens from a [`TokenCache`], replays a 401 once with a fresh
-/// token, and honours `Retry-After` on 429 and 503.
-///
-/// See the [module docs](self) for what it does and where it goes in a chain.
+/// token, and honours `Retry-After` on 429 and 503 ([module docs](self)).
 ///
 /// Cheap to clone; clones share the token cache, the retry budget and the
 /// hosts cooling down.
@@ -183,10 +140,13 @@ impl Middleware for CxoneAuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
-        let rest = NextService::new(next, std::mem::take(extensions));
+        let rest = NextService {
+            next,
+            extensions: Arc::new(Mutex::new(std::mem::take(extensions))),
+        };
         let client = self.retry.layer(self.auth.layer(rest.clone()));
         let result = client.oneshot(request).await;
-        *extensions = rest.take_extensions();
+        *extensions = std::mem::take(&mut *lock(&rest.extensions));
         result.map_err(middleware_error)
     }
 }
@@ -206,5 +166,42 @@ fn middleware_error(err: BoxError) -> reqwest_middleware::Error {
             "the request failed in the CXone middleware",
             err,
         )),
+    }
+}
+
+/// The rest of the chain as a tower `Service`, so the layers run on it
+/// unchanged. The retry layer sends a request and its replays one after
+/// another, each through a clone; every attempt takes the extensions the
+/// previous one left, as if it held the `&mut Extensions` itself.
+#[derive(Clone)]
+struct NextService<'a> {
+    next: Next<'a>,
+    extensions: Arc<Mutex<Extensions>>,
+}
+
+fn lock(extensions: &Mutex<Extensions>) -> std::sync::MutexGuard<'_, Extensions> {
+    // Extensions are handed over whole; a panic elsewhere cannot leave one
+    // half-written.
+    extensions.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<'a> Service<reqwest::Request> for NextService<'a> {
+    type Response = reqwest::Response;
+    type Error = reqwest_middleware::Error;
+    type Future = BoxFuture<'a, reqwest_middleware::Result<reqwest::Response>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: reqwest::Request) -> Self::Future {
+        let next = self.next.clone();
+        let slot = Arc::clone(&self.extensions);
+        Box::pin(async move {
+            let mut extensions = std::mem::take(&mut *lock(&slot));
+            let result = next.run(request, &mut extensions).await;
+            *lock(&slot) = extensions;
+            result
+        })
     }
 }
