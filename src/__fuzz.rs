@@ -1,14 +1,8 @@
-//! Entry points for fuzzers over the parsers of what a server or a user
-//! sends: each takes arbitrary bytes, feeds one parser and checks what must
-//! hold of its answer, beyond not panicking.
-//!
-//! Not part of the API: compiled only with `--cfg fuzzing` (cargo-fuzz and
-//! cargo-afl set it) and in the crate's own tests. The targets under `fuzz/`
-//! are one line each:
-//!
-//! ```text
-//! libfuzzer_sys::fuzz_target!(|data: &[u8]| cxone_auth::__fuzz::retry_after(data));
-//! ```
+//! Entry points for fuzzers (the one-line targets under `fuzz/`) over the
+//! parsers of what a server or a user sends: each takes arbitrary bytes,
+//! feeds one parser and checks what must hold of its answer. Not part of
+//! the API: compiled only with `--cfg fuzzing` (cargo-fuzz and cargo-afl set
+//! it) and in the crate's own tests.
 
 use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
@@ -38,15 +32,12 @@ pub fn token_response(data: &[u8]) {
     const STATUSES: [u16; 16] = [
         201, 204, 301, 302, 400, 401, 403, 404, 408, 413, 429, 500, 502, 503, 504, 999,
     ];
-    let (status, rest) = data.split_first().map_or((200, data), |(&byte, rest)| {
-        (
-            STATUSES.get(usize::from(byte)).copied().unwrap_or(200),
-            rest,
-        )
-    });
-    let (retry_after, body) = rest.split_first().map_or((&[][..], rest), |(&len, rest)| {
-        rest.split_at(usize::from(len % 48).min(rest.len()))
-    });
+    let (status, rest) = (data.first(), data.get(1..).unwrap_or_default());
+    let status = status.and_then(|&byte| STATUSES.get(usize::from(byte)));
+    let status = status.copied().unwrap_or(200);
+    let (len, rest) = (rest.first(), rest.get(1..).unwrap_or_default());
+    let len = len.map_or(0, |&len| usize::from(len % 48)).min(rest.len());
+    let (retry_after, body) = rest.split_at(len);
     let mut response = Response::new(Bytes::copy_from_slice(body));
     *response.status_mut() = StatusCode::from_u16(status).expect("a status from the table");
     if let Ok(value) = HeaderValue::from_bytes(retry_after) {

@@ -154,18 +154,14 @@ impl Middleware for CxoneAuthMiddleware {
 /// The chain's own errors as they were; this crate's wrapped, so callers can
 /// downcast them.
 fn middleware_error(err: BoxError) -> reqwest_middleware::Error {
-    let err = match err.downcast::<reqwest_middleware::Error>() {
-        Ok(err) => return *err,
-        Err(err) => err,
-    };
-    match err.downcast::<Error>() {
-        Ok(err) => reqwest_middleware::Error::middleware(*err),
-        // The stack returns only the two kinds above; keep anything else
-        // as the source of a transport error rather than lose it.
-        Err(err) => reqwest_middleware::Error::middleware(Error::transport(
-            "the request failed in the CXone middleware",
-            err,
-        )),
+    match err.downcast::<reqwest_middleware::Error>() {
+        Ok(err) => *err,
+        Err(err) => reqwest_middleware::Error::middleware(match err.downcast::<Error>() {
+            Ok(err) => *err,
+            // The stack returns only the two kinds above; keep anything
+            // else as the source of a transport error rather than lose it.
+            Err(err) => Error::transport("the request failed in the CXone middleware", err),
+        }),
     }
 }
 
