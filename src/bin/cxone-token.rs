@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use cxone_auth::mock::{self, MockCxone};
 use cxone_auth::token::{AccessKeyGrant, ClientCredentials, OAuthSource, ServiceTransport};
-use cxone_auth::{AccessToken, Error, ErrorKind, TokenSource};
+use cxone_auth::{Error, ErrorKind, TokenSource};
 use tokio::time::Instant;
 
 const USAGE: &str = "\
@@ -146,8 +146,8 @@ fn exit_code(kind: ErrorKind, access_key: bool) -> (u8, &'static str) {
     }
 }
 
-/// Fetches a token with `source`, prints what it is good for, and
-/// discovers its tenant when it names one.
+/// Fetches a token with `source` and prints what it is good for; with a
+/// tenant in its claims, discovers the tenant's API host.
 async fn show<G>(
     source: Result<OAuthSource<G>, Error>,
     mock: Option<&MockCxone>,
@@ -161,26 +161,6 @@ where
         source = source.transport(ServiceTransport::new(mock.router()));
     }
     let token = source.fetch().await?;
-    print_token(&token, print_secret);
-    if token
-        .claims()
-        .and_then(|claims| claims.tenant_id())
-        .is_some()
-    {
-        let tenant = source.discover_tenant(&token).await?;
-        line("api endpoint", &tenant.api_endpoint());
-        if let Some(area) = tenant.area() {
-            line("area", &area);
-        }
-    }
-    Ok(())
-}
-
-fn line(name: &str, value: &dyn std::fmt::Display) {
-    println!("{name:<15}{value}");
-}
-
-fn print_token(token: &AccessToken, print_secret: bool) {
     if print_secret {
         line("token", &token.secret());
     } else {
@@ -195,7 +175,7 @@ fn print_token(token: &AccessToken, print_secret: bool) {
     }
     let Some(claims) = token.claims() else {
         line("claims", &"none: not a JWT, so no tenant to discover");
-        return;
+        return Ok(());
     };
     let name = claims.get("tenant").and_then(|name| name.as_str());
     match (claims.tenant_id(), name) {
@@ -209,6 +189,18 @@ fn print_token(token: &AccessToken, print_secret: bool) {
     if let Some(cluster) = claims.cluster_id() {
         line("cluster", &cluster);
     }
+    if claims.tenant_id().is_some() {
+        let tenant = source.discover_tenant(&token).await?;
+        line("api endpoint", &tenant.api_endpoint());
+        if let Some(area) = tenant.area() {
+            line("area", &area);
+        }
+    }
+    Ok(())
+}
+
+fn line(name: &str, value: &dyn std::fmt::Display) {
+    println!("{name:<15}{value}");
 }
 
 #[tokio::main(flavor = "current_thread")]
