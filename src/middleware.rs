@@ -78,12 +78,9 @@ use tower_service::Service;
 use crate::error::BoxError;
 use crate::{CxoneAuthLayer, CxoneRetryLayer, Error, TokenCache};
 
-/// A `reqwest-middleware` [`Middleware`] that authenticates requests with
-/// CXone tokens from a [`TokenCache`], replays a 401 once with a fresh
-/// token, and honours `Retry-After` on 429 and 503 ([module docs](self)).
-///
-/// Cheap to clone; clones share the token cache, the retry budget and the
-/// hosts cooling down.
+/// A `reqwest-middleware` [`Middleware`] running [`CxoneRetryLayer`] and
+/// [`CxoneAuthLayer`] ([module docs](self)). Cheap to clone; clones share
+/// the token cache, the retry budget and the hosts cooling down.
 #[derive(Debug, Clone)]
 pub struct CxoneAuthMiddleware {
     auth: CxoneAuthLayer,
@@ -106,15 +103,14 @@ impl CxoneAuthMiddleware {
         Self { auth, retry }
     }
 
-    /// Allows another host over https: `api.example.com`, or `*.example.com`
-    /// for a domain and its subdomains.
+    /// Allows another host over https, as [`CxoneAuthLayer::allow_host`].
     pub fn allow_host(mut self, pattern: &str) -> Self {
         self.auth = self.auth.allow_host(pattern);
         self
     }
 
-    /// Allows loopback hosts over plain http, for tests and local mocks. Off
-    /// by default.
+    /// Allows loopback hosts over plain http, as
+    /// [`CxoneAuthLayer::allow_loopback_http`]. Off by default.
     pub fn allow_loopback_http(mut self, allow: bool) -> Self {
         self.auth = self.auth.allow_loopback_http(allow);
         self

@@ -53,27 +53,22 @@ EXIT CODES:
     10  the token was fetched, but its tenant could not be discovered
 ";
 
+#[derive(Default)]
 struct Options {
-    /// `--grant access-key` (the default) or `client-credentials`.
-    access_key: bool,
+    /// `--grant client-credentials`; the default is `access-key`.
+    client_credentials: bool,
     mock: bool,
     print_token: bool,
 }
 
 /// The options, or `None` once `--help` or `--version` has been answered.
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, String> {
-    let mut options = Options {
-        access_key: true,
-        mock: false,
-        print_token: false,
-    };
+    let mut options = Options::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg, None),
+        let (flag, inline) = match arg.split_once('=').filter(|(f, _)| f.starts_with("--")) {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
         };
         match flag.as_str() {
             "-h" | "--help" => {
@@ -90,9 +85,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
                 let value = inline
                     .or_else(|| args.next())
                     .ok_or("--grant needs a value: access-key or client-credentials")?;
-                options.access_key = match value.as_str() {
-                    "access-key" | "password" => true,
-                    "client-credentials" | "client_credentials" => false,
+                options.client_credentials = match value.as_str() {
+                    "access-key" | "password" => false,
+                    "client-credentials" | "client_credentials" => true,
                     other => {
                         return Err(format!(
                             "unknown grant `{other}`: use access-key or client-credentials"
@@ -107,7 +102,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
 }
 
 /// The exit code for a failure, by what the user has to fix, and the fix.
-fn exit_code(kind: ErrorKind, access_key: bool) -> (u8, &'static str) {
+fn exit_code(kind: ErrorKind, client_credentials: bool) -> (u8, &'static str) {
     match kind {
         ErrorKind::Config => (
             3,
@@ -117,13 +112,13 @@ fn exit_code(kind: ErrorKind, access_key: bool) -> (u8, &'static str) {
             4,
             "check CXONE_CLIENT_ID and CXONE_CLIENT_SECRET against the app's registration, and that the app is active",
         ),
-        ErrorKind::GrantRejected if access_key => (
+        ErrorKind::GrantRejected if client_credentials => (
             5,
-            "check CXONE_ACCESS_KEY_ID and CXONE_ACCESS_KEY_SECRET: the key must exist, be active, and belong to an active user",
+            "this server refuses the client_credentials grant for the app: CXone's back-end flow is --grant access-key",
         ),
         ErrorKind::GrantRejected => (
             5,
-            "this server refuses the client_credentials grant for the app: CXone's back-end flow is --grant access-key",
+            "check CXONE_ACCESS_KEY_ID and CXONE_ACCESS_KEY_SECRET: the key must exist, be active, and belong to an active user",
         ),
         ErrorKind::InvalidScope => (
             6,
@@ -233,15 +228,15 @@ async fn main() -> ExitCode {
         };
         set.or_else(|| Some(default.to_owned()))
     };
-    let shown = if options.access_key {
-        show(AccessKeyGrant::from_lookup(lookup), mock, print).await
-    } else {
+    let shown = if options.client_credentials {
         show(ClientCredentials::from_lookup(lookup), mock, print).await
+    } else {
+        show(AccessKeyGrant::from_lookup(lookup), mock, print).await
     };
     let Err(err) = shown else {
         return ExitCode::SUCCESS;
     };
-    let (code, fix) = exit_code(err.kind(), options.access_key);
+    let (code, fix) = exit_code(err.kind(), options.client_credentials);
     eprintln!("error: {err}");
     if !fix.is_empty() {
         eprintln!("fix: {fix}");
