@@ -36,8 +36,8 @@
 //! An empty parameter counts as absent. Success is `200` with `access_token`,
 //! `token_type: "Bearer"`, `expires_in` ([`ExpiresIn`]), `refresh_token`,
 //! `id_token`, `issued_token_type`, and `scope` if asked for. Every answer
-//! carries `Cache-Control: no-store` and `Pragma: no-cache`. A queued
-//! [`TokenFault`] answers in place of every check after the first.
+//! carries `Cache-Control: no-store` and `Pragma: no-cache`. Queued
+//! [`TokenFault`]s answer instead, whatever the request within 64 KiB.
 //!
 //! Call [`MockCxone::router`] in memory to test anything timed (paused tokio
 //! time and sockets do not mix); [`MockCxone::serve`] serves it on `127.0.0.1`.
