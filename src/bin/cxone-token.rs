@@ -156,6 +156,7 @@ where
         source = source.transport(ServiceTransport::new(mock.router()));
     }
     let token = source.fetch().await?;
+    let line = |name: &str, value: &dyn std::fmt::Display| println!("{name:<15}{value}");
     if print_secret {
         line("token", &token.secret());
     } else {
@@ -192,10 +193,6 @@ where
         }
     }
     Ok(())
-}
-
-fn line(name: &str, value: &dyn std::fmt::Display) {
-    println!("{name:<15}{value}");
 }
 
 #[tokio::main(flavor = "current_thread")]
