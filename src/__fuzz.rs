@@ -46,8 +46,7 @@ pub fn token_response(data: &[u8]) {
 
     let json = serde_json::from_slice::<Value>(body).unwrap_or_default();
     let field = |name: &str| json.get(name).and_then(Value::as_str);
-    let requested = ["openid".to_owned()];
-    match token_from_response(&response, tokio::time::Instant::now(), &requested) {
+    match token_from_response(&response, tokio::time::Instant::now(), &[]) {
         Ok(token) => {
             assert!(response.status().is_success(), "a token from a {status}");
             assert_eq!(field("access_token"), Some(token.secret()));
@@ -156,9 +155,10 @@ pub fn tenant_config(data: &[u8]) {
 /// is the host asked about.
 ///
 /// Checks: besides https, only http is ever allowed, to a loopback host and
-/// when enabled; with no pattern added, https is allowed exactly to
-/// [`CXONE_DOMAINS`] and their subdomains (without ASCII case and one
-/// trailing dot), by a reference written another way.
+/// when enabled; a pattern allows no less beside CXone's domains than alone;
+/// with no pattern, https is allowed exactly to [`CXONE_DOMAINS`] and their
+/// subdomains (without ASCII case and one trailing dot), by a reference
+/// written another way.
 pub fn allowed_hosts(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
@@ -173,6 +173,9 @@ pub fn allowed_hosts(data: &[u8]) {
     let mut hosts = AllowedHosts::default().allow_loopback_http(loopback);
     if let Some(pattern) = pattern {
         hosts = hosts.allow_host(pattern);
+        // What a pattern allows alone, it allows beside CXone's domains.
+        let alone = AllowedHosts::none().allow_loopback_http(loopback);
+        assert!(!alone.allow_host(pattern).allows(scheme, host) || hosts.allows(scheme, host));
     }
     let allowed = hosts.allows(scheme, host);
     let bare = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();

@@ -1,11 +1,10 @@
 //! [`CxoneAuthMiddleware`]: CXone authentication for
 //! [`reqwest-middleware`](reqwest_middleware) chains.
 //!
-//! The middleware runs the crate's tower layers on the rest of the chain,
-//! [`CxoneRetryLayer`] outside [`CxoneAuthLayer`], as a tower user stacks
-//! them: the same host rules, the same 401 replay, the same `Retry-After`
-//! waits, by the same code (their docs say what each does). Waits use
-//! `tokio::time`, so it needs a Tokio runtime with time enabled.
+//! It runs [`CxoneRetryLayer`] outside [`CxoneAuthLayer`] on the rest of the
+//! chain, as a tower stack does: the same host rules, 401 replay and
+//! `Retry-After` waits, by the same code, which their docs describe. It
+//! needs a Tokio runtime with time enabled (waits use `tokio::time`).
 //!
 //! ```
 //! use cxone_auth::middleware::CxoneAuthMiddleware;
@@ -37,16 +36,14 @@
 //! ```
 //!
 //! Put it last (innermost), after `TracingMiddleware` and
-//! `RetryTransientMiddleware`: every attempt of reqwest-retry then passes
-//! through it and carries the token current then; it sees a 429 first and
-//! waits its `Retry-After`, which reqwest-retry does not read. Leave 429 to
-//! it ([`max_attempts`](crate::retry::CxoneRetryLayerBuilder::max_attempts))
-//! and connection errors and 5xx to reqwest-retry, to retry nothing twice.
+//! `RetryTransientMiddleware`: each attempt of reqwest-retry then carries
+//! the token current then, and this middleware sees a 429 first and waits
+//! its `Retry-After` (reqwest-retry does not read it). Leave 429 to it and
+//! connection errors and 5xx to reqwest-retry, to retry nothing twice.
 //!
-//! Its own failures come back as `reqwest_middleware::Error::Middleware`
-//! around a [`cxone_auth::Error`](crate::Error), which says what to fix;
-//! errors of the client and of the middlewares after it come back as they
-//! were:
+//! Its own failures are `reqwest_middleware::Error::Middleware` around a
+//! [`cxone_auth::Error`](crate::Error), which says what to fix; the errors
+//! of the client and of the middlewares after it come back as they were:
 //!
 //! ```
 //! # use cxone_auth::{ErrorKind, TokenCache, middleware::CxoneAuthMiddleware, token::StaticToken};

@@ -55,7 +55,6 @@ EXIT CODES:
 
 #[derive(Default)]
 struct Options {
-    /// `--grant client-credentials`; the default is `access-key`.
     client_credentials: bool,
     mock: bool,
     print_token: bool,

@@ -522,14 +522,13 @@ impl MockCxoneBuilder {
 
     /// Builds the mock.
     pub fn build(self) -> MockCxone {
-        let runtime = Runtime {
+        let runtime = Mutex::new(Runtime {
             base_url: IN_MEMORY_BASE_URL.to_owned(),
             token_lifetime: self.token_lifetime,
             expires_in: self.expires_in,
             token_delay: self.token_delay,
             ..Runtime::default()
-        };
-        let runtime = Mutex::new(runtime);
+        });
         let shared = Arc::new(Shared {
             config: self,
             runtime,
