@@ -1,15 +1,8 @@
-//! Entry points for fuzzers, one per parser that reads what a server or a
-//! user sends: each takes arbitrary bytes, feeds them to the parser and
-//! checks what must hold of the answer (beyond not panicking).
-//!
-//! Not part of the API. Compiled only with `--cfg fuzzing` (which cargo-fuzz
-//! and cargo-afl set) and in the crate's own tests, where property tests feed
-//! the same entry points. The targets under `fuzz/` are one line each, so any
-//! fuzzer that hands out byte slices can drive them:
-//!
-//! ```text
-//! libfuzzer_sys::fuzz_target!(|data: &[u8]| cxone_auth::__fuzz::retry_after(data));
-//! ```
+//! Entry points for fuzzers (the one-line targets under `fuzz/`) over the
+//! parsers of what a server or a user sends: each takes arbitrary bytes,
+//! feeds one parser and checks what must hold of its answer. Not part of
+//! the API: compiled only with `--cfg fuzzing` (cargo-fuzz and cargo-afl set
+//! it) and in the crate's own tests.
 
 use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
@@ -22,205 +15,123 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde_json::Value;
 use url::Host;
 
+use crate::backoff::parse_retry_after;
 use crate::layer::hosts::{AllowedHosts, CXONE_DOMAINS};
+use crate::token::response::token_from_response;
 use crate::token::{JwtClaims, MAX_LIFETIME, TenantConfig};
 
-/// The statuses a token endpoint answers with, for the first byte of
-/// [`token_response`]'s input to pick from. Byte values past the table mean
-/// 200, so most inputs exercise the body parser.
-const STATUSES: [u16; 16] = [
-    201, 204, 301, 302, 400, 401, 403, 404, 408, 413, 429, 500, 502, 503, 504, 999,
-];
-
-/// The shortest `access_token` checked for in error messages. Shorter values
-/// can occur in the messages' own words by chance; no word in them is this
-/// long.
-const MIN_TOKEN_CHECKED: usize = 40;
-
-/// Reads `data` as a token endpoint's response: byte 0 picks the status,
-/// byte 1 the length of a `Retry-After` value that follows, the rest is the
-/// body.
+/// Reads `data` as a token endpoint's answer: byte 0 picks the status (200
+/// past the table), byte 1 the length of the `Retry-After` value that
+/// follows, the rest is the body.
 ///
-/// Checks: a token comes only from a 2xx answer whose body is a JSON object
-/// holding exactly that `access_token`; its header is `Bearer <token>`,
-/// marked sensitive; its lifetime is at most [`MAX_LIFETIME`]; an error
-/// carries the response's status when it has one and never quotes the
-/// `access_token` (unless the server put it in `error_description` itself).
+/// Checks: a token comes only from a 2xx answer and is the body's
+/// `access_token`, in a sensitive `Bearer` header, living at most
+/// [`MAX_LIFETIME`]; an error carries the answer's status when it has one,
+/// and never quotes an `access_token` the server did not quote itself.
 pub fn token_response(data: &[u8]) {
-    let (status, rest) = match data.split_first() {
-        Some((&byte, rest)) => (
-            STATUSES.get(usize::from(byte)).copied().unwrap_or(200),
-            rest,
-        ),
-        None => (200, data),
-    };
-    let (retry_after, body) = match rest.split_first() {
-        Some((&len, rest)) => {
-            let len = usize::from(len % 48).min(rest.len());
-            rest.split_at(len)
-        }
-        None => (&[][..], rest),
-    };
+    const STATUSES: [u16; 16] = [
+        201, 204, 301, 302, 400, 401, 403, 404, 408, 413, 429, 500, 502, 503, 504, 999,
+    ];
+    let (status, rest) = (data.first(), data.get(1..).unwrap_or_default());
+    let status = status.and_then(|&byte| STATUSES.get(usize::from(byte)));
+    let status = status.copied().unwrap_or(200);
+    let (len, rest) = (rest.first(), rest.get(1..).unwrap_or_default());
+    let len = len.map_or(0, |&len| usize::from(len % 48)).min(rest.len());
+    let (retry_after, body) = rest.split_at(len);
     let mut response = Response::new(Bytes::copy_from_slice(body));
     *response.status_mut() = StatusCode::from_u16(status).expect("a status from the table");
     if let Ok(value) = HeaderValue::from_bytes(retry_after) {
         response.headers_mut().insert(RETRY_AFTER, value);
     }
 
-    let requested = ["openid".to_owned()];
-    let result = crate::token::response::token_from_response(
-        &response,
-        tokio::time::Instant::now(),
-        &requested,
-    );
-    let json = serde_json::from_slice::<Value>(body).ok();
-    let field = |name: &str| {
-        json.as_ref()
-            .and_then(|json| json.get(name))
-            .and_then(Value::as_str)
-    };
-    match result {
+    let json = serde_json::from_slice::<Value>(body).unwrap_or_default();
+    let field = |name: &str| json.get(name).and_then(Value::as_str);
+    match token_from_response(&response, tokio::time::Instant::now(), &[]) {
         Ok(token) => {
             assert!(response.status().is_success(), "a token from a {status}");
             assert_eq!(field("access_token"), Some(token.secret()));
-            assert_eq!(
-                token.header_value().as_bytes(),
-                format!("Bearer {}", token.secret()).as_bytes()
-            );
+            let header = format!("Bearer {}", token.secret());
+            assert_eq!(token.header_value().as_bytes(), header.as_bytes());
             assert!(token.header_value().is_sensitive());
             assert!(token.lifetime() <= MAX_LIFETIME);
-            assert!(!token.scopes().is_empty() || field("scope").is_some());
         }
         Err(error) => {
-            if let Some(reported) = error.status() {
-                assert_eq!(reported, response.status());
-            }
-            let text = format!("{error} {error:?}");
-            if let Some(token) = field("access_token").filter(|token| {
-                token.len() >= MIN_TOKEN_CHECKED
+            assert!(error.status().is_none_or(|s| s == response.status()));
+            // A shorter token can occur in the messages' own words.
+            let checked = |token: &&str| {
+                let said = [field("error"), field("error_description")];
+                token.len() >= 40
                     && !token.contains(char::is_whitespace)
-                    && ![field("error"), field("error_description")]
-                        .into_iter()
-                        .flatten()
-                        .any(|quoted| quoted.contains(*token))
-            }) {
+                    && !said.into_iter().flatten().any(|text| text.contains(*token))
+            };
+            if let Some(token) = field("access_token").filter(checked) {
+                let text = format!("{error} {error:?}");
                 assert!(!text.contains(token), "an error quotes the access token");
             }
         }
     }
 }
 
-/// A fixed "now" for [`retry_after`], so that results do not depend on when
-/// the fuzzer runs: 2024-01-01T00:00:00Z.
-const NOW_SECS: u64 = 1_704_067_200;
-
-/// The last second an HTTP-date can name (9999-12-31T23:59:59Z).
-const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
-
-/// Reads `data` as a `Retry-After` value, directly and as a header.
+/// Reads `data` as a `Retry-After` value, as text and as a header.
 ///
-/// Checks: delta-seconds read as that many seconds (all digits past `u64`
-/// as `u64::MAX`); a valid HTTP-date reads as the time from now until then
-/// (zero when past); the header reader agrees with the value parser; with 8
-/// or more bytes, the first 8 as a number of seconds round-trip through
-/// delta-seconds and through an HTTP-date formatted by `httpdate`.
+/// Checks: delta-seconds read as that many seconds (past `u64`, as
+/// `u64::MAX`); an HTTP-date as the time from now until then (zero when
+/// past); anything else as nothing. The header reader agrees on
+/// delta-seconds, reads nothing that is not text, and nothing from two
+/// headers.
 pub fn retry_after(data: &[u8]) {
-    let now = UNIX_EPOCH + Duration::from_secs(NOW_SECS);
+    // 2024-01-01T00:00:00Z, so that results do not depend on the clock.
+    let now = UNIX_EPOCH + Duration::from_secs(1_704_067_200);
     let text = String::from_utf8_lossy(data);
-    let parsed = crate::backoff::parse_retry_after(&text, now);
     let trimmed = text.trim();
-    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        let seconds = trimmed.parse().unwrap_or(u64::MAX);
-        assert_eq!(parsed, Some(Duration::from_secs(seconds)));
-    } else if let Ok(date) = httpdate::parse_http_date(trimmed) {
-        assert_eq!(
-            parsed,
-            Some(date.duration_since(now).unwrap_or(Duration::ZERO))
-        );
+    let seconds = !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit());
+    let expected = if seconds {
+        Some(Duration::from_secs(trimmed.parse().unwrap_or(u64::MAX)))
     } else {
-        assert_eq!(parsed, None);
-    }
+        let date = httpdate::parse_http_date(trimmed).ok();
+        date.map(|date| date.duration_since(now).unwrap_or_default())
+    };
+    assert_eq!(parse_retry_after(&text, now), expected, "{text:?}");
 
     if let Ok(value) = HeaderValue::from_bytes(data) {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, value.clone());
-        let from_header = crate::backoff::retry_after(&headers);
-        match value.to_str() {
-            Ok(text) if text.trim().bytes().all(|b| b.is_ascii_digit()) => {
-                assert_eq!(from_header, crate::backoff::parse_retry_after(text, now));
-            }
-            Ok(_) => {}
-            Err(_) => assert_eq!(from_header, None),
+        // A value that is not text (bytes past ASCII) is no date either.
+        if value.to_str().is_err() || seconds {
+            assert_eq!(crate::backoff::retry_after(&headers), expected);
         }
         headers.append(RETRY_AFTER, value);
         assert_eq!(crate::backoff::retry_after(&headers), None);
-    }
-
-    if let Some(first) = data.first_chunk::<8>() {
-        let seconds = u64::from_le_bytes(*first);
-        assert_eq!(
-            crate::backoff::parse_retry_after(&seconds.to_string(), now),
-            Some(Duration::from_secs(seconds))
-        );
-        let at = seconds % (MAX_HTTP_DATE_SECS + 1);
-        let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(at));
-        assert_eq!(
-            crate::backoff::parse_retry_after(&date, UNIX_EPOCH),
-            Some(Duration::from_secs(at)),
-            "{date}"
-        );
     }
 }
 
 /// Reads `data` as a compact JWT, and as the payload of one.
 ///
-/// Checks: every accessor answers without panicking; a payload that is a
-/// JSON object reads back claim by claim; any other payload has no claims.
+/// Checks: the claims' accessors answer without panicking; a payload that
+/// is a JSON object (within the size bound) reads back claim by claim; any
+/// other payload has no claims.
 pub fn jwt_claims(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    if let Some(claims) = JwtClaims::from_jwt(&text) {
-        read_all(&claims);
-    }
-
-    let jwt = format!("e30.{}.c2ln", URL_SAFE_NO_PAD.encode(data));
-    let claims = JwtClaims::from_jwt(&jwt);
-    let fits = URL_SAFE_NO_PAD.encode(data).len() <= 16 * 1024;
+    // `Debug` goes through every kind of typed accessor.
+    let _ = JwtClaims::from_jwt(&String::from_utf8_lossy(data)).map(|c| format!("{c:?}"));
+    let payload = URL_SAFE_NO_PAD.encode(data);
+    let claims = JwtClaims::from_jwt(&format!("e30.{payload}.c2ln"));
     match serde_json::from_slice::<Value>(data) {
-        Ok(Value::Object(object)) if fits => {
+        Ok(Value::Object(object)) if payload.len() <= 16 * 1024 => {
             let claims = claims.expect("a JSON object payload has claims");
-            read_all(&claims);
+            let _ = format!("{claims:?}");
             for (name, value) in &object {
                 assert_eq!(claims.get(name), Some(value), "claim {name}");
-            }
-            if let Some(Value::String(tenant)) = object.get("tenantId") {
-                assert_eq!(claims.tenant_id(), Some(tenant.as_str()));
-            }
-            if let Some(exp) = object.get("exp").and_then(Value::as_i64) {
-                assert_eq!(claims.exp(), Some(exp));
             }
         }
         _ => assert!(claims.is_none(), "claims from a payload that is no object"),
     }
 }
 
-fn read_all(claims: &JwtClaims) {
-    let _ = (
-        claims.exp(),
-        claims.iat(),
-        claims.tenant_id(),
-        claims.business_unit_id(),
-        claims.cluster_id(),
-        claims.subject(),
-        claims.issuer(),
-        format!("{claims:?}"),
-    );
-}
-
 /// Reads `data` as a `/.well-known/cxone-configuration` document.
 ///
 /// Checks: an accepted document's `api_endpoint` may receive a token (https,
-/// or http on a loopback host; no user name or password); it serializes to
-/// a document that reads back equal.
+/// or http to a loopback host; no user name or password), and the document
+/// serializes to one that reads back equal.
 pub fn tenant_config(data: &[u8]) {
     let Ok(config) = serde_json::from_slice::<TenantConfig>(data) else {
         return;
@@ -230,15 +141,10 @@ pub fn tenant_config(data: &[u8]) {
     let loopback = match api.host().expect("an accepted api_endpoint has a host") {
         Host::Domain(domain) => domain.eq_ignore_ascii_case("localhost"),
         Host::Ipv4(ip) => ip.is_loopback(),
-        Host::Ipv6(ip) => {
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
+        Host::Ipv6(ip) => ip.to_canonical().is_loopback(),
     };
-    match api.scheme() {
-        "https" => {}
-        "http" => assert!(loopback, "http to {api}, which is not a loopback host"),
-        other => panic!("an api_endpoint with the scheme {other}"),
-    }
+    let scheme = api.scheme();
+    assert!(scheme == "https" || scheme == "http" && loopback, "{api}");
     let json = serde_json::to_string(&config).expect("a tenant configuration serializes");
     let again: TenantConfig = serde_json::from_str(&json).expect("it reads back");
     assert_eq!(again, config);
@@ -248,11 +154,11 @@ pub fn tenant_config(data: &[u8]) {
 /// loopback http is on; up to the first NUL is a pattern to allow; the rest
 /// is the host asked about.
 ///
-/// Checks: nothing panics; without an added pattern, a host over https is
-/// allowed exactly when it is one of [`CXONE_DOMAINS`] or a subdomain of
-/// one (compared without ASCII case and one trailing dot), by a reference
-/// written another way; plain http is never allowed to a host that is not
-/// loopback.
+/// Checks: besides https, only http is ever allowed, to a loopback host and
+/// when enabled; a pattern allows no less beside CXone's domains than alone;
+/// with no pattern, https is allowed exactly to [`CXONE_DOMAINS`] and their
+/// subdomains (without ASCII case and one trailing dot), by a reference
+/// written another way.
 pub fn allowed_hosts(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
@@ -260,48 +166,44 @@ pub fn allowed_hosts(data: &[u8]) {
     let scheme = ["https", "http", "HTTPS", "ftp"][usize::from(flags & 3)];
     let loopback = flags & 4 != 0;
     let text = String::from_utf8_lossy(rest);
-    let (pattern, host) = match text.split_once('\0') {
-        Some((pattern, host)) => (Some(pattern), host),
-        None => (None, &*text),
-    };
+    let (pattern, host) = text
+        .split_once('\0')
+        .map_or((None, &*text), |(p, h)| (Some(p), h));
 
     let mut hosts = AllowedHosts::default().allow_loopback_http(loopback);
     if let Some(pattern) = pattern {
         hosts = hosts.allow_host(pattern);
+        // What a pattern allows alone, it allows beside CXone's domains.
+        let alone = AllowedHosts::none().allow_loopback_http(loopback);
+        assert!(!alone.allow_host(pattern).allows(scheme, host) || hosts.allows(scheme, host));
     }
     let allowed = hosts.allows(scheme, host);
-    if scheme == "ftp" {
-        assert!(!allowed, "ftp is never allowed");
+    let bare = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    if allowed && !scheme.eq_ignore_ascii_case("https") {
+        assert!(
+            scheme == "http" && loopback && is_loopback(&bare),
+            "{scheme} to {host:?}"
+        );
     }
-    let bare = host.strip_suffix('.').unwrap_or(host);
-    if scheme == "http" && allowed {
-        assert!(loopback && is_loopback(bare), "http to {host:?}");
-    }
-    if pattern.is_none() && !loopback && scheme.eq_ignore_ascii_case("https") {
-        let lower = bare.to_ascii_lowercase();
-        // The domain itself, or a name with at least one more label before
-        // it (`.niceincontact.com`, with an empty label, is no subdomain).
+    if scheme.eq_ignore_ascii_case("https") && pattern.is_none() && !loopback {
+        // The domain, or a name with one more non-empty label before it.
         let expected = CXONE_DOMAINS.iter().any(|domain| {
-            lower == *domain
-                || lower
-                    .strip_suffix(domain)
-                    .and_then(|rest| rest.strip_suffix('.'))
-                    .is_some_and(|label| !label.is_empty())
+            let label = bare
+                .strip_suffix(domain)
+                .and_then(|rest| rest.strip_suffix('.'));
+            bare == *domain || label.is_some_and(|label| !label.is_empty())
         });
         assert_eq!(allowed, expected, "{host:?}");
     }
 }
 
-/// Whether `host` names this machine, written apart from the layer's own
-/// check: `localhost` and its subdomains, or a loopback address (IPv6 with
-/// or without brackets).
+/// Whether a lowercase `host` is `localhost`, a subdomain of it or a loopback
+/// address (IPv6 with or without brackets), written apart from the layer's.
 fn is_loopback(host: &str) -> bool {
-    let lower = host.to_ascii_lowercase();
-    if lower == "localhost" || lower.ends_with(".localhost") {
-        return true;
-    }
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

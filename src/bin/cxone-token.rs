@@ -1,26 +1,20 @@
 //! `cxone-token`: fetches one CXone access token and says what it is good
 //! for: when it expires, the scopes granted, its tenant and the tenant's API
 //! host. For debugging credentials; the token itself is printed only with
-//! `--print-token`.
+//! `--print-token`. `--help` lists the options, variables and exit codes.
 //!
 //! ```text
 //! cargo install cxone-auth --features cli
 //! CXONE_CLIENT_ID=.. CXONE_CLIENT_SECRET=.. CXONE_ACCESS_KEY_ID=.. CXONE_ACCESS_KEY_SECRET=.. cxone-token
 //! cxone-token --mock          # against an in-process mock CXone, no credentials needed
 //! ```
-//!
-//! Exit codes (`--help` lists them): 0 success, 2 bad arguments, 3 a `CXONE_*`
-//! variable is missing or unusable, 4 client credentials refused, 5 access
-//! key or grant refused, 6 scope refused, 7 rate limited, 8 CXone
-//! unreachable or failing, 9 an answer that is not a token response, 10 the
-//! token works but its tenant could not be discovered, 1 anything else.
 
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use cxone_auth::mock::{self, MockCxone};
-use cxone_auth::token::{AccessKeyGrant, ClientCredentials, ServiceTransport, TenantConfig};
-use cxone_auth::{AccessToken, Error, ErrorKind, TokenSource as _};
+use cxone_auth::token::{AccessKeyGrant, ClientCredentials, OAuthSource, ServiceTransport};
+use cxone_auth::{Error, ErrorKind, TokenSource};
 use tokio::time::Instant;
 
 const USAGE: &str = "\
@@ -59,52 +53,40 @@ EXIT CODES:
     10  the token was fetched, but its tenant could not be discovered
 ";
 
-/// Which grant to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Grant {
-    AccessKey,
-    ClientCredentials,
-}
-
-#[derive(Debug)]
+#[derive(Default)]
 struct Options {
-    grant: Grant,
+    client_credentials: bool,
     mock: bool,
     print_token: bool,
 }
 
-enum Command {
-    Run(Options),
-    Help,
-    Version,
-}
-
-fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let mut options = Options {
-        grant: Grant::AccessKey,
-        mock: false,
-        print_token: false,
-    };
+/// The options, or `None` once `--help` or `--version` has been answered.
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut options = Options::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg, None),
+        let (flag, inline) = match arg.split_once('=').filter(|(f, _)| f.starts_with("--")) {
+            Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
         };
         match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("cxone-token {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
             "--mock" => options.mock = true,
             "--print-token" => options.print_token = true,
             "--grant" => {
                 let value = inline
                     .or_else(|| args.next())
                     .ok_or("--grant needs a value: access-key or client-credentials")?;
-                options.grant = match value.as_str() {
-                    "access-key" | "password" => Grant::AccessKey,
-                    "client-credentials" | "client_credentials" => Grant::ClientCredentials,
+                options.client_credentials = match value.as_str() {
+                    "access-key" | "password" => false,
+                    "client-credentials" | "client_credentials" => true,
                     other => {
                         return Err(format!(
                             "unknown grant `{other}`: use access-key or client-credentials"
@@ -115,122 +97,64 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
             other => return Err(format!("unknown argument `{other}` (see --help)")),
         }
     }
-    Ok(Command::Run(options))
+    Ok(Some(options))
 }
 
-/// A source of either grant, with its tenant discovery.
-enum Source {
-    AccessKey(AccessKeyGrant),
-    ClientCredentials(ClientCredentials),
-}
-
-impl Source {
-    /// Reads the `CXONE_*` variables; with `mock`, unset ones default to
-    /// the mock's credentials and every request goes to the mock.
-    fn new(options: &Options, mock: Option<&MockCxone>) -> Result<Self, Error> {
-        let lookup = |name: &str| {
-            let set = std::env::var(name).ok().filter(|value| !value.is_empty());
-            let Some(mock) = mock else {
-                return set;
-            };
-            match name {
-                "CXONE_TOKEN_URL" => Some(mock.token_url()),
-                "CXONE_ISSUER" => None,
-                "CXONE_CLIENT_ID" => set.or_else(|| Some(mock::CLIENT_ID.to_owned())),
-                "CXONE_CLIENT_SECRET" => set.or_else(|| Some(mock::CLIENT_SECRET.to_owned())),
-                "CXONE_ACCESS_KEY_ID" => set.or_else(|| Some(mock::ACCESS_KEY_ID.to_owned())),
-                "CXONE_ACCESS_KEY_SECRET" => {
-                    set.or_else(|| Some(mock::ACCESS_KEY_SECRET.to_owned()))
-                }
-                _ => set,
-            }
-        };
-        let source = match options.grant {
-            Grant::AccessKey => Source::AccessKey(AccessKeyGrant::from_lookup(lookup)?),
-            Grant::ClientCredentials => {
-                Source::ClientCredentials(ClientCredentials::from_lookup(lookup)?)
-            }
-        };
-        Ok(match (source, mock) {
-            (Source::AccessKey(s), Some(m)) => {
-                Source::AccessKey(s.transport(ServiceTransport::new(m.router())))
-            }
-            (Source::ClientCredentials(s), Some(m)) => {
-                Source::ClientCredentials(s.transport(ServiceTransport::new(m.router())))
-            }
-            (source, None) => source,
-        })
-    }
-
-    async fn fetch(&self) -> Result<AccessToken, Error> {
-        match self {
-            Source::AccessKey(source) => source.fetch().await,
-            Source::ClientCredentials(source) => source.fetch().await,
-        }
-    }
-
-    async fn discover_tenant(&self, token: &AccessToken) -> Result<TenantConfig, Error> {
-        match self {
-            Source::AccessKey(source) => source.discover_tenant(token).await,
-            Source::ClientCredentials(source) => source.discover_tenant(token).await,
-        }
-    }
-}
-
-/// The exit code for a failure, by what the user has to fix.
-fn exit_code(kind: ErrorKind) -> u8 {
+/// The exit code for a failure, by what the user has to fix, and the fix.
+fn exit_code(kind: ErrorKind, client_credentials: bool) -> (u8, &'static str) {
     match kind {
-        ErrorKind::Config => 3,
-        ErrorKind::InvalidCredentials => 4,
-        ErrorKind::GrantRejected => 5,
-        ErrorKind::InvalidScope => 6,
-        ErrorKind::RateLimited => 7,
-        ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Transport => 8,
-        ErrorKind::InvalidResponse | ErrorKind::Rejected => 9,
-        ErrorKind::Discovery => 10,
-        _ => 1,
+        ErrorKind::Config => (
+            3,
+            "set the CXONE_* variables (see --help); values must not be empty or padded with spaces",
+        ),
+        ErrorKind::InvalidCredentials => (
+            4,
+            "check CXONE_CLIENT_ID and CXONE_CLIENT_SECRET against the app's registration, and that the app is active",
+        ),
+        ErrorKind::GrantRejected if client_credentials => (
+            5,
+            "this server refuses the client_credentials grant for the app: CXone's back-end flow is --grant access-key",
+        ),
+        ErrorKind::GrantRejected => (
+            5,
+            "check CXONE_ACCESS_KEY_ID and CXONE_ACCESS_KEY_SECRET: the key must exist, be active, and belong to an active user",
+        ),
+        ErrorKind::InvalidScope => (
+            6,
+            "check CXONE_SCOPES against the scopes the app may ask for",
+        ),
+        ErrorKind::RateLimited => (7, "wait (see `retry after` above) and try again"),
+        ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Transport => (
+            8,
+            "check the network and CXONE_TOKEN_URL / CXONE_ISSUER, then try again later",
+        ),
+        ErrorKind::InvalidResponse | ErrorKind::Rejected => (
+            9,
+            "check that CXONE_TOKEN_URL / CXONE_ISSUER point at a CXone (OAuth 2.0) token endpoint",
+        ),
+        ErrorKind::Discovery => (
+            10,
+            "the token works; its tenant was not found under the issuer: check CXONE_ISSUER / CXONE_TOKEN_URL match the token's environment",
+        ),
+        _ => (1, ""),
     }
 }
 
-/// What to change, for each exit code.
-fn what_to_fix(code: u8, grant: Grant) -> &'static str {
-    match (code, grant) {
-        (3, _) => {
-            "set the CXONE_* variables (see --help); values must not be empty or padded with spaces"
-        }
-        (4, _) => {
-            "check CXONE_CLIENT_ID and CXONE_CLIENT_SECRET against the app's registration, and that the app is active"
-        }
-        (5, Grant::AccessKey) => {
-            "check CXONE_ACCESS_KEY_ID and CXONE_ACCESS_KEY_SECRET: the key must exist, be active, and belong to an active user"
-        }
-        (5, Grant::ClientCredentials) => {
-            "this server refuses the client_credentials grant for the app: CXone's back-end flow is --grant access-key"
-        }
-        (6, _) => "check CXONE_SCOPES against the scopes the app may ask for",
-        (7, _) => "wait (see `retry after` above) and try again",
-        (8, _) => "check the network and CXONE_TOKEN_URL / CXONE_ISSUER, then try again later",
-        (9, _) => {
-            "check that CXONE_TOKEN_URL / CXONE_ISSUER point at a CXone (OAuth 2.0) token endpoint"
-        }
-        (10, _) => {
-            "the token works; its tenant was not found under the issuer: check CXONE_ISSUER / CXONE_TOKEN_URL match the token's environment"
-        }
-        _ => "",
+/// Fetches a token with `source` and prints what it is good for; with a
+/// tenant in its claims, discovers the tenant's API host.
+async fn show<G>(
+    source: Result<OAuthSource<G>, Error>,
+    mock: Option<&MockCxone>,
+    print_secret: bool,
+) -> Result<(), Error>
+where
+    OAuthSource<G>: TokenSource,
+{
+    let mut source = source?;
+    if let Some(mock) = mock {
+        source = source.transport(ServiceTransport::new(mock.router()));
     }
-}
-
-fn fail(err: &Error, grant: Grant) -> ExitCode {
-    let code = exit_code(err.kind());
-    eprintln!("error: {err}");
-    let fix = what_to_fix(code, grant);
-    if !fix.is_empty() {
-        eprintln!("fix: {fix}");
-    }
-    ExitCode::from(code)
-}
-
-fn print_token(token: &AccessToken, print_secret: bool) {
+    let token = source.fetch().await?;
     let line = |name: &str, value: &dyn std::fmt::Display| println!("{name:<15}{value}");
     if print_secret {
         line("token", &token.secret());
@@ -246,7 +170,7 @@ fn print_token(token: &AccessToken, print_secret: bool) {
     }
     let Some(claims) = token.claims() else {
         line("claims", &"none: not a JWT, so no tenant to discover");
-        return;
+        return Ok(());
     };
     let name = claims.get("tenant").and_then(|name| name.as_str());
     match (claims.tenant_id(), name) {
@@ -260,54 +184,58 @@ fn print_token(token: &AccessToken, print_secret: bool) {
     if let Some(cluster) = claims.cluster_id() {
         line("cluster", &cluster);
     }
-}
-
-fn print_tenant(tenant: &TenantConfig) {
-    println!("{:<15}{}", "api endpoint", tenant.api_endpoint());
-    if let Some(area) = tenant.area() {
-        println!("{:<15}{area}", "area");
+    if claims.tenant_id().is_some() {
+        let tenant = source.discover_tenant(&token).await?;
+        line("api endpoint", &tenant.api_endpoint());
+        if let Some(area) = tenant.area() {
+            line("area", &area);
+        }
     }
+    Ok(())
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            println!("cxone-token {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
+        Ok(Some(options)) => options,
+        Ok(None) => return ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
     let mock = options.mock.then(MockCxone::new);
-    let source = match Source::new(&options, mock.as_ref()) {
-        Ok(source) => source,
-        Err(err) => return fail(&err, options.grant),
+    let (mock, print) = (mock.as_ref(), options.print_token);
+    // With `--mock`, every request goes to the mock, and unset variables
+    // default to its credentials.
+    let lookup = |name: &str| {
+        let set = std::env::var(name).ok().filter(|value| !value.is_empty());
+        let Some(mock) = mock else {
+            return set;
+        };
+        let default = match name {
+            "CXONE_TOKEN_URL" => return Some(mock.token_url()),
+            "CXONE_ISSUER" => return None,
+            "CXONE_CLIENT_ID" => mock::CLIENT_ID,
+            "CXONE_CLIENT_SECRET" => mock::CLIENT_SECRET,
+            "CXONE_ACCESS_KEY_ID" => mock::ACCESS_KEY_ID,
+            "CXONE_ACCESS_KEY_SECRET" => mock::ACCESS_KEY_SECRET,
+            _ => return set,
+        };
+        set.or_else(|| Some(default.to_owned()))
     };
-    let token = match source.fetch().await {
-        Ok(token) => token,
-        Err(err) => return fail(&err, options.grant),
+    let shown = if options.client_credentials {
+        show(ClientCredentials::from_lookup(lookup), mock, print).await
+    } else {
+        show(AccessKeyGrant::from_lookup(lookup), mock, print).await
     };
-    print_token(&token, options.print_token);
-    if token
-        .claims()
-        .and_then(|claims| claims.tenant_id())
-        .is_none()
-    {
+    let Err(err) = shown else {
         return ExitCode::SUCCESS;
+    };
+    let (code, fix) = exit_code(err.kind(), options.client_credentials);
+    eprintln!("error: {err}");
+    if !fix.is_empty() {
+        eprintln!("fix: {fix}");
     }
-    match source.discover_tenant(&token).await {
-        Ok(tenant) => {
-            print_tenant(&tenant);
-            ExitCode::SUCCESS
-        }
-        Err(err) => fail(&err, options.grant),
-    }
+    ExitCode::from(code)
 }

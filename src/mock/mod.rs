@@ -37,7 +37,7 @@
 //! `token_type: "Bearer"`, `expires_in` ([`ExpiresIn`]), `refresh_token`,
 //! `id_token`, `issued_token_type`, and `scope` if asked for. Every answer
 //! carries `Cache-Control: no-store` and `Pragma: no-cache`. Queued
-//! [`TokenFault`]s answer instead, whatever the request.
+//! [`TokenFault`]s answer instead, whatever the request within 64 KiB.
 //!
 //! Call [`MockCxone::router`] in memory to test anything timed (paused tokio
 //! time and sockets do not mix); [`MockCxone::serve`] serves it on `127.0.0.1`.
@@ -522,14 +522,13 @@ impl MockCxoneBuilder {
 
     /// Builds the mock.
     pub fn build(self) -> MockCxone {
-        let runtime = Runtime {
+        let runtime = Mutex::new(Runtime {
             base_url: IN_MEMORY_BASE_URL.to_owned(),
             token_lifetime: self.token_lifetime,
             expires_in: self.expires_in,
             token_delay: self.token_delay,
             ..Runtime::default()
-        };
-        let runtime = Mutex::new(runtime);
+        });
         let shared = Arc::new(Shared {
             config: self,
             runtime,

@@ -226,14 +226,9 @@ fn bad_request(code: &'static str, description: &str) -> Refusal {
     Refusal(StatusCode::BAD_REQUEST, code, description.to_owned(), false)
 }
 
-fn invalid_client(description: &str, basic_challenge: bool) -> Refusal {
-    let description = description.to_owned();
-    Refusal(
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-        description,
-        basic_challenge,
-    )
+fn invalid_client(description: &str, challenge: bool) -> Refusal {
+    let (status, description) = (StatusCode::UNAUTHORIZED, description.to_owned());
+    Refusal(status, "invalid_client", description, challenge)
 }
 
 /// Mints an access token and the token response (without `scope`), with the
