@@ -129,7 +129,10 @@ impl Subjects {
         let mut header = HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("a header");
         header.set_sensitive(true);
         let tokens = TokenCache::new(StaticToken::new(TOKEN).lifetime(Duration::from_secs(3600)));
-        tokens.token().await.expect("a static token is always issued");
+        tokens
+            .token()
+            .await
+            .expect("a static token is always issued");
         let stack = ServiceBuilder::new()
             .layer(CxoneRetryLayer::default())
             .layer(CxoneAuthLayer::new(tokens).allow_loopback_http(true))

@@ -57,7 +57,8 @@ pub fn token_response(data: &[u8]) {
         }
         Err(error) => {
             assert!(error.status().is_none_or(|s| s == response.status()));
-            // A shorter token can occur in the messages' own words.
+            // Only a long token the server's own words do not quote is looked for:
+            // a short one can occur in the message by chance.
             let checked = |token: &&str| {
                 let said = [field("error"), field("error_description")];
                 token.len() >= 40

@@ -129,7 +129,10 @@ impl Hosts {
 
     #[cold]
     fn is_discovered(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
-        let discovered = self.discovered.read().unwrap_or_else(PoisonError::into_inner);
+        let discovered = self
+            .discovered
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         discovered.iter().any(|(s, h, p)| {
             s.eq_ignore_ascii_case(scheme) && h.eq_ignore_ascii_case(host) && *p == port
         })
