@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use crate::support::{Captured, basic_authorization, form_encode};
 use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
 };
@@ -15,21 +16,6 @@ use cxone_auth::{AccessKeyGrant, TokenCache, TokenSource as _};
 
 /// One capturing test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Runs `test` on a paused current-thread runtime with everything at TRACE
 /// captured, and returns what was logged.
@@ -53,7 +39,7 @@ fn capture<F: Future<Output = ()>>(test: impl FnOnce() -> F) -> String {
             .unwrap()
             .block_on(test());
     });
-    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    captured.text()
 }
 
 fn access_key(mock: &MockCxone) -> AccessKeyGrant {
@@ -62,21 +48,6 @@ fn access_key(mock: &MockCxone) -> AccessKeyGrant {
         .token_url(mock.token_url())
         .unwrap()
         .transport(ServiceTransport::new(mock.router()))
-}
-
-/// Form-urlencodes `value`, as RFC 6749 §2.3.1 asks for client credentials.
-fn form_encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-/// The RFC 6749 §2.3.1 `Authorization` header of a client.
-fn basic_authorization(id: &str, secret: &str) -> String {
-    use base64::Engine as _;
-    let credentials = format!("{}:{}", form_encode(id), form_encode(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(credentials)
-    )
 }
 
 /// The secrets, their url-encoded forms and the Basic credentials.

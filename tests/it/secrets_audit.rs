@@ -14,6 +14,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{Captured, basic_authorization, form_encode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -33,38 +34,6 @@ const REFUSED_TOKEN: &str = "refused-token-9f8e7d6c5b4a39281706f5e4d3c2b1a0";
 
 /// A client secret the mock does not accept.
 const WRONG_SECRET: &str = "wrong+client/secret==";
-
-/// Where the log goes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// Form-urlencodes `value`, as RFC 6749 §2.3.1 asks for client credentials.
-fn form_encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-/// The RFC 6749 §2.3.1 `Authorization` header of a client.
-fn basic_authorization(id: &str, secret: &str) -> String {
-    let credentials = format!("{}:{}", form_encode(id), form_encode(secret));
-    format!("Basic {}", STANDARD.encode(credentials))
-}
 
 fn access_key_grant(mock: &MockCxone, client_secret: &str) -> AccessKeyGrant {
     AccessKeyGrant::new(CLIENT_ID, client_secret, ACCESS_KEY_ID, ACCESS_KEY_SECRET)

@@ -9,20 +9,16 @@
 //! on the store (the lock wait and the store-call timeout), where the bound is
 //! what is tested; the lock wait is set as short as the test allows.
 
-#![cfg(feature = "redis")]
-
-mod redis_support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::redis_support::{
+    self, Mode, Observed, Proxy, all_ok, callers, delete_under, distinct, fleet, lone_caches,
+    redis_url, token_key, unique_prefix,
+};
 use cxone_auth::mock::MockCxone;
 use cxone_auth::{AccessToken, Error, TokenCache, TokenSource};
 use futures_util::future::join_all;
-use redis_support::{
-    Mode, Observed, Proxy, all_ok, callers, delete_under, distinct, fleet, lone_caches, redis_url,
-    token_key, unique_prefix,
-};
 
 const FLEET: usize = 8;
 const CALLERS: usize = 1_000;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::support::{basic_authorization, form_encode};
 use axum::body::Body;
 use bytes::Bytes;
 use cxone_auth::mock::{
@@ -27,21 +28,6 @@ const CLUSTER_ID: &str = "M32";
 const AREA: &str = "na1";
 const MAX_TOKEN_REQUEST_BYTES: usize = 64 * 1024;
 const MAX_RECORDED_TOKEN_REQUESTS: usize = 1_000;
-
-/// Form-urlencodes `value`, as RFC 6749 §2.3.1 asks for client credentials.
-fn form_encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-/// The RFC 6749 §2.3.1 `Authorization` header of a client.
-fn basic_authorization(id: &str, secret: &str) -> String {
-    use base64::Engine as _;
-    let credentials = format!("{}:{}", form_encode(id), form_encode(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(credentials)
-    )
-}
 
 struct Answer {
     status: StatusCode,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use crate::support::Captured;
 use bytes::Bytes;
 use cxone_auth::retry::CxoneRetryLayer;
 use futures_util::future::join_all;
@@ -586,21 +587,6 @@ async fn a_streaming_body_is_sent_once_and_its_answer_returned() {
     assert_eq!(log.len(), 1);
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_request_that_cannot_be_copied_says_why_its_answer_was_not_replayed() {
     let captured = Captured::default();
@@ -611,7 +597,7 @@ async fn a_request_that_cannot_be_copied_says_why_its_answer_was_not_replayed() 
         .with_writer(move || writer.clone())
         .finish();
     let _default = tracing::subscriber::set_default(subscriber);
-    let logged = || String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logged = || captured.text();
     let (api, _) = server(|n, _: &Request<Vec<u8>>| answer(if n == 0 { 200 } else { 429 }));
     let client = CxoneRetryLayer::builder()
         .max_replay_body_bytes(1)

@@ -5,43 +5,20 @@
 //! Real Redis, real time; nothing here waits on the clock but the outage
 //! test, which waits out a lock's TTL, since that expiry is what it tests.
 
-#![cfg(feature = "redis")]
-
-mod redis_support;
-
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::redis_support::{
+    self, Observed, Proxy, delete_under, fetch_and_publish, keys_under, raw_connection, redis_url,
+    source, token_key, unique_prefix,
+};
+use crate::support::Captured;
 use cxone_auth::cache::{RedisStore, StoreLock, StoredToken, TokenStore};
 use cxone_auth::mock::{self, MockCxone};
 use cxone_auth::{TokenCache, TokenSource as _};
-use redis_support::{
-    Observed, Proxy, delete_under, fetch_and_publish, keys_under, raw_connection, redis_url,
-    source, token_key, unique_prefix,
-};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Captures every event of this thread's tasks (the tests using it run on a
 /// current-thread runtime).

@@ -5,17 +5,13 @@
 //! Real sockets and real time; nothing depends on timing: the count of token
 //! requests is one however the four processes interleave.
 
-#![cfg(feature = "redis")]
-
-mod redis_support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::redis_support::{self, delete_under, redis_url, unique_prefix};
 use cxone_auth::mock::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone};
 use cxone_auth::token::AccessKeyGrant;
 use cxone_auth::{AccessToken, TokenCache};
-use redis_support::{delete_under, redis_url, unique_prefix};
 use sha2::{Digest as _, Sha256};
 
 const PROCESSES: usize = 4;
@@ -40,7 +36,12 @@ async fn four_processes_make_one_token_request_between_them() {
     let members: Vec<_> = (0..PROCESSES)
         .map(|_| {
             tokio::process::Command::new(&exe)
-                .args(["fleet_member", "--exact", "--ignored", "--nocapture"])
+                .args([
+                    "redis_processes::fleet_member",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                ])
                 .env(TOKEN_URL_VAR, server.token_url())
                 .env(PREFIX_VAR, &prefix)
                 .env("REDIS_URL", &url)
