@@ -1,11 +1,10 @@
 //! [`TokenCache`]: the engine that decides when a token is fetched.
 //!
-//! One cache per credential, shared by every client that uses it (clones
-//! share one state). While the token is fresh, [`TokenCache::cached`] hands
-//! it out without waiting, locking or allocating: one atomic load, one read
-//! of the clock. Past its refresh point it is still handed out while one
+//! One cache per credential; clones share one state. While the token is
+//! fresh, [`TokenCache::cached`] hands it out without waiting, locking or
+//! allocating. Past its refresh point it is still handed out while one
 //! refresh runs in the background; callers wait only when there is no usable
-//! token, for the one fetch in flight however many they are.
+//! token, for the one fetch in flight.
 //!
 //! ```
 //! use std::time::Duration;
@@ -132,14 +131,10 @@ impl TokenCache {
     }
 
     /// The current token, if it is usable, without waiting: no `.await`, no
-    /// lock, no allocation.
-    ///
-    /// Past the refresh point it still returns the token, and starts one
-    /// refresh in the background (unless one runs or a backoff is pending).
-    /// `None` means there is no usable token: call [`token`](Self::token).
-    ///
-    /// Keep the returned token with the request it authorized, to
-    /// [`invalidate`](Self::invalidate) exactly it if the server answers 401.
+    /// lock, no allocation. Past the refresh point it starts one refresh in
+    /// the background. `None` means there is no usable token: call
+    /// [`token`](Self::token). Keep the token with the request it authorized,
+    /// to [`invalidate`](Self::invalidate) exactly it after a 401.
     #[inline]
     pub fn cached(&self) -> Option<Arc<AccessToken>> {
         self.read(|entry| Arc::clone(&entry.token))
@@ -359,8 +354,7 @@ pub struct TokenCacheBuilder {
 
 impl TokenCacheBuilder {
     /// Refresh a token this long before it expires, at most; tokens living
-    /// less than twice this are refreshed at half their life. Callers keep
-    /// the current token while the refresh runs.
+    /// less than twice this are refreshed at half their life.
     ///
     /// Defaults to 5 minutes, the tutorial's buffer: ample time for a
     /// refresh to succeed, or to be retried, before a one-hour token ends.
