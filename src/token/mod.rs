@@ -93,10 +93,9 @@ impl<T: TokenSource> DynTokenSource for T {
     }
 }
 
-/// A token supplied by the user, for tests and for tokens minted elsewhere.
-///
-/// Each fetch hands out the same value as a newly requested token, living the
-/// given lifetime, by default the JWT `exp`, else 5 minutes.
+/// A token supplied by the user, for tests and for tokens minted elsewhere:
+/// each fetch hands out the same value as a newly requested token, living
+/// the given lifetime, by default as [`AccessToken::new`] says.
 ///
 /// ```
 /// use cxone_auth::token::StaticToken;
