@@ -1,8 +1,6 @@
-//! Entry points for fuzzers (the one-line targets under `fuzz/`) over the
-//! parsers of what a server or a user sends: each takes arbitrary bytes,
-//! feeds one parser and checks what must hold of its answer. Not part of
-//! the API: compiled only with `--cfg fuzzing` (cargo-fuzz and cargo-afl set
-//! it) and in the crate's own tests.
+//! Entry points for the fuzz targets under `fuzz/`: each feeds arbitrary
+//! bytes to one parser and checks what must hold of its answer. Compiled
+//! only with `--cfg fuzzing` and in the crate's own tests.
 
 use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};

@@ -1,10 +1,9 @@
 //! Waiting: `Retry-After` (RFC 9110 §10.2.3), one exponential backoff with
 //! jitter, and deadline arithmetic that cannot overflow.
 //!
-//! The token cache backs off failed fetches and the retry layer backs off
-//! throttled requests with the same [`Backoff`]; they differ only in their
-//! settings. Token sources keep a server's `Retry-After` on the
-//! [`Error`](crate::Error) they return, so the cache waits what was asked:
+//! The token cache, the retry layer and tenant routing share [`Backoff`]
+//! with their own settings. A `Retry-After` kept on an
+//! [`Error`](crate::Error) makes the cache wait what was asked:
 //!
 //! ```
 //! use std::time::Duration;

@@ -1,10 +1,6 @@
-//! The crate's one error type.
-//!
-//! Every failure (bad configuration, a token endpoint that refuses the
-//! credentials, a rate limit, a broken response, a request the layer will not
-//! authorize) is an [`Error`]. Its [`Display`](std::fmt::Display) says what to
-//! fix; its accessors say what happened, so callers can branch on it. A
-//! custom token source builds one with [`Error::new`]:
+//! The crate's one error type: every failure is an [`Error`], whose
+//! [`Display`](std::fmt::Display) says what to fix and whose accessors say
+//! what happened. A custom token source builds one with [`Error::new`]:
 //!
 //! ```
 //! use std::time::Duration;
@@ -212,7 +208,6 @@ impl Error {
         Self::new(ErrorKind::InvalidResponse, message)
     }
 
-    #[allow(dead_code, reason = "the layer refuses hosts with it")]
     pub(crate) fn host_not_allowed(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::HostNotAllowed, message)
     }

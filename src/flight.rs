@@ -2,16 +2,10 @@
 //! by every caller that asked while it ran, and a failure handed back to
 //! later callers until its backoff ends.
 //!
-//! The token cache fetches tokens through it, and tenant routing fetches
-//! each tenant's configuration through it; it is the crate's only
-//! single-flight mechanism. (OIDC discovery needs none of its own: it runs
-//! inside a token fetch, which is already one at a time.)
-//!
-//! The fetch runs in a task of its own, so a caller that gives up (a
-//! timeout, a dropped request) cancels nothing, and a fetch can start with
-//! nobody waiting (a refresh ahead of expiry). The task holds the flight
-//! only weakly, and dropping the flight aborts it, so the task never
-//! outlives its owner.
+//! The token cache and tenant routing fetch through it. The fetch runs in a
+//! task of its own, so a caller that gives up cancels nothing, and a fetch
+//! can start with nobody waiting (a refresh ahead). The task holds the
+//! flight weakly, and dropping the flight aborts it.
 //!
 //! ```
 //! # // Crate-private; seen through the token cache.
@@ -214,14 +208,14 @@ impl<T> State<T> {
 pub(crate) async fn wait<T: Clone>(
     mut receiver: watch::Receiver<Option<Outcome<T>>>,
 ) -> Outcome<T> {
-    match receiver.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(abandoned())),
-        Err(_) => Err(abandoned()),
-    }
-}
-
-fn abandoned() -> Error {
-    Error::unavailable("the fetch was abandoned before it finished (its runtime shut down)")
+    let outcome = receiver.wait_for(Option::is_some).await.ok();
+    outcome
+        .and_then(|outcome| outcome.clone())
+        .unwrap_or_else(|| {
+            Err(Error::unavailable(
+                "the fetch was abandoned before it finished (its runtime shut down)",
+            ))
+        })
 }
 
 impl<T> Drop for Flight<T> {

@@ -1,12 +1,7 @@
 //! What the layers need of a request and a response: one sealed trait each,
 //! implemented for `http::Request<B>`/`http::Response<B>` and, with the
-//! `reqwest` feature, `reqwest::Request`/`reqwest::Response`.
-//!
-//! The auth layer reads where a request goes and writes its headers; tenant
-//! routing makes a path-only request absolute; the retry layer copies a
-//! request for a replay and reads the status and `Retry-After` of a response.
-//! [`ReplayBody`] lives here rather than beside the retry layer because the
-//! copy is a method of the request trait.
+//! `reqwest` feature, `reqwest::Request`/`reqwest::Response`. [`ReplayBody`]
+//! lives here because the copy for a replay is a method of the request trait.
 //!
 //! ```
 //! use cxone_auth::{CxoneAuthLayer, TokenCache, StaticToken};
@@ -230,12 +225,11 @@ impl HttpRequest for reqwest::Request {
     }
 
     fn try_replay(&self, max_body_bytes: usize) -> Option<Self> {
-        if let Some(body) = self.body() {
-            // A stream has no bytes; `try_clone` would refuse it too.
-            if body.as_bytes()?.len() > max_body_bytes {
-                return None;
-            }
-        }
+        // A stream has no bytes; `try_clone` would refuse it too.
+        let len = self
+            .body()
+            .map_or(Some(0), |body| body.as_bytes().map(<[u8]>::len));
+        len.filter(|len| *len <= max_body_bytes)?;
         self.try_clone()
     }
 }

@@ -29,39 +29,22 @@
 //!
 //! # The parts
 //!
-//! - [`token`]: [`AccessToken`] and the [`TokenSource`] trait, with CXone's
-//!   access key grant ([`AccessKeyGrant`]) and the standard client
-//!   credentials grant ([`ClientCredentials`]), OIDC and tenant discovery.
-//! - [`cache`]: [`TokenCache`], one per credential; hands out the current
-//!   token without locking, refreshes it ahead of expiry with one fetch for
-//!   all callers, keeps a valid token when a refresh fails, backs off when
-//!   there is none. With a [`TokenStore`] (`RedisStore`, feature `redis`) a
-//!   fleet of processes shares one token per credential, optionally encrypted
-//!   at rest (feature `redis-encryption`).
-//! - [`layer`]: [`CxoneAuthLayer`], which attaches the token to https requests
-//!   for allowed hosts only and invalidates a token the server refuses.
-//! - [`routing`]: [`TenantRoutingLayer`], stacked outside the auth layer,
-//!   sends path-only requests to the API host of the token's tenant.
-//! - [`retry`]: [`CxoneRetryLayer`], which replays a 401 once with a fresh
-//!   token and honours `Retry-After` on 429 and 503, within a budget.
-//! - `middleware` (feature `reqwest-middleware`): `CxoneAuthMiddleware`, the
-//!   same layers for `reqwest-middleware` chains.
+//! - [`token`]: [`AccessToken`], the [`TokenSource`] trait, CXone's access
+//!   key grant ([`AccessKeyGrant`]), the client credentials grant
+//!   ([`ClientCredentials`]), OIDC and tenant discovery.
+//! - [`cache`]: [`TokenCache`], one per credential, refreshed ahead with one
+//!   fetch for all callers; with a [`TokenStore`] (`RedisStore`, feature
+//!   `redis`, encrypted with `redis-encryption`) a fleet shares one token.
+//! - [`layer`], [`routing`], [`retry`]: the three tower layers, stacked
+//!   outermost first as `TimeoutLayer`, [`CxoneRetryLayer`],
+//!   [`TenantRoutingLayer`] (if path-only requests should find their tenant),
+//!   [`CxoneAuthLayer`], then `BufferLayer`/`RateLimitLayer` and the client;
+//!   [`retry`] says why.
+//! - `middleware` (feature `reqwest-middleware`): the same layers for
+//!   `reqwest-middleware` chains; `mock` (feature `mock`): an in-process
+//!   CXone for tests; the `cxone-token` command (feature `cli`) checks a
+//!   credential.
 //! - [`Error`]: one error type whose message says what to fix.
-//! - `mock` (feature `mock`): an in-process mock of CXone's identity provider
-//!   and API, for tests.
-//! - The `cxone-token` command (feature `cli`): fetches a token and shows its
-//!   expiry, scopes, tenant and API host, to check a credential.
-//!
-//! # Stacking order
-//!
-//! Outermost first: `TimeoutLayer` (bounds the whole call, waits included),
-//! [`CxoneRetryLayer`] (it must see the 401 after the auth layer invalidated
-//! the token, and replay through the auth layer so the replay carries the new
-//! one), [`TenantRoutingLayer`] if path-only requests should find their
-//! tenant, [`CxoneAuthLayer`], then `BufferLayer`/`RateLimitLayer` and the
-//! client. The auth layer waits for a token before it drives the inner
-//! service to readiness, so a buffer below it holds no slot while a token
-//! loads.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 

@@ -2,9 +2,7 @@
 //! [`reqwest-middleware`](reqwest_middleware) chains.
 //!
 //! It runs [`CxoneRetryLayer`] outside [`CxoneAuthLayer`] on the rest of the
-//! chain, as a tower stack does: the same host rules, 401 replay and
-//! `Retry-After` waits, by the same code, which their docs describe. It
-//! needs a Tokio runtime with time enabled (waits use `tokio::time`).
+//! chain, as a tower stack does; it needs a Tokio runtime with time enabled.
 //!
 //! ```
 //! use cxone_auth::middleware::CxoneAuthMiddleware;
@@ -59,9 +57,8 @@
 //! # }
 //! ```
 //!
-//! The chain's `http::Extensions` pass through: the middlewares after this
-//! one see them, and what they insert is there for those before it once the
-//! call returns; a replay sees what the previous attempt left.
+//! The chain's `http::Extensions` pass through both ways; a replay sees what
+//! the previous attempt left.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -93,9 +90,8 @@ impl CxoneAuthMiddleware {
     }
 
     /// A middleware with the host rules of `auth` and the retries of
-    /// `retry`. Pass clones of the layers a tower stack uses, and the two
-    /// clients share the token cache, the retry budget and the cool-downs:
-    /// a 429 seen by one makes the other wait too.
+    /// `retry`; clones of a tower stack's layers share their token cache,
+    /// budget and cool-downs with it.
     pub fn from_layers(auth: CxoneAuthLayer, retry: CxoneRetryLayer) -> Self {
         Self { auth, retry }
     }

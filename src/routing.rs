@@ -1,17 +1,12 @@
 //! Tenant routing: requests that carry only a path go to the API host of the
 //! token's tenant.
 //!
-//! CXone serves each tenant from one API host (`api-na1.niceincontact.com`,
-//! `api-eu1...`), named by tenant discovery: the token's `tenantId` claim,
-//! then `GET <issuer>/.well-known/cxone-configuration?tenantId=..`, whose
-//! `api_endpoint` is the base URL of every API call. [`TenantRoutingLayer`],
-//! stacked outside the [`CxoneAuthLayer`] it was made from, does this once per
-//! tenant and rewrites each path-only request
-//! (`/inContactAPI/services/v34.0/agents`) to an absolute one on that host.
-//! The discovered origin joins the auth layer's allowed hosts, under the same
-//! rules as configured ones (https, or plain http to loopback only when that
-//! is on), so absolute URLs built from it work too. Requests with an absolute
-//! URL pass through untouched, at no cost.
+//! [`TenantRoutingLayer`], stacked outside the [`CxoneAuthLayer`] it was made
+//! from, runs [`TenantDiscovery`] once per tenant and rewrites each path-only
+//! request (`/inContactAPI/services/v34.0/agents`) to an absolute one on the
+//! tenant's `api_endpoint`. The discovered origin joins the auth layer's
+//! allowed hosts under the rules configured ones follow. Requests with an
+//! absolute URL pass through untouched.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -56,13 +51,11 @@
 //!
 //! Nothing is sent when the tenant cannot be found: a token without a
 //! `tenantId` claim, an unknown tenant, or an `api_endpoint` that is not a
-//! plain base URL the token may go to (not a URL, another scheme,
-//! credentials, a query or a fragment) fail the request with
-//! [`ErrorKind::Discovery`](crate::ErrorKind::Discovery); a discovery that
-//! timed out or met a 5xx fails it with its transient kind. A failure is
-//! handed to every routed request for 5 s (doubling with each failure in a
-//! row, up to a minute, and at least the `Retry-After` the issuer sent), so a
-//! broken issuer is asked once per interval, not once per request.
+//! plain base URL the token may go to fail the request with
+//! [`ErrorKind::Discovery`](crate::ErrorKind::Discovery) (a timeout or a 5xx
+//! with its transient kind). A failure is handed to every routed request for
+//! 5 s, doubling with each failure in a row up to a minute (at least the
+//! `Retry-After` sent), so a broken issuer is asked once per interval.
 
 use std::fmt;
 use std::future::Future;
@@ -94,12 +87,13 @@ const DISCOVERY_BACKOFF: (Duration, Duration) = (Duration::from_secs(5), Duratio
 
 /// Routes path-only requests to the token's tenant; see the
 /// [module docs](self).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TenantRoutingLayer {
     router: Arc<Router>,
 }
 
 /// The discovery state of one layer, shared by every service it builds.
+#[derive(Debug)]
 struct Router {
     tokens: TokenCache,
     discovery: TenantDiscovery,
@@ -140,7 +134,7 @@ impl<S> Layer<S> for TenantRoutingLayer {
 }
 
 /// The service [`TenantRoutingLayer`] builds.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TenantRouting<S> {
     inner: S,
     router: Arc<Router>,
@@ -186,11 +180,8 @@ impl Router {
             let router = Arc::clone(&self);
             let tenant_id = tenant_id.clone();
             move || async move {
-                let route = match router.discovery.tenant(&tenant_id).await {
-                    Ok(config) => Route::new(&config, tenant_id, &router.hosts),
-                    Err(error) => Err(error),
-                };
-                match route {
+                let config = router.discovery.tenant(&tenant_id).await;
+                match config.and_then(|config| Route::new(&config, tenant_id, &router.hosts)) {
                     Ok(route) => {
                         tracing::debug!(host = %route.authority, "tenant discovered: routing path-only requests to its API host");
                         let route = Arc::new(route);
@@ -229,13 +220,8 @@ where
 
     fn call(&mut self, mut request: R) -> Self::Future {
         let path_only = request.scheme().is_none() && request.host().is_none();
-        let route = match path_only {
-            false => None,
-            true => match self.router.tokens.cached() {
-                Some(token) => self.router.cached(&token),
-                None => None,
-            },
-        };
+        let cached = || self.router.cached(&*self.router.tokens.cached()?);
+        let route = if path_only { cached() } else { None };
         if !path_only || route.is_some() {
             if let Some(route) = route
                 && let Err(error) = route.apply(&mut request)
@@ -317,23 +303,6 @@ impl<F, T> fmt::Debug for ResponseFuture<F, T> {
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .finish()
-    }
-}
-
-impl fmt::Debug for TenantRoutingLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TenantRoutingLayer")
-            .field("discovery", &self.router.discovery)
-            .field("route", &self.router.route.load_full())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S: fmt::Debug> fmt::Debug for TenantRouting<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TenantRouting")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
     }
 }
 

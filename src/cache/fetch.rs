@@ -1,11 +1,6 @@
 //! One fetch: from the shared store when it holds a fresh token, else from
-//! the source (under the store's lock when there is a store), in one
-//! `tracing` span named `token_fetch` with its reason, origin, outcome,
-//! duration, lifetime and granted scopes; never the token.
-//!
-//! The store is an optimisation: each call to it is bounded by
-//! [`STORE_CALL_TIMEOUT`], and a failure or a timeout is logged and treated
-//! as "no store", never returned to a caller.
+//! the source (under the store's lock), in one `tracing` span `token_fetch`
+//! that never holds the token. Store failures are logged, never returned.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

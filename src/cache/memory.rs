@@ -20,7 +20,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -31,17 +30,18 @@ use super::{StoreLock, StoredToken, TokenStore};
 use crate::{AccessToken, Error};
 
 /// A [`TokenStore`] in memory, on tokio's clock. Clones share one map.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Maps>>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Maps {
     tokens: HashMap<String, Kept>,
     locks: HashMap<String, (StoreLock, Instant)>,
 }
 
+#[derive(Debug)]
 struct Kept {
     token: StoredToken,
     expires_at: Instant,
@@ -61,32 +61,18 @@ impl MemoryStore {
     }
 }
 
-impl fmt::Debug for MemoryStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let maps = self.maps();
-        f.debug_struct("MemoryStore")
-            .field("tokens", &maps.tokens.len())
-            .field("locks", &maps.locks.len())
-            .finish()
-    }
-}
-
 impl TokenStore for MemoryStore {
     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredToken>, Error>> {
         let now = Instant::now();
         let mut maps = self.maps();
-        let found = match maps.tokens.get(key) {
-            Some(kept) if now < kept.until => Some(
-                kept.token
-                    .clone()
-                    .with_expires_in(kept.expires_at.saturating_duration_since(now)),
-            ),
-            Some(_) => {
-                maps.tokens.remove(key);
-                None
-            }
-            None => None,
-        };
+        let kept = maps.tokens.get(key).filter(|kept| now < kept.until);
+        let found = kept.map(|kept| {
+            let left = kept.expires_at.saturating_duration_since(now);
+            kept.token.clone().with_expires_in(left)
+        });
+        if found.is_none() {
+            maps.tokens.remove(key);
+        }
         futures_util::future::ready(Ok(found)).boxed()
     }
 
@@ -112,11 +98,8 @@ impl TokenStore for MemoryStore {
         token: &'a AccessToken,
     ) -> BoxFuture<'a, Result<(), Error>> {
         let mut maps = self.maps();
-        if maps
-            .tokens
-            .get(key)
-            .is_some_and(|kept| kept.token.secret() == token.secret())
-        {
+        let kept = maps.tokens.get(key);
+        if kept.is_some_and(|kept| kept.token.secret() == token.secret()) {
             maps.tokens.remove(key);
         }
         futures_util::future::ready(Ok(())).boxed()

@@ -1,11 +1,10 @@
 //! [`TokenCache`]: the engine that decides when a token is fetched.
 //!
-//! One cache per credential, shared by every client that uses it (clones
-//! share one state). While the token is fresh, [`TokenCache::cached`] hands
-//! it out without waiting, locking or allocating: one atomic load, one read
-//! of the clock. Past its refresh point it is still handed out while one
+//! One cache per credential; clones share one state. While the token is
+//! fresh, [`TokenCache::cached`] hands it out without waiting, locking or
+//! allocating. Past its refresh point it is still handed out while one
 //! refresh runs in the background; callers wait only when there is no usable
-//! token, for the one fetch in flight however many they are.
+//! token, for the one fetch in flight.
 //!
 //! ```
 //! use std::time::Duration;
@@ -40,24 +39,11 @@
 //! # Failures
 //!
 //! A failed refresh never replaces a valid token: callers keep it, and the
-//! refresh is tried again after the backoff. Without a valid token, the error
-//! of the failed fetch is handed at once to every caller until the backoff
-//! ends (at least the `Retry-After` the token endpoint sent, up to the
-//! backoff's maximum); then the next caller starts one new fetch.
-//!
-//! # Invalidation
-//!
-//! [`TokenCache::invalidate`] drops the token only while it is still the
-//! current one, so a burst of 401s for one token causes one fetch.
-//!
-//! # Shared store
-//!
-//! With a [`TokenStore`] and a source that has a
-//! [`shared_key`](crate::TokenSource::shared_key), a cache looks in the store
-//! before fetching, takes the store's lock so that one process fetches while
-//! the others wait for its token, and publishes what it fetched; see
-//! [`TokenStore`]. Store trouble never fails a request: each store call is
-//! bounded, and the cache falls back to its own fetch.
+//! refresh is tried again after the [backoff](TokenCacheBuilder::backoff).
+//! Without a valid token, the error of the failed fetch is handed at once to
+//! every caller until the backoff ends; then the next caller starts one new
+//! fetch. A [`TokenStore`] shares tokens between caches and processes; store
+//! trouble never fails a request.
 
 mod fetch;
 mod memory;
@@ -145,14 +131,10 @@ impl TokenCache {
     }
 
     /// The current token, if it is usable, without waiting: no `.await`, no
-    /// lock, no allocation.
-    ///
-    /// Past the refresh point it still returns the token, and starts one
-    /// refresh in the background (unless one runs or a backoff is pending).
-    /// `None` means there is no usable token: call [`token`](Self::token).
-    ///
-    /// Keep the returned token with the request it authorized, to
-    /// [`invalidate`](Self::invalidate) exactly it if the server answers 401.
+    /// lock, no allocation. Past the refresh point it starts one refresh in
+    /// the background. `None` means there is no usable token: call
+    /// [`token`](Self::token). Keep the token with the request it authorized,
+    /// to [`invalidate`](Self::invalidate) exactly it after a 401.
     #[inline]
     pub fn cached(&self) -> Option<Arc<AccessToken>> {
         self.read(|entry| Arc::clone(&entry.token))
@@ -180,10 +162,8 @@ impl TokenCache {
         Some(take(entry))
     }
 
-    /// The current token, fetching one if there is no usable token.
-    ///
-    /// Waits only when there is no usable token, for the one fetch shared by
-    /// every caller; a caller that is cancelled or gives up cancels nothing.
+    /// The current token, waiting if there is no usable token for the one
+    /// fetch shared by every caller; a caller that gives up cancels nothing.
     ///
     /// # Errors
     ///
@@ -222,10 +202,8 @@ impl TokenCache {
     /// the error of the last fetch during its backoff, or a new fetch.
     async fn load(&self) -> Result<Arc<Entry>, Error> {
         let inner = &self.inner;
-        let next = inner
-            .flight
-            .join(|| self.usable_entry(), || self.fetch(Reason::Cold))?;
-        let receiver = match next {
+        let fetch = || self.fetch(Reason::Cold);
+        let receiver = match inner.flight.join(|| self.usable_entry(), fetch)? {
             Next::Ready(entry) => {
                 inner.fetch.counters.hits.fetch_add(1, Relaxed);
                 return Ok(entry);
@@ -244,11 +222,8 @@ impl TokenCache {
     }
 
     /// Drops `token` if it is still the current token, and starts fetching
-    /// its replacement. Returns whether it was dropped.
-    ///
-    /// Call it when the server rejected a request that carried `token` (a
-    /// 401). Invalidating a token that was already replaced does nothing, so
-    /// a burst of 401s for one token causes one fetch.
+    /// its replacement; returns whether it was dropped. Call it when the
+    /// server rejected `token` (a 401): a burst of 401s causes one fetch.
     pub fn invalidate(&self, token: &AccessToken) -> bool {
         self.invalidate_if(|entry| {
             std::ptr::eq(&*entry.token, token) || entry.token.same_token(token)
@@ -267,11 +242,7 @@ impl TokenCache {
             return false;
         };
         let previous = inner.current.compare_and_swap(&*current, None);
-        let replaced_meanwhile = match &*previous {
-            Some(previous) => !Arc::ptr_eq(previous, entry),
-            None => true,
-        };
-        if replaced_meanwhile {
+        if !(*previous).as_ref().is_some_and(|p| Arc::ptr_eq(p, entry)) {
             return false; // someone else got there first
         }
         inner.fetch.counters.invalidations.fetch_add(1, Relaxed);
@@ -383,8 +354,7 @@ pub struct TokenCacheBuilder {
 
 impl TokenCacheBuilder {
     /// Refresh a token this long before it expires, at most; tokens living
-    /// less than twice this are refreshed at half their life. Callers keep
-    /// the current token while the refresh runs.
+    /// less than twice this are refreshed at half their life.
     ///
     /// Defaults to 5 minutes, the tutorial's buffer: ample time for a
     /// refresh to succeed, or to be retried, before a one-hour token ends.
@@ -472,8 +442,7 @@ impl TokenCacheBuilder {
     /// store's fetch lock, before fetching anyway.
     ///
     /// Defaults to 5 s: a token request takes well under a second, so a
-    /// holder that takes longer has probably died, and the fleet must not
-    /// stall on it.
+    /// holder that takes longer has probably died.
     pub fn store_wait(mut self, wait: Duration) -> Self {
         self.store_wait = wait;
         self

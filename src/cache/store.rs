@@ -1,12 +1,10 @@
-//! [`TokenStore`]: a second tier behind a cache's in-process cell, shared
-//! between caches or processes so that they fetch one token per lifetime
-//! between them, not one each.
+//! [`TokenStore`]: a second tier behind a cache's in-process cell, so that
+//! caches or processes sharing a credential fetch one token per lifetime.
 //!
 //! A cache with a store (and a source with a
 //! [`shared_key`](crate::TokenSource::shared_key)) looks in the store before it
 //! fetches, takes the store's lock so that one process fetches while the
-//! others wait for its token, and publishes what it fetched. The store is an
-//! optimisation: its errors are logged, never returned to a caller.
+//! others wait for its token, and publishes what it fetched.
 //!
 //! ```
 //! use std::time::Duration;
@@ -191,16 +189,17 @@ pub struct StoreLock {
 impl StoreLock {
     /// A lock held by a new, random owner id.
     pub fn new_owner() -> Self {
-        Self {
-            owner: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-        }
+        Self::from_owner(format!(
+            "{:016x}{:016x}",
+            fastrand::u64(..),
+            fastrand::u64(..)
+        ))
     }
 
     /// A lock held by `owner`, as a store read it back.
     pub fn from_owner(owner: impl Into<String>) -> Self {
-        Self {
-            owner: owner.into(),
-        }
+        let owner = owner.into();
+        Self { owner }
     }
 
     /// The owner id.

@@ -2,25 +2,20 @@
 //! service.
 //!
 //! For each request the layer
-//! - leaves it alone if it already carries `Authorization` (a per-request
-//!   override);
+//! - leaves it alone if it already carries `Authorization`;
 //! - refuses it with [`ErrorKind::HostNotAllowed`](crate::ErrorKind::HostNotAllowed),
 //!   before anything is sent, unless it goes over https to an allowed host
-//!   (CXone's domains, the hosts added with [`CxoneAuthLayer::allow_host`],
-//!   the tenant hosts [tenant routing](crate::routing) discovered), or over
-//!   plain http to a loopback host when [`allow_loopback_http`](CxoneAuthLayer::allow_loopback_http)
-//!   is on; a request whose URI has an authority but no scheme is refused;
+//!   (CXone's domains, [`allow_host`](CxoneAuthLayer::allow_host), hosts
+//!   [tenant routing](crate::routing) discovered) or over plain http to
+//!   loopback when [`allow_loopback_http`](CxoneAuthLayer::allow_loopback_http)
+//!   is on;
 //! - with a cached token, inserts the header and calls the inner service at
-//!   once: no await, no lock, no allocation;
-//! - without one, waits for the [`TokenCache`] first and only then for the
-//!   inner service's readiness, so a buffered inner service (a tonic
-//!   `Channel`, `BufferLayer`) holds no slot while a token loads;
-//! - on a 401, or a gRPC `UNAUTHENTICATED`, invalidates exactly the token the
-//!   request carried.
+//!   once; without one, waits for the [`TokenCache`] before the inner
+//!   service's readiness, so a buffered inner service holds no slot meanwhile;
+//! - on a 401, or a gRPC `UNAUTHENTICATED`, invalidates the token it carried.
 //!
-//! It does not replay the request: stack [`CxoneRetryLayer`](crate::CxoneRetryLayer)
-//! outside it, so a 401 leads to one refresh and one replay, and a 429 to a
-//! wait:
+//! Stack [`CxoneRetryLayer`](crate::CxoneRetryLayer) outside it for the
+//! replay after a 401 and the waits after a 429:
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -85,10 +80,13 @@ pub(crate) struct Hosts {
     rules: AllowedHosts,
     /// Where requests that carry only a path go (a tonic `Channel` adds it).
     base_url: Option<Url>,
-    /// Origins (scheme, host, port) that tenant discovery named; shared by
-    /// the layer's clones, whatever is configured on them later.
-    discovered: Arc<RwLock<Vec<(String, String, Option<u16>)>>>,
+    /// Origins that tenant discovery named; shared by the layer's clones,
+    /// whatever is configured on them later.
+    discovered: Arc<RwLock<Vec<Origin>>>,
 }
+
+/// Scheme, host (lower-cased) and port.
+type Origin = (String, String, Option<u16>);
 
 impl Hosts {
     /// Whether a request may carry the token: an absolute URI to an allowed
@@ -192,12 +190,9 @@ impl CxoneAuthLayer {
         self
     }
 
-    /// Declares where requests that carry only a path go, such as the
-    /// requests a tonic `Channel` sends (it adds its origin itself). Such
-    /// requests get the token when this base is an allowed host.
-    ///
-    /// Defaults to none: path-only requests are refused, unless tenant
-    /// routing outside this layer made them absolute.
+    /// Declares where requests that carry only a path go (a tonic `Channel`
+    /// adds its origin itself); they get the token when this base is an
+    /// allowed host. Defaults to none: path-only requests are refused.
     pub fn base_url(mut self, base: Url) -> Self {
         Arc::make_mut(&mut self.hosts).base_url = Some(base);
         self
@@ -225,8 +220,7 @@ impl<S> Layer<S> for CxoneAuthLayer {
     }
 }
 
-/// The service [`CxoneAuthLayer`] builds: attaches the token, refuses hosts
-/// that may not receive it, and invalidates a token the server rejects.
+/// The service [`CxoneAuthLayer`] builds; see the [module docs](self).
 ///
 /// Its error type is [`BoxError`](tower::BoxError): the inner service's
 /// errors as they are, or a [`cxone_auth::Error`](crate::Error) when the

@@ -23,12 +23,7 @@ const LAST_NAMES: [&str; SAMPLE_AGENT_COUNT] = [
 /// `GET /.well-known/openid-configuration`: where the token endpoint is, and how to use it.
 pub(super) async fn openid(State(cxone): State<MockCxone>) -> Response {
     let base = cxone.base_url();
-    let grants = cxone
-        .shared
-        .config
-        .grants
-        .iter()
-        .map(|grant| grant.as_str());
+    let grants = cxone.shared.config.grants.iter().map(|g| g.as_str());
     Json(json!({
         "issuer": base,
         "authorization_endpoint": format!("{base}/auth/authorize"),

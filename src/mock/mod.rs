@@ -40,7 +40,7 @@
 //! [`TokenFault`]s answer instead, whatever the request within 64 KiB.
 //!
 //! Call [`MockCxone::router`] in memory to test anything timed (paused tokio
-//! time and sockets do not mix); [`MockCxone::serve`] serves it on `127.0.0.1`.
+//! time and sockets do not mix), or [`MockCxone::serve`] it on `127.0.0.1`.
 //!
 //! ```
 //! use axum::body::Body;
@@ -270,8 +270,7 @@ impl MockCxone {
 
     fn lock(&self) -> MutexGuard<'_, Runtime> {
         // A test that panicked holding the lock left the state consistent.
-        let runtime = self.shared.runtime.lock();
-        runtime.unwrap_or_else(PoisonError::into_inner)
+        (self.shared.runtime.lock()).unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The base URL: [`IN_MEMORY_BASE_URL`], or `http://127.0.0.1:PORT` while served.
@@ -291,8 +290,7 @@ impl MockCxone {
 
     /// The `api_endpoint` of tenant discovery: the base URL unless set otherwise.
     pub fn api_endpoint(&self) -> String {
-        let configured = self.shared.config.api_endpoint.clone();
-        configured.unwrap_or_else(|| self.base_url())
+        (self.shared.config.api_endpoint.clone()).unwrap_or_else(|| self.base_url())
     }
 
     /// The tenant id in the mock's tokens and tenant discovery.

@@ -291,7 +291,7 @@ pub struct RecordedTokenRequest {
 impl RecordedTokenRequest {
     /// The `Authorization` header as received, if any (lossy if not UTF-8).
     pub fn authorization(&self) -> Option<String> {
-        lossy(self.authorization.as_ref())
+        Some(String::from_utf8_lossy(self.authorization.as_ref()?.as_bytes()).into())
     }
 
     /// The client id and secret of a valid RFC 6749 §2.3.1 Basic header.
@@ -301,7 +301,7 @@ impl RecordedTokenRequest {
 
     /// The `Content-Type` header as received, if any.
     pub fn content_type(&self) -> Option<String> {
-        lossy(self.content_type.as_ref())
+        Some(String::from_utf8_lossy(self.content_type.as_ref()?.as_bytes()).into())
     }
 
     /// The raw body.
@@ -319,10 +319,6 @@ impl RecordedTokenRequest {
     pub fn received_at(&self) -> Instant {
         self.received_at
     }
-}
-
-fn lossy(value: Option<&HeaderValue>) -> Option<String> {
-    Some(String::from_utf8_lossy(value?.as_bytes()).into_owned())
 }
 
 impl fmt::Debug for RecordedTokenRequest {

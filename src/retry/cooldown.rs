@@ -1,10 +1,7 @@
 //! Per-host cool-downs: a 429 from a host makes every service of the layer
-//! wait before sending to that host again.
-//!
-//! Without them, each request in flight discovers the rate limit on its own,
-//! and each costs the server one more refused request. The check runs before
-//! every send, so the common case (no host cooling down) is one atomic load,
-//! and a lookup while some host cools down allocates nothing.
+//! wait before sending to that host again, rather than each request in
+//! flight costing the server one more refusal. With no host cooling down,
+//! the check before each send is one atomic load.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};

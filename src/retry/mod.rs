@@ -76,28 +76,19 @@
 //!     .service(http_client)
 //! ```
 //!
-//! The retry layer goes **outside** the auth layer, because:
+//! The retry layer goes **outside** the auth layer: it copies each request
+//! before the auth layer attaches a token, the auth layer sees a 401 first
+//! and invalidates the refused token, and waits happen before the auth layer,
+//! so each replay carries the token that is fresh when it is sent (one
+//! refresh for a burst of 401s). A request that reaches the retry layer
+//! already carrying `Authorization` (its own, or from an auth layer stacked
+//! outside by mistake) is not replayed after a 401: the same credentials
+//! would be refused again.
 //!
-//! - it copies each request before the auth layer sees it, so the copy has
-//!   no `Authorization`, and when it is replayed the auth layer attaches the
-//!   token it holds then (the auth layer never replaces an `Authorization` a
-//!   request already carries; nothing in either layer removes one);
-//! - the auth layer sees the 401 first and invalidates the refused token
-//!   before the retry layer replays, so the replay carries a fresh token (one
-//!   refresh for a burst of 401s);
-//! - waits for `Retry-After` happen before the auth layer, so a replay after
-//!   a long wait gets a token that is fresh then, not one read before it.
-//!
-//! A request that reaches the retry layer already carrying `Authorization`
-//! (the caller's own, or a token from an auth layer stacked outside by
-//! mistake) is not replayed after a 401: the same credentials would be
-//! refused again. Its 429/503 retries happen as usual.
-//!
-//! A `TimeoutLayer` outside the retry layer bounds the whole call, waits
-//! included; inside it, each attempt (a timed-out attempt is an error and is
-//! not retried). A `RateLimitLayer` belongs inside, so that replays count
-//! against the rate too. The retry layer needs a `Clone` inner service; a
-//! `BufferLayer` makes any service `Clone`.
+//! A `TimeoutLayer` outside bounds the whole call; inside, each attempt (a
+//! timed-out attempt is an error, not retried). A `RateLimitLayer` belongs
+//! inside, so replays count against the rate too. The inner service must be
+//! `Clone`; a `BufferLayer` makes any service `Clone`.
 //!
 //! # The budget, and why each request pays into it
 //!
@@ -109,17 +100,14 @@
 //! plus 10 per second). The one 401 replay is not paid from the budget: it
 //! follows a token change, not an overload, and comes once per request.
 //!
-//! # Cost, and why not `tower::retry::Retry`
+//! # Why not `tower::retry::Retry`
 //!
-//! A request that succeeds costs a budget deposit, one atomic load (no host
-//! is cooling down), one reference count and, when a replay could follow at
-//! all, the copy and a clone of the inner service; nothing is boxed. tower's
-//! `Retry` would send each request at once: here a request to a host cooling
-//! down waits before its first send, with an unready clone of the inner
-//! service, so it holds no slot of a bounded one (a `Buffer`) meanwhile.
-//!
-//! Waits use `tokio::time`: the layer needs a Tokio runtime with time
-//! enabled, and tests can pause time (`#[tokio::test(start_paused = true)]`).
+//! tower's `Retry` sends each request at once; here a request to a host
+//! cooling down waits before its first send, with an unready clone of the
+//! inner service, so it holds no slot of a `Buffer` meanwhile. A request that
+//! succeeds costs a budget deposit, one atomic load and, when a replay could
+//! follow, the copy and a clone of the inner service; nothing is boxed.
+//! Waits use `tokio::time` (a runtime with time enabled; tests can pause it).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -226,15 +214,12 @@ pub struct CxoneRetryLayerBuilder {
 
 impl CxoneRetryLayerBuilder {
     /// How many times a request may be sent for 429 and 503 answers, the
-    /// first send included; `1` turns those retries off, and `0` counts as
-    /// `1` (a request is always sent once).
+    /// first send included; `1` turns those retries off, `0` counts as `1`.
+    /// The one replay after a 401 comes on top.
     ///
-    /// Defaults to 3, because three sends cover a brief overload without
-    /// letting one request hammer a server that keeps refusing; the budget
-    /// limits retries across requests.
-    ///
-    /// The one replay after a 401 comes on top and is not counted here: it
-    /// answers a token change, not an overloaded server.
+    /// Defaults to 3: three sends cover a brief overload without letting one
+    /// request hammer a server that keeps refusing; the budget limits
+    /// retries across requests.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
@@ -295,10 +280,8 @@ impl CxoneRetryLayerBuilder {
     /// The longest request body kept for a replay, in bytes; a request with a
     /// longer body is sent once.
     ///
-    /// Defaults to 1 MiB, because API requests to CXone are small JSON
-    /// documents; keeping a copy of a larger upload for the whole request
-    /// doubles its memory, and an upload refused with 429 or 503 is better
-    /// retried by the caller.
+    /// Defaults to 1 MiB: API requests to CXone are small JSON documents, and
+    /// a copy of a larger upload doubles its memory.
     pub fn max_replay_body_bytes(mut self, max: usize) -> Self {
         self.max_replay_body_bytes = max;
         self
@@ -341,13 +324,9 @@ impl Default for CxoneRetryLayerBuilder {
     }
 }
 
-/// The service [`CxoneRetryLayer`] wraps around an inner service: replays
-/// 401, 429 and 503 answers as the [module documentation](self) says, and
-/// holds requests to a host cooling down after a 429 until it ends.
-///
+/// The service [`CxoneRetryLayer`] builds; see the [module documentation](self).
 /// The inner service must be `Clone`: a request that may be replayed keeps a
-/// handle to send its replay through (`tower::buffer::Buffer` makes any
-/// service `Clone`).
+/// handle to send its replay through.
 #[derive(Debug, Clone)]
 pub struct CxoneRetry<S> {
     inner: S,

@@ -1,8 +1,5 @@
-//! Read-only JWT claims of an access token.
-//!
-//! CXone access tokens are JWTs. Their claims tell where a token belongs (the
-//! `tenantId` that tenant discovery needs) and when it ends (`exp`, used when
-//! the token endpoint sends no `expires_in`). They are read, never trusted: the
+//! Read-only JWT claims of an access token: the `tenantId` tenant discovery
+//! needs, and `exp` when the token endpoint sends no `expires_in`. The
 //! signature is not checked, so claims serve routing and timing only.
 
 use std::fmt;

@@ -1,8 +1,6 @@
 //! Where tokens are asked for: [`Environment`], [`TokenEndpoint`], the URL
-//! rule every configured or discovered URL follows, and OIDC discovery of
-//! the token URL (read on a source's first fetch and kept by it; a failed
-//! discovery is not kept, so the next fetch tries again). The examples are
-//! on [`TokenEndpoint`], where rustdoc shows them.
+//! rule, and OIDC discovery of the token URL. The examples are on
+//! [`TokenEndpoint`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -42,25 +40,18 @@ pub enum Environment {
 impl Environment {
     /// The issuer URL.
     pub fn issuer(self) -> Url {
-        parse_known(match self {
+        let issuer = match self {
             Self::Cxone => CXONE_ISSUER,
             Self::CxoneGov => CXONE_GOV_ISSUER,
-        })
+        };
+        // Never panics: the tests below parse both constants.
+        Url::parse(issuer).expect("the CXone issuer URLs are valid")
     }
 
     /// The token URL, `<issuer>/auth/token`.
     pub fn token_url(self) -> Url {
         join_path(&self.issuer(), CXONE_TOKEN_PATH)
     }
-}
-
-/// Parses a URL written in this file.
-///
-/// # Panics
-///
-/// Never: the inputs are constants checked by the tests below.
-fn parse_known(url: &str) -> Url {
-    Url::parse(url).expect("the CXone issuer URLs are valid")
 }
 
 /// Where a token source asks for tokens.
@@ -94,9 +85,7 @@ fn parse_known(url: &str) -> Url {
 /// # Ok::<(), cxone_auth::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct TokenEndpoint {
-    kind: Kind,
-}
+pub struct TokenEndpoint(Kind);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Kind {
@@ -120,9 +109,7 @@ impl TokenEndpoint {
     pub fn url(token_url: impl AsRef<str>) -> Result<Self, Error> {
         let token_url = checked_url("token URL", token_url.as_ref())?;
         let base = origin(&token_url);
-        Ok(Self {
-            kind: Kind::Fixed { token_url, base },
-        })
+        Ok(Self(Kind::Fixed { token_url, base }))
     }
 
     /// An issuer whose `/.well-known/openid-configuration` names the token
@@ -140,14 +127,12 @@ impl TokenEndpoint {
                 "the issuer URL must not have a query or fragment",
             ));
         }
-        Ok(Self {
-            kind: Kind::Discover { issuer },
-        })
+        Ok(Self(Kind::Discover { issuer }))
     }
 
     /// The token URL, when it is known without discovery.
     pub fn token_url(&self) -> Option<&Url> {
-        match &self.kind {
+        match &self.0 {
             Kind::Fixed { token_url, .. } => Some(token_url),
             Kind::Discover { .. } => None,
         }
@@ -155,7 +140,7 @@ impl TokenEndpoint {
 
     /// The issuer to discover the token URL from, if this endpoint is one.
     pub fn issuer(&self) -> Option<&Url> {
-        match &self.kind {
+        match &self.0 {
             Kind::Fixed { .. } => None,
             Kind::Discover { issuer } => Some(issuer),
         }
@@ -164,7 +149,7 @@ impl TokenEndpoint {
     /// The URL `.well-known` documents (tenant discovery) are read under: the
     /// issuer, or the origin of a fixed token URL.
     pub fn base_url(&self) -> &Url {
-        match &self.kind {
+        match &self.0 {
             Kind::Fixed { base, .. } => base,
             Kind::Discover { issuer } => issuer,
         }
@@ -172,7 +157,7 @@ impl TokenEndpoint {
 
     /// A stable text naming this endpoint, for [`shared_key`](crate::TokenSource::shared_key).
     pub(crate) fn identity(&self) -> String {
-        match &self.kind {
+        match &self.0 {
             Kind::Fixed { token_url, .. } => format!("token_url={token_url}"),
             Kind::Discover { issuer } => format!("issuer={issuer}"),
         }
@@ -188,27 +173,20 @@ impl Default for TokenEndpoint {
 
 impl From<Environment> for TokenEndpoint {
     fn from(environment: Environment) -> Self {
-        Self {
-            kind: Kind::Fixed {
-                token_url: environment.token_url(),
-                base: environment.issuer(),
-            },
-        }
+        let (token_url, base) = (environment.token_url(), environment.issuer());
+        Self(Kind::Fixed { token_url, base })
     }
 }
 
 impl fmt::Debug for TokenEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Kind::Fixed { token_url, .. } => f
-                .debug_struct("TokenEndpoint")
-                .field("token_url", &token_url.as_str())
-                .finish(),
-            Kind::Discover { issuer } => f
-                .debug_struct("TokenEndpoint")
-                .field("issuer", &issuer.as_str())
-                .finish(),
-        }
+        let (name, url) = match &self.0 {
+            Kind::Fixed { token_url, .. } => ("token_url", token_url),
+            Kind::Discover { issuer } => ("issuer", issuer),
+        };
+        f.debug_struct("TokenEndpoint")
+            .field(name, &url.as_str())
+            .finish()
     }
 }
 
@@ -219,11 +197,9 @@ pub(crate) async fn discover_token_endpoint(http: &HttpClient, issuer: &Url) -> 
     let document = http
         .get_json(&url, "the OpenID configuration", not_found)
         .await?;
-    let Some(token_endpoint) = document.get("token_endpoint").and_then(Value::as_str) else {
-        return Err(Error::discovery(
-            "the OpenID configuration names no `token_endpoint`",
-        ));
-    };
+    let token_endpoint = document.get("token_endpoint").and_then(Value::as_str);
+    let token_endpoint = token_endpoint
+        .ok_or_else(|| Error::discovery("the OpenID configuration names no `token_endpoint`"))?;
     let token_endpoint = Url::parse(token_endpoint).map_err(|err| {
         Error::discovery(format!(
             "the OpenID configuration's `token_endpoint` is not a URL: {err}"

@@ -1,12 +1,8 @@
 //! The two grants of [`OAuthSource`]: their form fields, their names in a
 //! shared key, their constructors, and configuration from `CXONE_*`
-//! variables (the table and examples are on [`OAuthSource`]).
-//!
-//! Ids and secrets are checked when a source is built: a credential copied
-//! with a trailing newline, or a variable left empty, would fail at the token
-//! endpoint with a vague `invalid_client`. Padded values are an error, not
-//! trimmed (whitespace is legal in a secret in principle, and guessing would
-//! hide the mistake).
+//! variables (the table and examples are on [`OAuthSource`]). Padded ids and
+//! secrets are an error, not trimmed: whitespace is legal in a secret in
+//! principle, and guessing would hide a credential copied with a newline.
 
 use std::fmt;
 
@@ -62,11 +58,8 @@ impl OAuthGrant for AccessKey {
 
     fn from_vars(lookup: Lookup<'_>) -> Result<Self, Error> {
         let id = required(lookup, "CXONE_ACCESS_KEY_ID", "access key id")?;
-        let secret = required(lookup, "CXONE_ACCESS_KEY_SECRET", "access key secret")?;
-        Ok(Self {
-            id,
-            secret: secret.into(),
-        })
+        let secret = required(lookup, "CXONE_ACCESS_KEY_SECRET", "access key secret")?.into();
+        Ok(Self { id, secret })
     }
 }
 
@@ -187,9 +180,7 @@ impl OAuthSource<ClientCredentialsGrant> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the field
-    /// (never its value) when one is empty, only whitespace, or has
-    /// leading/trailing whitespace.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) as `AccessKeyGrant::new`.
     pub fn new(
         client_id: impl Into<String>,
         client_secret: impl Into<String>,

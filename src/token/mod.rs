@@ -1,14 +1,7 @@
-//! Access tokens and the sources that fetch them.
-//!
-//! - [`AccessToken`]: the token, its pre-built header, its timing, its claims.
-//! - [`TokenSource`]: what a [`TokenCache`](crate::TokenCache) fetches through.
-//!   Plug your own by implementing it, or with [`StaticToken`] and [`from_fn`].
-//! - [`OAuthSource`], named [`AccessKeyGrant`] (CXone's back-end flow, the
-//!   password grant with an access key) and [`ClientCredentials`] (RFC 6749
-//!   §4.4), over an [`Environment`] or a [`TokenEndpoint`], with [`ClientAuth`].
-//! - [`TenantDiscovery`] and [`TenantConfig`]: the API host of a token's tenant.
-//! - [`HttpTransport`]: how the OAuth sources send requests (`reqwest`, or any
-//!   tower service through [`ServiceTransport`]).
+//! Access tokens and the sources that fetch them: [`AccessToken`], the
+//! [`TokenSource`] trait (implement it, or use [`StaticToken`] or
+//! [`from_fn`]), the OAuth sources [`AccessKeyGrant`] and
+//! [`ClientCredentials`], and [`TenantDiscovery`].
 //!
 //! ```
 //! use cxone_auth::token::{AccessToken, TokenSource, from_fn};
@@ -70,12 +63,9 @@ pub(crate) const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// needs a token, never more than once at a time per cache. A source does not
 /// cache; it asks.
 pub trait TokenSource: Send + Sync + 'static {
-    /// Asks for a new token.
-    ///
-    /// Set [`AccessToken::with_requested_at`] to the moment the request was
-    /// sent, so that its lifetime counts the time spent on the network. Any
-    /// [`ErrorKind`](crate::ErrorKind) may be returned
-    /// ([`Error::new`]); transient ones say that trying again may help.
+    /// Asks for a new token, with [`AccessToken::with_requested_at`] set to
+    /// when the request was sent. Any [`ErrorKind`](crate::ErrorKind) may be
+    /// returned ([`Error::new`]); transient ones say trying again may help.
     fn fetch(&self) -> impl Future<Output = Result<AccessToken, Error>> + Send;
 
     /// A stable key naming this credential, for stores shared between
@@ -89,10 +79,7 @@ pub trait TokenSource: Send + Sync + 'static {
 
 /// The object-safe twin of [`TokenSource`], which the cache stores.
 pub(crate) trait DynTokenSource: Send + Sync + 'static {
-    /// [`TokenSource::fetch`], boxed.
     fn fetch_boxed(&self) -> BoxFuture<'_, Result<AccessToken, Error>>;
-
-    /// [`TokenSource::shared_key`].
     fn shared_key(&self) -> Option<String>;
 }
 
@@ -106,10 +93,9 @@ impl<T: TokenSource> DynTokenSource for T {
     }
 }
 
-/// A token supplied by the user, for tests and for tokens minted elsewhere.
-///
-/// Each fetch hands out the same value as a newly requested token, living the
-/// given lifetime, by default the JWT `exp`, else 5 minutes.
+/// A token supplied by the user, for tests and for tokens minted elsewhere:
+/// each fetch hands out the same value as a newly requested token, living
+/// the given lifetime, by default as [`AccessToken::new`] says.
 ///
 /// ```
 /// use cxone_auth::token::StaticToken;
@@ -189,12 +175,9 @@ where
     }
 }
 
-/// A bearer access token.
-///
-/// Holds the secret value, a pre-built sensitive `Authorization` header, when
-/// the token was requested and how long it lives (on tokio's monotonic clock,
-/// so tests can pause time), the scopes granted, and the JWT claims when the
-/// token is a JWT. `Debug` never shows the value.
+/// A bearer access token: the value, a pre-built sensitive header, its
+/// lifetime on tokio's clock, the scopes granted and the JWT claims. `Debug`
+/// never shows the value.
 ///
 /// ```
 /// use std::time::Duration;
@@ -218,12 +201,9 @@ pub struct AccessToken {
 }
 
 impl AccessToken {
-    /// Wraps a token value, requested now.
-    ///
-    /// Its lifetime is read from the JWT `exp` claim when there is one, else 5
-    /// minutes (short, so a wrong guess costs one early refresh); override it
-    /// with [`with_lifetime`](Self::with_lifetime) when the token endpoint
-    /// sends `expires_in`.
+    /// Wraps a token value, requested now, living until the JWT `exp` claim
+    /// if there is one, else 5 minutes (a wrong guess costs one early
+    /// refresh); see [`with_lifetime`](Self::with_lifetime).
     ///
     /// # Errors
     ///

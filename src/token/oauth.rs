@@ -1,10 +1,6 @@
-//! [`OAuthSource`]: one OAuth 2.0 token source over a grant.
-//!
-//! The grants differ only in the form fields of their token request, which
-//! `grant.rs` supplies. Everything else (the endpoint and its OIDC discovery,
-//! client authentication, scopes, the transport and its timeouts, the
-//! response rules, the tracing span, the shared-store key) is written once
-//! here. The examples are on [`OAuthSource`], where rustdoc shows them.
+//! [`OAuthSource`]: one OAuth 2.0 token source over a grant. The grants
+//! differ only in their form fields (`grant.rs`); everything else is written
+//! once here. The examples are on [`OAuthSource`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -168,8 +164,7 @@ impl<G> OAuthSource<G> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when the URL is not
-    /// `https` on a non-loopback host, or not a URL; see [`TokenEndpoint::url`].
+    /// As [`TokenEndpoint::url`].
     pub fn token_url(self, token_url: impl AsRef<str>) -> Result<Self, Error> {
         Ok(self.endpoint(TokenEndpoint::url(token_url)?))
     }
@@ -179,8 +174,7 @@ impl<G> OAuthSource<G> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`](crate::ErrorKind::Config) as for
-    /// [`TokenEndpoint::discover`].
+    /// As [`TokenEndpoint::discover`].
     pub fn issuer(self, issuer: impl AsRef<str>) -> Result<Self, Error> {
         Ok(self.endpoint(TokenEndpoint::discover(issuer)?))
     }
@@ -232,10 +226,8 @@ impl<G> OAuthSource<G> {
     }
 
     /// Sends requests through `transport` instead of the default `reqwest`
-    /// client: a `reqwest::Client` of your own (with redirects disabled, for
-    /// a proxy for example), or any tower service through
-    /// [`ServiceTransport`](crate::token::ServiceTransport) (the in-process
-    /// mock CXone, for one).
+    /// client: a `reqwest::Client` of your own (redirects disabled), or any
+    /// tower service through [`ServiceTransport`](crate::token::ServiceTransport).
     pub fn transport(mut self, transport: impl HttpTransport) -> Self {
         self.http.set_transport(transport);
         self
@@ -357,11 +349,10 @@ impl<G: OAuthGrant> OAuthSource<G> {
         if let Some(url) = self.discovered.load_full() {
             return Ok((*url).clone());
         }
-        let Some(issuer) = self.endpoint.issuer() else {
-            return Err(Error::config(
-                "the token endpoint has no token URL and no issuer",
-            ));
-        };
+        let issuer = self
+            .endpoint
+            .issuer()
+            .ok_or_else(|| Error::config("the token endpoint has no token URL and no issuer"))?;
         // A failure keeps nothing, so the next fetch discovers again.
         let url = discover_token_endpoint(&self.http, issuer).await?;
         self.discovered.store(Some(Arc::new(url.clone())));

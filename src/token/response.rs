@@ -2,11 +2,9 @@
 //!
 //! The rules, each learned from a server that broke them:
 //!
-//! - a 3xx is refused: redirects are not followed, the token URL must be the
-//!   final address;
-//! - a 4xx or 5xx becomes an [`Error`] classified by its RFC 6749 `error`
-//!   code (when the body has one) and its status, with `Retry-After`;
-//! - an `error` field is a failure even on a 200;
+//! - a 3xx is refused: redirects are not followed;
+//! - a 4xx or 5xx, or an `error` field even on a 200, becomes an [`Error`]
+//!   classified by its RFC 6749 `error` code and its status, with `Retry-After`;
 //! - the body must be a JSON object with a string `access_token` (which
 //!   [`AccessToken::new`] checks can be a header: no CR/LF);
 //! - `token_type`, when present, must be `Bearer` (any case);
@@ -48,24 +46,15 @@ pub(crate) fn token_from_response(
         )
         .with_status(status));
     }
-    if !status.is_success() {
-        let oauth = json_object(response.body()).and_then(|body| oauth_error(&body));
-        return Err(Error::from_token_response(
-            status,
-            oauth,
-            retry_after(response.headers()),
-        ));
+    let body = json_object(response.body());
+    let oauth = body.as_ref().and_then(oauth_error);
+    if !status.is_success() || oauth.is_some() {
+        let retry_after = retry_after(response.headers());
+        return Err(Error::from_token_response(status, oauth, retry_after));
     }
-    let body = json_object(response.body()).ok_or_else(|| {
+    let body = body.ok_or_else(|| {
         Error::invalid_response("the token response is not a JSON object").with_status(status)
     })?;
-    if let Some(oauth) = oauth_error(&body) {
-        return Err(Error::from_token_response(
-            status,
-            Some(oauth),
-            retry_after(response.headers()),
-        ));
-    }
 
     let Some(value) = body.get("access_token").and_then(Value::as_str) else {
         return Err(Error::invalid_response(

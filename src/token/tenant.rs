@@ -3,13 +3,8 @@
 //! A CXone access token names its tenant in the `tenantId` claim. The issuer
 //! answers `GET /.well-known/cxone-configuration?tenantId=<id>` (no
 //! authentication) with the tenant's area, cluster and `api_endpoint`, the
-//! base URL of every API call.
-//!
-//! The `api_endpoint` will receive the token, so it must follow the crate's
-//! URL rule (`https`, except on loopback hosts); a document that names
-//! anything else is a [`Discovery`](crate::ErrorKind::Discovery) error. So is
-//! a token without `tenantId`, an unknown tenant (HTTP 404), and a document
-//! about another tenant. Unknown fields are ignored.
+//! base URL of every API call, which must follow the URL rule of
+//! [`TokenEndpoint`] since it will receive the token.
 
 use std::fmt;
 use std::time::Duration;
@@ -31,11 +26,9 @@ const CXONE_CONFIGURATION_PATH: &str = "/.well-known/cxone-configuration";
 /// The longest tenant id sent. CXone's are UUIDs (36 characters).
 const MAX_TENANT_ID_CHARS: usize = 128;
 
-/// What `/.well-known/cxone-configuration` says about a tenant.
-///
-/// Serializes to and from the document's own field names (`api_endpoint`,
-/// `tenantId`, `acdDomain`, ...); unknown fields are ignored, and every field
-/// but `api_endpoint` is optional.
+/// What `/.well-known/cxone-configuration` says about a tenant, serialized
+/// with the document's own field names; unknown fields are ignored, and
+/// every field but `api_endpoint` is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantConfig {
     #[serde(deserialize_with = "checked_api_endpoint", serialize_with = "url_str")]
@@ -149,13 +142,11 @@ fn url_opt<S: Serializer>(url: &Option<Url>, serializer: S) -> Result<S::Ok, S::
     url.as_ref().map(Url::as_str).serialize(serializer)
 }
 
-/// Reads tenant configurations from an issuer.
+/// Reads tenant configurations from an issuer; each call asks.
 ///
-/// The OAuth sources have [`discover_tenant`](crate::token::OAuthSource::discover_tenant),
-/// which uses their own issuer and transport; this type serves tokens from
-/// elsewhere (a [`StaticToken`](crate::token::StaticToken), a secrets
-/// manager), and the tenant routing layer. It remembers no answer: each
-/// call asks.
+/// The OAuth sources have [`discover_tenant`](crate::token::OAuthSource::discover_tenant)
+/// with their own issuer and transport; this type serves tokens from
+/// elsewhere, and the tenant routing layer.
 ///
 /// ```no_run
 /// use cxone_auth::TokenSource as _;
@@ -209,9 +200,8 @@ impl TenantDiscovery {
         self
     }
 
-    /// The total time one discovery may take. Defaults to 10 s, as a token
-    /// fetch: the document is small, and a caller waiting on it should learn
-    /// of an outage quickly.
+    /// The total time one discovery may take. Defaults to 10 s, as
+    /// [`OAuthSource::timeout`](crate::token::OAuthSource::timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.http.set_timeout(timeout);
         self
@@ -270,14 +260,9 @@ impl TenantDiscovery {
             .instrument(span.clone())
             .await;
         match &result {
-            Ok(config) => {
-                span.record("outcome", "ok");
-                span.record("area", config.area());
-            }
-            Err(err) => {
-                span.record("outcome", tracing::field::debug(err.kind()));
-            }
-        }
+            Ok(config) => span.record("outcome", "ok").record("area", config.area()),
+            Err(err) => span.record("outcome", tracing::field::debug(err.kind())),
+        };
         result
     }
 
@@ -287,10 +272,10 @@ impl TenantDiscovery {
             .http
             .get_json(url, "the tenant configuration", not_found)
             .await?;
-        let config: TenantConfig = serde_json::from_value(serde_json::Value::Object(document))
-            .map_err(|err| {
-                Error::discovery(format!("the tenant configuration is not usable: {err}"))
-            })?;
+        let config = TenantConfig::deserialize(serde_json::Value::Object(document));
+        let config = config.map_err(|err| {
+            Error::discovery(format!("the tenant configuration is not usable: {err}"))
+        })?;
         if let Some(stated) = config.tenant_id()
             && !stated.eq_ignore_ascii_case(tenant_id)
         {

@@ -1,19 +1,12 @@
 //! [`HttpTransport`]: how the OAuth sources and tenant discovery talk HTTP.
 //!
-//! They send a few small requests (OIDC discovery, the token request, the
-//! tenant configuration) and read small bodies, at most 1 MiB: a server that
-//! sends more is broken or hostile, and reading stops there instead of
-//! filling memory. The HTTP client is a choice: a `reqwest::Client` (feature
-//! `reqwest`, the default), or any tower service, such as the in-process mock
-//! CXone, through [`ServiceTransport`].
-//!
-//! Without a transport given, a source builds one `reqwest::Client` on first
-//! use, shared by its clones: redirects off (a token request must not be
-//! replayed to another host), the connect timeout, no proxy (not even from
-//! `HTTPS_PROXY`: a token request carries the client secret, and where it
-//! goes should be a visible choice). Without the `reqwest` feature and
-//! without a transport, a fetch fails with a
-//! [`Config`](crate::ErrorKind::Config) error that says so.
+//! They send a few small requests and read bodies of at most 1 MiB. Without
+//! a transport given, a source builds one `reqwest::Client` on first use,
+//! shared by its clones: redirects off (a token request must not be replayed
+//! to another host), the connect timeout, no proxy (not even from
+//! `HTTPS_PROXY`: where the client secret goes should be a visible choice).
+//! Without the `reqwest` feature and without a transport, a fetch fails with
+//! a [`Config`](crate::ErrorKind::Config) error that says so.
 
 use std::fmt;
 use std::future::Future;
@@ -39,11 +32,8 @@ use crate::token::response::json_object;
 /// are a few KiB.
 pub(crate) const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// The total time one fetch may take, unless set: the tutorial's 10 s.
+/// Defaults of the timeouts; each is explained on its setter.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The time a connection may take to open, unless set: half the total, so
-/// an unreachable host fails as a connection error, not a vaguer timeout.
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 mod sealed {
@@ -269,13 +259,10 @@ impl HttpClient {
                 Error::invalid_response(format!("{what} is not a JSON object")).with_status(status)
             });
         }
+        let transient = matches!(status.as_u16(), 408 | 429 | 500..=599);
         let err = match status {
             StatusCode::NOT_FOUND => Error::discovery(not_found),
-            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
-                Error::from_token_response(status, None, retry_after(response.headers()))
-                    .with_message(format!("reading {what} failed"))
-            }
-            s if s.is_server_error() => {
+            _ if transient => {
                 Error::from_token_response(status, None, retry_after(response.headers()))
                     .with_message(format!("reading {what} failed"))
             }
