@@ -515,3 +515,42 @@ async fn reqwest_requests_are_authorized_too() {
     assert_eq!(kind(&err), ErrorKind::HostNotAllowed);
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
+
+/// Issue 15, item 1: a URI with an authority but no scheme (`CONNECT
+/// host:port`, `evil.example:443`) is neither absolute nor path-only. With a
+/// base URL set (the tonic configuration) it used to be judged by the base
+/// URL's host, and went to its own authority with the token.
+#[tokio::test(start_paused = true)]
+async fn authority_form_requests_are_refused_even_with_a_base_url() {
+    let recorder = Recorder::default();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let client = ServiceBuilder::new()
+        .layer(
+            CxoneAuthLayer::new(counting_source(Arc::clone(&fetches)))
+                .base_url("https://api-na1.niceincontact.com".parse().unwrap()),
+        )
+        .service(recorder.service(ok));
+    let connect = |authority: &str| {
+        Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(authority)
+            .body(())
+            .unwrap()
+    };
+    for request in [
+        get("evil.example:443"),
+        connect("127.0.0.1:4000"),
+        connect("api-na1.niceincontact.com:443"),
+    ] {
+        let uri = request.uri().to_string();
+        assert!(request.uri().scheme().is_none() && request.uri().host().is_some());
+        let err = client.clone().oneshot(request).await.unwrap_err();
+        assert_eq!(kind(&err), ErrorKind::HostNotAllowed, "{uri}");
+    }
+    assert!(recorder.seen().is_empty(), "nothing was sent");
+    assert_eq!(fetches.load(Ordering::SeqCst), 0, "no token was fetched");
+
+    // Path-only requests still go to the base URL with the token.
+    client.oneshot(get("/pkg.Service/Method")).await.unwrap();
+    assert_eq!(recorder.seen(), [Some("Bearer token-1".to_owned())]);
+}
