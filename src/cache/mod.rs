@@ -34,8 +34,8 @@
 //! margin: five minutes early for a one-hour token, at about 30 s for a
 //! 60-second token. It is handed out until `expires_at - expiry_skew`. The
 //! lifetime counts from when the token was requested, on tokio's monotonic
-//! clock. A source that returns a token already expired, or expiring within
-//! the skew, has failed like any other failure.
+//! clock. A source that returns a token living less than a second, already
+//! expired, or expiring within the skew, has failed like any other failure.
 //!
 //! # Failures
 //!
