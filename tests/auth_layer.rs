@@ -554,3 +554,49 @@ async fn authority_form_requests_are_refused_even_with_a_base_url() {
     client.oneshot(get("/pkg.Service/Method")).await.unwrap();
     assert_eq!(recorder.seen(), [Some("Bearer token-1".to_owned())]);
 }
+
+/// Issue 15, item 2: a host that answers 401 to every token. Through the
+/// retry layer each such request used to invalidate two tokens: 20 requests
+/// cost 40 token requests, without bound.
+#[tokio::test(start_paused = true)]
+async fn a_host_that_always_answers_401_costs_a_bounded_number_of_fetches() {
+    let fetches = Arc::new(AtomicUsize::new(0));
+
+    // A host refusing every token (a partner's, say): invalidations back
+    // off, and CXone, which accepts the token, keeps working.
+    let client = ServiceBuilder::new()
+        .layer(cxone_auth::CxoneRetryLayer::default())
+        .layer(
+            CxoneAuthLayer::new(counting_source(Arc::clone(&fetches)))
+                .allow_host("partner.example"),
+        )
+        .service_fn(|request: Request<()>| async move {
+            let status = match request.uri().host() {
+                Some("partner.example") => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::OK,
+            };
+            Ok::<_, Infallible>(Response::builder().status(status).body(()).unwrap())
+        });
+    let refusing = "https://partner.example/refuses-all";
+    for _ in 0..20 {
+        let refused = client.clone().oneshot(get(refusing)).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let cxone = client.clone().oneshot(get(API)).await.unwrap();
+        assert_eq!(cxone.status(), StatusCode::OK);
+    }
+    assert!(
+        fetches.load(Ordering::SeqCst) <= 2,
+        "{fetches:?} fetches for 20 requests at once"
+    );
+    // Ten seconds of such requests: each invalidation in a row waits at
+    // least half of 1 s, 2 s, 4 s, 8 s... since the last.
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        client.clone().oneshot(get(refusing)).await.unwrap();
+        let cxone = client.clone().oneshot(get(API)).await.unwrap();
+        assert_eq!(cxone.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fetches = fetches.load(Ordering::SeqCst);
+    assert!(fetches <= 6, "{fetches} fetches in 10 s of 401s");
+}

@@ -48,7 +48,13 @@
 //! # Invalidation
 //!
 //! [`TokenCache::invalidate`] drops the token only while it is still the
-//! current one, so a burst of 401s for one token causes one fetch.
+//! current one, so a burst of 401s for one token causes one fetch. The auth
+//! layer, which acts on any allowed server's 401, is bounded too: a token
+//! fetched to replace a rejected one is not dropped again at once, but kept
+//! for a backoff (about the [`backoff`](TokenCacheBuilder::backoff)'s
+//! minimum, doubling each time the token it replaced was rejected again
+//! while held), so a server that answers 401 to every token costs a fetch
+//! per backoff, not two per request.
 //!
 //! # Shared store
 //!
@@ -68,7 +74,7 @@ mod timing;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -85,7 +91,7 @@ pub use self::redis::EncryptionKey;
 pub use self::redis::RedisStore;
 pub use self::store::{StoreLock, StoredToken, TokenStore};
 use self::timing::{Schedule, Timing};
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, later};
 use crate::flight::{self, Flight, Next};
 use crate::token::{DynTokenSource, TokenSource};
 use crate::{AccessToken, Error};
@@ -113,6 +119,8 @@ struct Inner {
     flight: Arc<Flight<Arc<Entry>>>,
     fetch: Fetch,
     load_timeout: Duration,
+    /// How long a token fetched after invalidations in a row is kept.
+    hold: Backoff,
 }
 
 /// The current token and when it is due.
@@ -123,6 +131,11 @@ struct Entry {
     /// Which of this cache's tokens it is, so a response can name the token
     /// its request carried without holding it.
     id: u64,
+    /// Invalidations in a row that led to this token (0 for a token fetched
+    /// for another reason), and until when it is kept whatever 401s say.
+    rejections: u32,
+    held_until: Instant,
+    rejected_while_held: AtomicBool,
 }
 
 impl TokenCache {
@@ -224,7 +237,7 @@ impl TokenCache {
         let inner = &self.inner;
         let next = inner
             .flight
-            .join(|| self.usable_entry(), || self.fetch(Reason::Cold))?;
+            .join(|| self.usable_entry(), || self.fetch(Reason::Cold, 0))?;
         let receiver = match next {
             Next::Ready(entry) => {
                 inner.fetch.counters.hits.fetch_add(1, Relaxed);
@@ -250,22 +263,32 @@ impl TokenCache {
     /// 401). Invalidating a token that was already replaced does nothing, so
     /// a burst of 401s for one token causes one fetch.
     pub fn invalidate(&self, token: &AccessToken) -> bool {
-        self.invalidate_if(|entry| {
+        self.invalidate_if(false, |entry| {
             std::ptr::eq(&*entry.token, token) || entry.token.same_token(token)
         })
     }
 
-    /// [`invalidate`](Self::invalidate) by the id [`cached_header`](Self::cached_header) gave.
+    /// [`invalidate`](Self::invalidate) by the id [`cached_header`](Self::cached_header)
+    /// gave, for a 401 the auth layer saw: bounded (see
+    /// [Invalidation](crate::cache#invalidation)).
     pub(crate) fn invalidate_id(&self, id: u64) -> bool {
-        self.invalidate_if(|entry| entry.id == id)
+        self.invalidate_if(true, |entry| entry.id == id)
     }
 
-    fn invalidate_if(&self, is_it: impl FnOnce(&Entry) -> bool) -> bool {
+    /// Drops the current token if `is_it`; unless it is `held` (fetched
+    /// moments ago to replace a rejected token) and `bounded`.
+    fn invalidate_if(&self, bounded: bool, is_it: impl FnOnce(&Entry) -> bool) -> bool {
         let inner = &self.inner;
         let current = inner.current.load();
         let Some(entry) = current.as_ref().filter(|entry| is_it(entry)) else {
             return false;
         };
+        if bounded && Instant::now() < entry.held_until {
+            // Fetched moments ago to replace a rejected token, and rejected
+            // again: the next replacement is held longer.
+            entry.rejected_while_held.store(true, Relaxed);
+            return false;
+        }
         let previous = inner.current.compare_and_swap(&*current, None);
         let replaced_meanwhile = match &*previous {
             Some(previous) => !Arc::ptr_eq(previous, entry),
@@ -278,9 +301,13 @@ impl TokenCache {
         // A 401 is almost always followed by a retry that needs a token:
         // start fetching it now rather than when the retry arrives.
         let stale = Arc::clone(&entry.token);
+        let rejections = match entry.rejected_while_held.load(Relaxed) {
+            true => entry.rejections.saturating_add(1),
+            false => 1,
+        };
         inner
             .flight
-            .start_if_idle(|| self.fetch(Reason::Invalidated(stale)));
+            .start_if_idle(|| self.fetch(Reason::Invalidated(stale), rejections));
         true
     }
 
@@ -306,17 +333,19 @@ impl TokenCache {
     #[cold]
     fn refresh_ahead(&self) {
         let inner = &self.inner;
-        if inner.flight.start_if_idle(|| self.fetch(Reason::Ahead)) {
+        if inner.flight.start_if_idle(|| self.fetch(Reason::Ahead, 0)) {
             inner.fetch.counters.refreshes_ahead.fetch_add(1, Relaxed);
         }
     }
 
     /// One fetch, publishing its token into the cell before it returns (so
     /// that the flight never looks idle with the new token unseen). Holds
-    /// the cache weakly: dropping every handle ends it.
+    /// the cache weakly: dropping every handle ends it. `rejections`:
+    /// invalidations in a row that led to it.
     fn fetch(
         &self,
         reason: Reason,
+        rejections: u32,
     ) -> impl Future<Output = Result<Arc<Entry>, Error>> + Send + 'static {
         let fetch = self.inner.fetch.clone();
         let stale = match &reason {
@@ -335,10 +364,17 @@ impl TokenCache {
             let inner = weak
                 .upgrade()
                 .ok_or_else(|| Error::unavailable("the token cache was dropped"))?;
+            let hold = match rejections {
+                0 => Duration::ZERO,
+                n => inner.hold.wait(n - 1, None, fastrand::f64()),
+            };
             let entry = Arc::new(Entry {
                 schedule: timing.schedule(&token, fastrand::f64()),
                 token: Arc::new(token),
                 id: inner.next_id.fetch_add(1, Relaxed),
+                rejections,
+                held_until: later(Instant::now(), hold),
+                rejected_while_held: AtomicBool::new(false),
             });
             inner.current.store(Some(Arc::clone(&entry)));
             Ok(entry)
@@ -442,7 +478,8 @@ impl TokenCacheBuilder {
     /// The backoff after failed fetches: the first wait is about `min`, each
     /// failure in a row doubles it, up to `max`, with jitter (between half and
     /// all of each step). A `Retry-After` from the token endpoint is honoured
-    /// up to `max`. If `max < min`, `min` is used for both.
+    /// up to `max`. If `max < min`, `min` is used for both. Invalidations in
+    /// a row back off the same way (see [Invalidation](crate::cache#invalidation)).
     ///
     /// Defaults to 1 s and 30 s: a thousand callers arriving during an outage
     /// cause one token request per second at most, a blip costs a second,
@@ -485,11 +522,12 @@ impl TokenCacheBuilder {
             .store
             .and_then(|store| DynTokenSource::shared_key(&*self.source).map(|key| (store, key)));
         let (min, max) = self.backoff;
+        let backoff = Backoff::new(min, max, 0.5);
         TokenCache {
             inner: Arc::new(Inner {
                 current: ArcSwapOption::empty(),
                 next_id: AtomicU64::new(0),
-                flight: Flight::new(Backoff::new(min, max, 0.5)),
+                flight: Flight::new(backoff),
                 fetch: Fetch {
                     source: self.source,
                     store,
@@ -499,6 +537,7 @@ impl TokenCacheBuilder {
                     counters: Arc::default(),
                 },
                 load_timeout: self.load_timeout,
+                hold: backoff,
             }),
         }
     }
