@@ -87,8 +87,11 @@ pub(crate) struct Hosts {
     base_url: Option<Url>,
     /// Origins (scheme, host, port) that tenant discovery named; shared by
     /// the layer's clones, whatever is configured on them later.
-    discovered: Arc<RwLock<Vec<(String, String, Option<u16>)>>>,
+    discovered: Arc<RwLock<Vec<Origin>>>,
 }
+
+/// Scheme, lowercase host and port.
+type Origin = (String, String, Option<u16>);
 
 impl Hosts {
     /// Whether a request may carry the token: an absolute URI to an allowed
