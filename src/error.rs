@@ -175,7 +175,44 @@ fn sanitize(text: &str, max: usize) -> String {
     text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
+/// `text` with every one of `secrets` replaced by `[redacted]`, and with a
+/// secret's start (4 characters or more) cut where the text was cut short.
+fn redact(text: &mut String, secrets: &[String]) {
+    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
+        if text.contains(secret.as_str()) {
+            *text = text.replace(secret.as_str(), "[redacted]");
+        }
+        let cut = (4..secret.len())
+            .rev()
+            .filter(|&len| secret.is_char_boundary(len))
+            .find(|&len| text.ends_with(&secret[..len]));
+        if let Some(len) = cut {
+            text.truncate(text.len() - len);
+            text.push_str("[redacted]");
+        }
+    }
+}
+
 impl Error {
+    /// This error with `secrets` (in every form a server could echo them)
+    /// taken out of the text a server sent: the message, the RFC 6749 code
+    /// and description.
+    pub(crate) fn redacted(self, secrets: &[String]) -> Self {
+        let mut inner = (*self.inner).clone();
+        redact(&mut inner.message, secrets);
+        if let Some(oauth) = &mut inner.oauth {
+            if let OAuthErrorCode::Other(code) = &mut oauth.code {
+                redact(code, secrets);
+            }
+            if let Some(description) = &mut oauth.description {
+                redact(description, secrets);
+            }
+        }
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// An error of `kind`, for a custom [`TokenSource`](crate::TokenSource)
     /// to report any failure, transient or not ([`is_transient`](Self::is_transient)).
     /// `message` says what happened and, where it can, what to change; it is

@@ -9,6 +9,7 @@
 //! cxone-token --mock          # against an in-process mock CXone, no credentials needed
 //! ```
 
+use std::fmt::Display;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -140,6 +141,20 @@ fn exit_code(kind: ErrorKind, client_credentials: bool) -> (u8, &'static str) {
     }
 }
 
+/// `text` with its control characters (ESC, BEL, CR...) escaped: what a
+/// server sent must not drive the terminal or forge lines.
+fn escaped(text: &dyn Display) -> String {
+    let mut shown = String::new();
+    for c in text.to_string().chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
 /// Fetches a token with `source` and prints what it is good for; with a
 /// tenant in its claims, discovers the tenant's API host.
 async fn show<G>(
@@ -155,7 +170,7 @@ where
         source = source.transport(ServiceTransport::new(mock.router()));
     }
     let token = source.fetch().await?;
-    let line = |name: &str, value: &dyn std::fmt::Display| println!("{name:<15}{value}");
+    let line = |name: &str, value: &dyn Display| println!("{name:<15}{}", escaped(value));
     if print_secret {
         line("token", &token.secret());
     } else {
@@ -233,7 +248,7 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let (code, fix) = exit_code(err.kind(), options.client_credentials);
-    eprintln!("error: {err}");
+    eprintln!("error: {}", escaped(&err));
     if !fix.is_empty() {
         eprintln!("fix: {fix}");
     }

@@ -28,6 +28,11 @@ const STORE_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const STORE_POLL_FIRST: Duration = Duration::from_millis(50);
 const STORE_POLL_MAX: Duration = Duration::from_millis(500);
 
+/// The shortest lifetime a token may have to be used: a shorter one would
+/// have the cache fetch faster than its backoff lets a failing source be
+/// asked (an `expires_in` of 0.05 s once cost a fetch per call).
+const MIN_LIFETIME: Duration = Duration::from_secs(1);
+
 /// Why a fetch started.
 pub(super) enum Reason {
     /// No usable token: callers are waiting.
@@ -106,14 +111,17 @@ impl Fetch {
         result
     }
 
-    /// A token expired, or expiring within the skew, is a failed fetch: the
-    /// backoff then keeps a broken source from being called in a loop.
+    /// A token living less than [`MIN_LIFETIME`], expired, or expiring within
+    /// the skew, is a failed fetch: the backoff then keeps a broken source
+    /// from being called in a loop, whatever the skew.
     fn usable(&self, token: AccessToken) -> Result<AccessToken, Error> {
-        if Instant::now() < self.timing.schedule(&token, 0.0).usable_until {
+        if token.lifetime() >= MIN_LIFETIME
+            && Instant::now() < self.timing.schedule(&token, 0.0).usable_until
+        {
             return Ok(token);
         }
         Err(Error::invalid_response(format!(
-            "the token source returned a token that is already expired, or expires within the expiry skew (lifetime {:?})",
+            "the token source returned a token too short-lived to use: under {MIN_LIFETIME:?}, already expired, or expiring within the expiry skew (lifetime {:?})",
             token.lifetime()
         )))
     }

@@ -33,8 +33,8 @@
 //! margin: five minutes early for a one-hour token, at about 30 s for a
 //! 60-second token. It is handed out until `expires_at - expiry_skew`. The
 //! lifetime counts from when the token was requested, on tokio's monotonic
-//! clock. A source that returns a token already expired, or expiring within
-//! the skew, has failed like any other failure.
+//! clock. A source that returns a token living less than a second, already
+//! expired, or expiring within the skew, has failed like any other failure.
 //!
 //! # Failures
 //!
@@ -44,6 +44,15 @@
 //! every caller until the backoff ends; then the next caller starts one new
 //! fetch. A [`TokenStore`] shares tokens between caches and processes; store
 //! trouble never fails a request.
+//!
+//! # Invalidation
+//!
+//! [`TokenCache::invalidate`] drops the token only while it is still the
+//! current one, so a burst of 401s for one token causes one fetch. The auth
+//! layer's invalidations are bounded too: a token fetched to replace a
+//! rejected one is kept for a backoff (the backoff's minimum, doubling each
+//! time it is rejected again while held), so a server that answers 401 to
+//! every token costs a fetch per backoff, not two per request.
 
 mod fetch;
 mod memory;
@@ -54,7 +63,7 @@ mod timing;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -71,7 +80,7 @@ pub use self::redis::EncryptionKey;
 pub use self::redis::RedisStore;
 pub use self::store::{StoreLock, StoredToken, TokenStore};
 use self::timing::{Schedule, Timing};
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, later};
 use crate::flight::{self, Flight, Next};
 use crate::token::{DynTokenSource, TokenSource};
 use crate::{AccessToken, Error};
@@ -99,6 +108,8 @@ struct Inner {
     flight: Arc<Flight<Arc<Entry>>>,
     fetch: Fetch,
     load_timeout: Duration,
+    /// How long a token fetched after invalidations in a row is kept.
+    hold: Backoff,
 }
 
 /// The current token and when it is due.
@@ -109,6 +120,11 @@ struct Entry {
     /// Which of this cache's tokens it is, so a response can name the token
     /// its request carried without holding it.
     id: u64,
+    /// Invalidations in a row that led to this token (0 for a token fetched
+    /// for another reason), and until when it is kept whatever 401s say.
+    rejections: u32,
+    held_until: Instant,
+    rejected_while_held: AtomicBool,
 }
 
 impl TokenCache {
@@ -202,7 +218,7 @@ impl TokenCache {
     /// the error of the last fetch during its backoff, or a new fetch.
     async fn load(&self) -> Result<Arc<Entry>, Error> {
         let inner = &self.inner;
-        let fetch = || self.fetch(Reason::Cold);
+        let fetch = || self.fetch(Reason::Cold, 0);
         let receiver = match inner.flight.join(|| self.usable_entry(), fetch)? {
             Next::Ready(entry) => {
                 inner.fetch.counters.hits.fetch_add(1, Relaxed);
@@ -225,22 +241,32 @@ impl TokenCache {
     /// its replacement; returns whether it was dropped. Call it when the
     /// server rejected `token` (a 401): a burst of 401s causes one fetch.
     pub fn invalidate(&self, token: &AccessToken) -> bool {
-        self.invalidate_if(|entry| {
+        self.invalidate_if(false, |entry| {
             std::ptr::eq(&*entry.token, token) || entry.token.same_token(token)
         })
     }
 
-    /// [`invalidate`](Self::invalidate) by the id [`cached_header`](Self::cached_header) gave.
+    /// [`invalidate`](Self::invalidate) by the id [`cached_header`](Self::cached_header)
+    /// gave, for a 401 the auth layer saw: bounded (see
+    /// [Invalidation](crate::cache#invalidation)).
     pub(crate) fn invalidate_id(&self, id: u64) -> bool {
-        self.invalidate_if(|entry| entry.id == id)
+        self.invalidate_if(true, |entry| entry.id == id)
     }
 
-    fn invalidate_if(&self, is_it: impl FnOnce(&Entry) -> bool) -> bool {
+    /// Drops the current token if `is_it`; unless it is `held` (fetched
+    /// moments ago to replace a rejected token) and `bounded`.
+    fn invalidate_if(&self, bounded: bool, is_it: impl FnOnce(&Entry) -> bool) -> bool {
         let inner = &self.inner;
         let current = inner.current.load();
         let Some(entry) = current.as_ref().filter(|entry| is_it(entry)) else {
             return false;
         };
+        if bounded && Instant::now() < entry.held_until {
+            // Fetched moments ago to replace a rejected token, and rejected
+            // again: the next replacement is held longer.
+            entry.rejected_while_held.store(true, Relaxed);
+            return false;
+        }
         let previous = inner.current.compare_and_swap(&*current, None);
         if !(*previous).as_ref().is_some_and(|p| Arc::ptr_eq(p, entry)) {
             return false; // someone else got there first
@@ -249,9 +275,13 @@ impl TokenCache {
         // A 401 is almost always followed by a retry that needs a token:
         // start fetching it now rather than when the retry arrives.
         let stale = Arc::clone(&entry.token);
+        let rejections = match entry.rejected_while_held.load(Relaxed) {
+            true => entry.rejections.saturating_add(1),
+            false => 1,
+        };
         inner
             .flight
-            .start_if_idle(|| self.fetch(Reason::Invalidated(stale)));
+            .start_if_idle(|| self.fetch(Reason::Invalidated(stale), rejections));
         true
     }
 
@@ -277,17 +307,19 @@ impl TokenCache {
     #[cold]
     fn refresh_ahead(&self) {
         let inner = &self.inner;
-        if inner.flight.start_if_idle(|| self.fetch(Reason::Ahead)) {
+        if inner.flight.start_if_idle(|| self.fetch(Reason::Ahead, 0)) {
             inner.fetch.counters.refreshes_ahead.fetch_add(1, Relaxed);
         }
     }
 
     /// One fetch, publishing its token into the cell before it returns (so
     /// that the flight never looks idle with the new token unseen). Holds
-    /// the cache weakly: dropping every handle ends it.
+    /// the cache weakly: dropping every handle ends it. `rejections`:
+    /// invalidations in a row that led to it.
     fn fetch(
         &self,
         reason: Reason,
+        rejections: u32,
     ) -> impl Future<Output = Result<Arc<Entry>, Error>> + Send + 'static {
         let fetch = self.inner.fetch.clone();
         let stale = match &reason {
@@ -306,10 +338,17 @@ impl TokenCache {
             let inner = weak
                 .upgrade()
                 .ok_or_else(|| Error::unavailable("the token cache was dropped"))?;
+            let hold = match rejections {
+                0 => Duration::ZERO,
+                n => inner.hold.wait(n - 1, None, fastrand::f64()),
+            };
             let entry = Arc::new(Entry {
                 schedule: timing.schedule(&token, fastrand::f64()),
                 token: Arc::new(token),
                 id: inner.next_id.fetch_add(1, Relaxed),
+                rejections,
+                held_until: later(Instant::now(), hold),
+                rejected_while_held: AtomicBool::new(false),
             });
             inner.current.store(Some(Arc::clone(&entry)));
             Ok(entry)
@@ -412,7 +451,8 @@ impl TokenCacheBuilder {
     /// The backoff after failed fetches: the first wait is about `min`, each
     /// failure in a row doubles it, up to `max`, with jitter (between half and
     /// all of each step). A `Retry-After` from the token endpoint is honoured
-    /// up to `max`. If `max < min`, `min` is used for both.
+    /// up to `max`. If `max < min`, `min` is used for both. Invalidations in
+    /// a row back off the same way (see [Invalidation](crate::cache#invalidation)).
     ///
     /// Defaults to 1 s and 30 s: a thousand callers arriving during an outage
     /// cause one token request per second at most, a blip costs a second,
@@ -454,11 +494,12 @@ impl TokenCacheBuilder {
             .store
             .and_then(|store| DynTokenSource::shared_key(&*self.source).map(|key| (store, key)));
         let (min, max) = self.backoff;
+        let backoff = Backoff::new(min, max, 0.5);
         TokenCache {
             inner: Arc::new(Inner {
                 current: ArcSwapOption::empty(),
                 next_id: AtomicU64::new(0),
-                flight: Flight::new(Backoff::new(min, max, 0.5)),
+                flight: Flight::new(backoff),
                 fetch: Fetch {
                     source: self.source,
                     store,
@@ -468,6 +509,7 @@ impl TokenCacheBuilder {
                     counters: Arc::default(),
                 },
                 load_timeout: self.load_timeout,
+                hold: backoff,
             }),
         }
     }

@@ -83,8 +83,9 @@ impl AllowedHosts {
         self
     }
 
-    /// Allows loopback hosts (`localhost`, `127.0.0.0/8`, `::1`) over http and
-    /// https, for tests and local mocks. Off by default.
+    /// Allows loopback hosts (`localhost` exactly, literal `127.0.0.0/8` and
+    /// `::1` addresses) over http and https, for tests and local mocks. Off by
+    /// default.
     pub(crate) fn allow_loopback_http(mut self, allow: bool) -> Self {
         self.loopback_http = allow;
         self
@@ -92,13 +93,14 @@ impl AllowedHosts {
 
     /// Whether a request with this scheme and host may carry the token.
     pub(crate) fn allows(&self, scheme: &str, host: &str) -> bool {
+        // Judged before the trailing dot goes: `localhost.` is a DNS lookup.
+        if self.loopback_http && is_loopback(host) {
+            return scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+        }
         let host = match host.as_bytes() {
             [rest @ .., b'.'] => &host[..rest.len()],
             _ => host,
         };
-        if self.loopback_http && is_loopback(host) {
-            return scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
-        }
         scheme.eq_ignore_ascii_case("https") && self.patterns.iter().any(|p| p.matches(host))
     }
 }
@@ -115,10 +117,12 @@ fn is_within(host: &str, domain: &str) -> bool {
         && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
 }
 
-/// Whether `host` names this machine: `localhost`, `*.localhost`, or a
-/// loopback address (IPv6 in brackets, as URIs write it).
-pub(crate) fn is_loopback(host: &str) -> bool {
-    if is_within(host, "localhost") {
+/// Whether `host` names this machine without asking DNS: `localhost`
+/// exactly, or a literal loopback address (IPv6 in brackets, as URIs write
+/// it). `api.localhost`, `localhost.` and `127.0.0.1.` go to a resolver,
+/// which may answer with any address.
+fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
         return true;
     }
     let bare = host
@@ -183,7 +187,7 @@ mod tests {
         let hosts = AllowedHosts::default().allow_loopback_http(true);
         for host in [
             "localhost",
-            "api.localhost",
+            "LocalHost",
             "127.0.0.1",
             "127.9.9.9",
             "[::1]",
@@ -194,6 +198,25 @@ mod tests {
         assert!(!hosts.allows("http", "10.0.0.1"));
         assert!(!hosts.allows("ftp", "127.0.0.1"));
         assert!(!AllowedHosts::default().allows("http", "127.0.0.1"));
+    }
+
+    /// Issue 15, item 5: names that go through DNS are not loopback, whatever
+    /// they look like.
+    #[test]
+    fn loopback_is_localhost_exactly_or_a_literal_address() {
+        let hosts = AllowedHosts::default().allow_loopback_http(true);
+        for host in [
+            "api.localhost",
+            "localhost.",
+            "127.0.0.1.",
+            "[::1].",
+            "localhost.localdomain",
+            "127.0.0.1.nip.io",
+            "0x7f.0.0.1",
+            "127.1",
+        ] {
+            assert!(!hosts.allows("http", host), "{host}");
+        }
     }
 
     #[test]

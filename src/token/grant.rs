@@ -31,6 +31,11 @@ pub trait OAuthGrant: Clone + fmt::Debug + Send + Sync + 'static {
     /// extra parameters. No secret.
     fn key_parts(&self) -> (Option<&str>, &[(String, String)]);
 
+    /// The grant's own secret (the access key secret), to keep out of errors.
+    fn secret(&self) -> Option<&str> {
+        None
+    }
+
     /// The grant as configured by `CXONE_*` variables.
     fn from_vars(lookup: Lookup<'_>) -> Result<Self, Error>;
 }
@@ -50,6 +55,10 @@ impl OAuthGrant for AccessKey {
     fn write_form(&self, form: &mut Serializer<'_, String>) {
         form.append_pair("username", &self.id);
         form.append_pair("password", self.secret.expose_secret());
+    }
+
+    fn secret(&self) -> Option<&str> {
+        Some(self.secret.expose_secret())
     }
 
     fn key_parts(&self) -> (Option<&str>, &[(String, String)]) {

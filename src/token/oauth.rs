@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request};
@@ -226,8 +226,19 @@ impl<G> OAuthSource<G> {
     }
 
     /// Sends requests through `transport` instead of the default `reqwest`
-    /// client: a `reqwest::Client` of your own (redirects disabled), or any
-    /// tower service through [`ServiceTransport`](crate::token::ServiceTransport).
+    /// client: a `reqwest::Client` of your own (a proxy, for example), or any
+    /// tower service through [`ServiceTransport`](crate::token::ServiceTransport)
+    /// (the in-process mock CXone, for one).
+    ///
+    /// The crate cannot see how your client treats redirects. One that
+    /// follows them (`reqwest::Client::new()` does) re-sends the token
+    /// request, client secret and access key secret included, when a 307 or
+    /// 308 points it to another host. Build it with redirects off:
+    ///
+    /// ```
+    /// let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    /// # Ok::<(), reqwest::Error>(())
+    /// ```
     pub fn transport(mut self, transport: impl HttpTransport) -> Self {
         self.http.set_transport(transport);
         self
@@ -283,7 +294,8 @@ impl<G: OAuthGrant> TokenSource for OAuthSource<G> {
             .http
             .within_timeout("the token request", self.exchange())
             .instrument(span.clone())
-            .await;
+            .await
+            .map_err(|err| err.redacted(&self.secret_forms()));
         span.record("duration_ms", started.elapsed().as_millis());
         match &result {
             Ok(token) => {
@@ -400,15 +412,38 @@ impl<G: OAuthGrant> fmt::Debug for OAuthSource<G> {
     }
 }
 
+impl<G: OAuthGrant> OAuthSource<G> {
+    /// The secrets as a server could echo them: as they are, form-encoded,
+    /// in base64 (standard and URL-safe), and the Basic credentials.
+    fn secret_forms(&self) -> Vec<String> {
+        let client_secret = self.client_secret.expose_secret();
+        let secrets = [Some(client_secret), self.grant.secret()];
+        let mut forms =
+            vec![STANDARD_NO_PAD.encode(basic_credentials(&self.client_id, client_secret))];
+        for secret in secrets.into_iter().flatten() {
+            forms.push(secret.to_owned());
+            forms.push(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+            forms.push(STANDARD_NO_PAD.encode(secret));
+            forms.push(URL_SAFE_NO_PAD.encode(secret));
+        }
+        forms
+    }
+}
+
+/// `urlencode(id):urlencode(secret)`, what HTTP Basic sends in base64.
+fn basic_credentials(client_id: &str, client_secret: &str) -> String {
+    let encode =
+        |value: &str| form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
+    format!("{}:{}", encode(client_id), encode(client_secret))
+}
+
 /// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
 ///
 /// # Panics
 ///
 /// Never: `Basic ` and base64 output are visible ASCII, always a valid header.
 fn basic_header(client_id: &str, client_secret: &str) -> HeaderValue {
-    let encode =
-        |value: &str| form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
-    let credentials = format!("{}:{}", encode(client_id), encode(client_secret));
+    let credentials = basic_credentials(client_id, client_secret);
     let encoded = format!("Basic {}", STANDARD.encode(credentials));
     let mut header = HeaderValue::try_from(encoded).expect("base64 is a valid header value");
     header.set_sensitive(true);

@@ -194,7 +194,9 @@ impl TenantDiscovery {
     }
 
     /// Sends requests through `transport` instead of the default `reqwest`
-    /// client.
+    /// client. As for [`AccessKeyGrant::transport`](crate::AccessKeyGrant::transport),
+    /// a client of your own should not follow redirects: one that does sends
+    /// the token wherever a 307 or 308 points.
     pub fn transport(mut self, transport: impl HttpTransport) -> Self {
         self.http.set_transport(transport);
         self

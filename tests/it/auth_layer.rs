@@ -515,3 +515,88 @@ async fn reqwest_requests_are_authorized_too() {
     assert_eq!(kind(&err), ErrorKind::HostNotAllowed);
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
+
+/// Issue 15, item 1: a URI with an authority but no scheme (`CONNECT
+/// host:port`, `evil.example:443`) is neither absolute nor path-only. With a
+/// base URL set (the tonic configuration) it used to be judged by the base
+/// URL's host, and went to its own authority with the token.
+#[tokio::test(start_paused = true)]
+async fn authority_form_requests_are_refused_even_with_a_base_url() {
+    let recorder = Recorder::default();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let client = ServiceBuilder::new()
+        .layer(
+            CxoneAuthLayer::new(counting_source(Arc::clone(&fetches)))
+                .base_url("https://api-na1.niceincontact.com".parse().unwrap()),
+        )
+        .service(recorder.service(ok));
+    let connect = |authority: &str| {
+        Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(authority)
+            .body(())
+            .unwrap()
+    };
+    for request in [
+        get("evil.example:443"),
+        connect("127.0.0.1:4000"),
+        connect("api-na1.niceincontact.com:443"),
+    ] {
+        let uri = request.uri().to_string();
+        assert!(request.uri().scheme().is_none() && request.uri().host().is_some());
+        let err = client.clone().oneshot(request).await.unwrap_err();
+        assert_eq!(kind(&err), ErrorKind::HostNotAllowed, "{uri}");
+    }
+    assert!(recorder.seen().is_empty(), "nothing was sent");
+    assert_eq!(fetches.load(Ordering::SeqCst), 0, "no token was fetched");
+
+    // Path-only requests still go to the base URL with the token.
+    client.oneshot(get("/pkg.Service/Method")).await.unwrap();
+    assert_eq!(recorder.seen(), [Some("Bearer token-1".to_owned())]);
+}
+
+/// Issue 15, item 2: a host that answers 401 to every token. Through the
+/// retry layer each such request used to invalidate two tokens: 20 requests
+/// cost 40 token requests, without bound.
+#[tokio::test(start_paused = true)]
+async fn a_host_that_always_answers_401_costs_a_bounded_number_of_fetches() {
+    let fetches = Arc::new(AtomicUsize::new(0));
+
+    // A host refusing every token (a partner's, say): invalidations back
+    // off, and CXone, which accepts the token, keeps working.
+    let client = ServiceBuilder::new()
+        .layer(cxone_auth::CxoneRetryLayer::default())
+        .layer(
+            CxoneAuthLayer::new(counting_source(Arc::clone(&fetches)))
+                .allow_host("partner.example"),
+        )
+        .service_fn(|request: Request<()>| async move {
+            let status = match request.uri().host() {
+                Some("partner.example") => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::OK,
+            };
+            Ok::<_, Infallible>(Response::builder().status(status).body(()).unwrap())
+        });
+    let refusing = "https://partner.example/refuses-all";
+    for _ in 0..20 {
+        let refused = client.clone().oneshot(get(refusing)).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let cxone = client.clone().oneshot(get(API)).await.unwrap();
+        assert_eq!(cxone.status(), StatusCode::OK);
+    }
+    assert!(
+        fetches.load(Ordering::SeqCst) <= 2,
+        "{fetches:?} fetches for 20 requests at once"
+    );
+    // Ten seconds of such requests: each invalidation in a row waits at
+    // least half of 1 s, 2 s, 4 s, 8 s... since the last.
+    let start = tokio::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        client.clone().oneshot(get(refusing)).await.unwrap();
+        let cxone = client.clone().oneshot(get(API)).await.unwrap();
+        assert_eq!(cxone.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fetches = fetches.load(Ordering::SeqCst);
+    assert!(fetches <= 6, "{fetches} fetches in 10 s of 401s");
+}

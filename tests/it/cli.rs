@@ -159,3 +159,69 @@ fn bad_arguments_exit_2_and_help_exits_0() {
     assert_eq!(code, 0);
     assert!(stdout.starts_with("cxone-token "), "{stdout}");
 }
+
+/// Issue 15, item 7: claims and tenant fields holding ESC, BEL or CR are
+/// printed escaped, not sent to the terminal. A token endpoint and a tenant
+/// discovery on 127.0.0.1 (plain http is allowed there) send them.
+#[test]
+fn control_characters_from_the_server_are_escaped() {
+    use std::io::{Read as _, Write as _};
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let hostile = "x\u{1b}]0;owned\u{7}\r\u{1b}[2Kexpires in     forged";
+    let escaped = r"x\u{1b}]0;owned\u{7}\r\u{1b}[2Kexpires in     forged";
+    let claims =
+        serde_json::json!({ "tenantId": "t-1", "tenant": hostile, "icClusterId": hostile });
+    let jwt = format!("e30.{}.sig", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let token = serde_json::json!({
+        "access_token": jwt, "token_type": "Bearer", "expires_in": 3600, "scope": hostile,
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config =
+        serde_json::json!({ "api_endpoint": format!("http://127.0.0.1:{port}/"), "area": hostile });
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut request = [0; 8192];
+            let read = stream.read(&mut request).unwrap();
+            let request = String::from_utf8_lossy(&request[..read]);
+            let body = if request.starts_with("POST") {
+                &token
+            } else {
+                &config
+            }
+            .to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(response.as_bytes()).unwrap();
+        }
+    });
+    let token_url = format!("http://127.0.0.1:{port}/auth/token");
+    let (code, stdout, stderr) = run(
+        &[],
+        &[
+            ("CXONE_CLIENT_ID", "app"),
+            ("CXONE_CLIENT_SECRET", "app-secret"),
+            ("CXONE_ACCESS_KEY_ID", "KEYID"),
+            ("CXONE_ACCESS_KEY_SECRET", "key-secret"),
+            ("CXONE_TOKEN_URL", &token_url),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for printed in [&stdout, &stderr] {
+        assert!(!printed.contains(['\u{1b}', '\u{7}', '\r']), "{printed:?}");
+    }
+    // Scopes are split at whitespace, CR included.
+    assert!(field(&stdout, "scopes").is_some_and(|value| value.contains(r"x\u{1b}]0;owned\u{7}")));
+    for name in ["tenant", "cluster", "area"] {
+        assert!(
+            field(&stdout, name).is_some_and(|value| value.contains(escaped)),
+            "{name}: {stdout}"
+        );
+    }
+}

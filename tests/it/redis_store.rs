@@ -5,8 +5,7 @@
 //! Real Redis, real time; nothing here waits on the clock but the outage
 //! test, which waits out a lock's TTL, since that expiry is what it tests.
 
-use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::redis_support::{

@@ -10,8 +10,6 @@
 //! secret, their url-encoded forms, the Basic header value and its base64,
 //! and every token and part of a token.
 
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::{Captured, basic_authorization, form_encode};
@@ -190,4 +188,50 @@ async fn the_quickstart_flow_logs_no_secret_and_no_token() {
         );
     }
     println!("{} bytes of TRACE log, no secret in it", log.len());
+}
+
+/// Issue 15, item 6: a token endpoint whose `error` and `error_description`
+/// quote the secrets, as they are, url-encoded, in base64, as the Basic
+/// credentials, or cut off at the description's length limit. None of it
+/// may reach the error's `Display` or `Debug`, or the log.
+#[tokio::test(start_paused = true)]
+async fn secrets_a_token_endpoint_echoes_are_redacted() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let secret = "s3cret+with/odd=chars and space";
+    let mock = MockCxone::builder().client(CLIENT_ID, secret).build();
+    let basic = basic_authorization(CLIENT_ID, secret);
+    let basic_base64 = basic.strip_prefix("Basic ").unwrap().trim_end_matches('=');
+    let forms = [
+        secret.to_owned(),
+        form_encode(secret),
+        STANDARD.encode(secret),
+        ACCESS_KEY_SECRET.to_owned(),
+        form_encode(ACCESS_KEY_SECRET),
+        STANDARD.encode(ACCESS_KEY_SECRET),
+        basic_base64.to_owned(),
+    ];
+    // Cut at 256 characters after "you sent " and the first 8 of the secret.
+    let cut = format!("{}{secret}", "x".repeat(256 - 9 - 8));
+    for echoed in forms.iter().chain([&cut]) {
+        let description = format!("you sent {echoed} (Authorization: {basic})");
+        mock.fail_next_token_requests(1, TokenFault::oauth_error(400, echoed, &description));
+        let source = access_key_grant(&mock, secret);
+        let error = source.fetch().await.unwrap_err();
+        let text = format!("{error} {error:?} {:?}", error.oauth_description());
+        let log = captured.text();
+        for form in &forms {
+            assert!(!text.contains(form.as_str()), "{form:?} in {text}");
+            assert!(!log.contains(form.as_str()), "{form:?} in the log");
+        }
+        assert!(!text.contains(&secret[..8]), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
 }

@@ -9,11 +9,11 @@ use base64::engine::general_purpose::STANDARD;
 
 /// A `tracing` writer into a shared buffer.
 #[derive(Clone, Default)]
-pub struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Captured {
     /// Everything written so far.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
@@ -30,12 +30,12 @@ impl io::Write for Captured {
 }
 
 /// Form-urlencodes `value`, as RFC 6749 §2.3.1 asks for client credentials.
-pub fn form_encode(value: &str) -> String {
+pub(crate) fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// The RFC 6749 §2.3.1 `Authorization` header of a client.
-pub fn basic_authorization(id: &str, secret: &str) -> String {
+pub(crate) fn basic_authorization(id: &str, secret: &str) -> String {
     let credentials = format!("{}:{}", form_encode(id), form_encode(secret));
     format!("Basic {}", STANDARD.encode(credentials))
 }

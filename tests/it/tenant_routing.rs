@@ -383,3 +383,53 @@ async fn no_buffer_slot_is_held_while_the_tenant_is_discovered() {
     assert_eq!(start.elapsed(), Duration::from_secs(5));
     assert_eq!(sent.uris().len(), 2);
 }
+
+/// Issue 15, item 4: a discovered `api_endpoint` obeys the rules configured
+/// hosts obey (no plain http to loopback unless that is on), and allows its
+/// origin (scheme, host, port), not every port of its host.
+#[tokio::test(start_paused = true)]
+async fn discovered_hosts_obey_the_scheme_rules_and_allow_one_origin() {
+    let cxone = MockCxone::builder()
+        .api_endpoint("http://127.0.0.1:4000")
+        .build();
+    let (discovery, _) = counting_discovery(&cxone);
+    let sent = Sent::default();
+    let client = ServiceBuilder::new()
+        .layer(routed(CxoneAuthLayer::new(tokens(&cxone)), discovery))
+        .service(sent.api(&cxone));
+    let err = client.clone().oneshot(get(AGENTS)).await.unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::Discovery, "{err}");
+    let err = client
+        .oneshot(get("http://127.0.0.1:4000/x"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::HostNotAllowed);
+    assert!(sent.uris().is_empty(), "nothing was sent");
+
+    let cxone = MockCxone::builder()
+        .api_endpoint("https://api.tenant.example:8443")
+        .build();
+    let (discovery, _) = counting_discovery(&cxone);
+    let sent = Sent::default();
+    let client = ServiceBuilder::new()
+        .layer(routed(CxoneAuthLayer::new(tokens(&cxone)), discovery))
+        .service(sent.api(&cxone));
+    let routed = client.clone().oneshot(get(AGENTS)).await.unwrap();
+    assert_eq!(routed.status(), StatusCode::OK);
+    let same_origin = "https://api.tenant.example:8443/x";
+    client.clone().oneshot(get(same_origin)).await.unwrap();
+    for other_port in [
+        "https://api.tenant.example/x",
+        "https://api.tenant.example:9443/x",
+    ] {
+        let err = client.clone().oneshot(get(other_port)).await.unwrap_err();
+        assert_eq!(kind(&err), ErrorKind::HostNotAllowed, "{other_port}");
+    }
+    assert_eq!(
+        sent.uris(),
+        [
+            format!("https://api.tenant.example:8443{AGENTS}"),
+            same_origin.to_owned()
+        ]
+    );
+}

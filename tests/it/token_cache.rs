@@ -378,6 +378,32 @@ async fn zero_second_tokens_are_failures_and_do_not_spin() {
     assert_eq!(cache.stats().fetch_failures, fetches as u64);
 }
 
+/// Issue 15, item 3: a token too short to use (`expires_in` of 0.001 or
+/// 0.05 s) is a failure backed off like any other, whatever the skew; it
+/// used to cost a fetch on nearly every call.
+#[tokio::test(start_paused = true)]
+async fn tokens_too_short_to_use_are_backed_off_whatever_the_skew() {
+    for lifetime in [1, 50, 0].map(Duration::from_millis) {
+        for skew in [Duration::ZERO, Duration::from_secs(5)] {
+            let endpoint = Endpoint::new(lifetime);
+            let cache = TokenCache::builder(endpoint.source())
+                .expiry_skew(skew)
+                .build();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                let error = get(&cache).await.unwrap_err();
+                assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{error}");
+                sleep(Duration::from_millis(10)).await;
+            }
+            let fetches = endpoint.calls();
+            assert!(
+                fetches <= max_fetches(Duration::from_secs(10), Duration::ZERO),
+                "{lifetime:?} tokens, skew {skew:?}: {fetches} fetches in 10 s"
+            );
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn missing_expires_in_uses_the_jwt_exp_or_five_minutes() {
     use base64::Engine as _;
@@ -1120,6 +1146,31 @@ mod against_the_mock {
     async fn token_endpoint_garbage() {
         let fault = TokenFault::html();
         token_endpoint_fault(fault, ErrorKind::InvalidResponse, Duration::ZERO).await;
+    }
+
+    /// Issue 15, item 3, through the token endpoint's JSON.
+    #[tokio::test(start_paused = true)]
+    async fn a_tiny_expires_in_is_backed_off() {
+        for expires_in in ["0.001", "0.05", "\"0.05\""] {
+            let mock = MockCxone::new();
+            let body = format!(
+                r#"{{"access_token":"short-lived","token_type":"Bearer","expires_in":{expires_in}}}"#
+            );
+            mock.fail_next_token_requests(10_000, TokenFault::body(body));
+            let cache = TokenCache::builder(source(&mock))
+                .expiry_skew(Duration::ZERO)
+                .build();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                assert!(get(&cache).await.is_err(), "{expires_in}");
+                sleep(Duration::from_millis(10)).await;
+            }
+            let sent = requests(&mock);
+            assert!(
+                sent as usize <= max_fetches(Duration::from_secs(10), Duration::ZERO),
+                "expires_in {expires_in}: {sent} token requests in 10 s"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
