@@ -16,30 +16,67 @@
 //! # Ok::<(), cxone_auth::Error>(())
 //! ```
 //!
+//! # Which Redis
+//!
+//! - One server or primary: [`RedisStore::new`] with a `redis://` URL, or
+//!   `rediss://` with the `redis-tls` feature (rustls; the server's
+//!   certificate is checked against the system's trusted roots).
+//! - Redis Cluster (ElastiCache and MemoryDB in cluster mode, Azure's
+//!   clustered tiers): [`RedisStore::cluster`] with the URLs of some of its
+//!   nodes. A credential's keys share one hash slot, so every script runs on
+//!   one node.
+//! - Anything else (Sentinel, credentials that rotate, a private certificate
+//!   authority): build the `redis` crate's connection yourself and pass it to
+//!   [`RedisStore::from_connection`] or [`RedisStore::from_cluster_connection`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use cxone_auth::cache::RedisStore;
+//!
+//! let cluster = RedisStore::cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])?;
+//! // A private certificate authority: feature `redis-tls`, and your own
+//! // `redis` dependency with its `tokio-rustls-comp` feature.
+//! # #[cfg(feature = "redis-tls")] {
+//! let ca = std::fs::read("/etc/redis/ca.pem")?;
+//! let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(ca) };
+//! let client = redis::Client::build_with_tls("rediss://redis.internal:6380", certificates)?;
+//! let manager = redis::aio::ConnectionManager::new(client).await?;
+//! let private = RedisStore::from_connection(manager);
+//! # drop(private); }
+//! # drop(cluster);
+//! # Ok(()) }
+//! ```
+//!
 //! # How the fleet shares a token
 //!
-//! A cache looks in Redis before it fetches. A credential's token is kept
-//! under `<prefix>token:<hex SHA-256 of the source's`
-//! [`shared_key`](crate::TokenSource::shared_key)`>`, a name that shows no
-//! client id, access key or URL, as `cxa1.<fingerprint>.<body>`: a format tag,
-//! 32 hex digits of a SHA-256 of the token (so that a script can delete the
-//! entry only while it holds that token, without decrypting anything), and the
-//! token, its wall-clock expiry and issue time (Unix milliseconds) and scopes
-//! as JSON. It lives for the token's remaining lifetime less the refresh
-//! buffer; machines' clocks should agree to well within that buffer.
+//! A cache looks in Redis before it fetches. A credential's keys are named
+//! `<prefix>{<hex SHA-256 of the source's`
+//! [`shared_key`](crate::TokenSource::shared_key)`>}:<kind>`: no client id,
+//! access key or URL shows, and the braces are Redis Cluster's hash tag. The
+//! token is kept under kind `token` as `cxa2.<fingerprint>.<body>`: a format
+//! tag, 32 hex digits of a SHA-256 of the token (so that a script can delete
+//! the entry only while it holds that token, without decrypting anything),
+//! and the token, its wall-clock expiry and issue time (Unix milliseconds)
+//! and scopes as JSON. It lives for the token's remaining lifetime less the
+//! refresh buffer; machines' clocks should agree to well within that buffer.
+//!
+//! Format 1 (`cxa1` values under `<prefix>token:<hash>`, from earlier
+//! versions) is never read: such a value is no token, and no error. While a
+//! fleet is upgraded, each version shares tokens only with its own kind.
 //!
 //! A process that finds no usable token takes the fetch lock
-//! (`SET <prefix>lock:<hash> <owner> NX PX <fetch timeout>`), fetches,
+//! (`SET <lock key> <owner> NX PX <fetch timeout>`), fetches,
 //! publishes, and releases the lock with a compare-and-delete script, so only
 //! while it still owns it. The others look again with growing pauses until the
 //! token appears or the cache's
 //! [`store_wait`](crate::TokenCacheBuilder::store_wait) runs out, then fetch on
 //! their own: a holder that crashed never stalls the fleet for longer.
 //!
-//! A 401 on one process invalidates the shared token only if Redis still holds
-//! that same token (a compare-and-delete on its fingerprint), and marks it
-//! invalid for the rest of its life, so that a late publication of it does not
-//! bring it back.
+//! A 401 on one process invalidates the shared token only if Redis still
+//! holds that same token (a compare-and-delete on its fingerprint), and marks
+//! it invalid for the rest of its life (kind `invalid:<fingerprint>`). A
+//! publication of a marked token is refused, and a read of one (written back
+//! by someone who kept its value) is no token.
 //!
 //! # When Redis fails
 //!
@@ -48,10 +85,13 @@
 //! failure or the timeout carries on as if the store were empty, fetching on
 //! its own. The store adds no timeout and remembers no failure: the connection
 //! is re-established on the next call once Redis is back
-//! ([`ConnectionManager`]), and a lock whose release an outage prevented
-//! expires by its TTL (the cache's fetch timeout). Each change between
-//! "answering" and "not answering", and the first value in a run that cannot
-//! be used, is logged once with `tracing` (target `cxone_auth::cache::redis`).
+//! ([`ConnectionManager`]; a cluster connection reconnects to its nodes and
+//! follows slots that move), and a lock whose release an outage prevented
+//! expires by its TTL (the cache's fetch timeout). A cluster that loses the
+//! master of a credential's slot is, for that credential, a Redis that fails.
+//! Each change between "answering" and "not answering", and the first value
+//! in a run that cannot be used, is logged once with `tracing` (target
+//! `cxone_auth::cache::redis`).
 //!
 //! # Trusting what Redis holds
 //!
@@ -62,10 +102,10 @@
 //! `EncryptionKey` (ChaCha20-Poly1305, a random nonce per value, the Redis key
 //! name bound as associated data), tokens are unreadable without the key, and
 //! values that do not authenticate (written by hand, with another key, moved
-//! from another key, altered) are ignored.
-//!
-//! The store speaks to one Redis server (or a primary); Redis Cluster is not
-//! supported, since its scripts touch two keys.
+//! from another key, altered) are ignored. A writer who keeps an old sealed
+//! value can put it back; the invalidation mark keeps it out once a 401 has
+//! ended that token, unless the writer deletes the mark too (then the
+//! token's next 401 ends it again).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -1052,6 +1092,25 @@ mod tests {
         assert!(!other.contains("hunter2"));
         let err = RedisStore::new("http://:hunter2@nope").unwrap_err();
         assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    }
+
+    #[test]
+    fn cluster_seeds_are_checked_and_debug_shows_no_password() {
+        let seeds = [
+            "redis://:hunter2@10.0.0.1:7001",
+            "redis://:hunter2@10.0.0.2:7002",
+        ];
+        let debug = format!("{:?}", RedisStore::cluster(seeds).unwrap());
+        assert!(debug.contains("10.0.0.1:7001,10.0.0.2:7002"), "{debug}");
+        assert!(!debug.contains("hunter2"));
+        assert!(
+            RedisStore::cluster(Vec::<String>::new()).is_err(),
+            "no seed"
+        );
+        let err = RedisStore::cluster(["http://:hunter2@h"]).unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+        let two_passwords = ["redis://:a@h1:7001", "redis://:b@h2:7002"];
+        assert!(RedisStore::cluster(two_passwords).is_err());
     }
 
     #[cfg(feature = "redis-encryption")]
