@@ -19,8 +19,10 @@
 //! # Which Redis
 //!
 //! - One server or primary: [`RedisStore::new`] with a `redis://` URL, or
-//!   `rediss://` with the `redis-tls` feature (rustls; the server's
-//!   certificate is checked against the system's trusted roots).
+//!   `rediss://` with the `redis-tls` feature (rustls with its `aws-lc-rs`
+//!   provider, as reqwest uses; a binary that builds in several providers
+//!   installs one at start, as rustls requires. The server's certificate is
+//!   checked against the system's trusted roots).
 //! - Redis Cluster (ElastiCache and MemoryDB in cluster mode, Azure's
 //!   clustered tiers): [`RedisStore::cluster`] with the URLs of some of its
 //!   nodes. A credential's keys share one hash slot, so every script runs on
