@@ -227,7 +227,7 @@ struct Link {
 
 impl RedisStore {
     /// A store on the Redis at `url` (`redis://[user:password@]host[:port][/db]`,
-    /// or `rediss://` with the `redis` crate's TLS features).
+    /// or `rediss://` with the `redis-tls` feature).
     ///
     /// # Errors
     ///
