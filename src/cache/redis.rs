@@ -16,30 +16,69 @@
 //! # Ok::<(), cxone_auth::Error>(())
 //! ```
 //!
+//! # Which Redis
+//!
+//! - One server or primary: [`RedisStore::new`] with a `redis://` URL, or
+//!   `rediss://` with the `redis-tls` feature (rustls with its `aws-lc-rs`
+//!   provider, as reqwest uses; a binary that builds in several providers
+//!   installs one at start, as rustls requires. The server's certificate is
+//!   checked against the system's trusted roots).
+//! - Redis Cluster (ElastiCache and MemoryDB in cluster mode, Azure's
+//!   clustered tiers): [`RedisStore::cluster`] with the URLs of some of its
+//!   nodes. A credential's keys share one hash slot, so every script runs on
+//!   one node.
+//! - Anything else (Sentinel, credentials that rotate, a private certificate
+//!   authority): build the `redis` crate's connection yourself and pass it to
+//!   [`RedisStore::from_connection`] or [`RedisStore::from_cluster_connection`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use cxone_auth::cache::RedisStore;
+//!
+//! let cluster = RedisStore::cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])?;
+//! // A private certificate authority: feature `redis-tls`, and your own
+//! // `redis` dependency with its `tokio-rustls-comp` feature.
+//! # #[cfg(feature = "redis-tls")] {
+//! let ca = std::fs::read("/etc/redis/ca.pem")?;
+//! let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(ca) };
+//! let client = redis::Client::build_with_tls("rediss://redis.internal:6380", certificates)?;
+//! let manager = redis::aio::ConnectionManager::new(client).await?;
+//! let private = RedisStore::from_connection(manager);
+//! # drop(private); }
+//! # drop(cluster);
+//! # Ok(()) }
+//! ```
+//!
 //! # How the fleet shares a token
 //!
-//! A cache looks in Redis before it fetches. A credential's token is kept
-//! under `<prefix>token:<hex SHA-256 of the source's`
-//! [`shared_key`](crate::TokenSource::shared_key)`>`, a name that shows no
-//! client id, access key or URL, as `cxa1.<fingerprint>.<body>`: a format tag,
-//! 32 hex digits of a SHA-256 of the token (so that a script can delete the
-//! entry only while it holds that token, without decrypting anything), and the
-//! token, its wall-clock expiry and issue time (Unix milliseconds) and scopes
-//! as JSON. It lives for the token's remaining lifetime less the refresh
-//! buffer; machines' clocks should agree to well within that buffer.
+//! A cache looks in Redis before it fetches. A credential's keys are named
+//! `<prefix>{<hex SHA-256 of the source's`
+//! [`shared_key`](crate::TokenSource::shared_key)`>}:<kind>`: no client id,
+//! access key or URL shows, and the braces are Redis Cluster's hash tag. The
+//! token is kept under kind `token` as `cxa2.<fingerprint>.<body>`: a format
+//! tag, 32 hex digits of a SHA-256 of the token (so that a script can delete
+//! the entry only while it holds that token, without decrypting anything),
+//! and the token, its wall-clock expiry and issue time (Unix milliseconds)
+//! and scopes as JSON. It lives for the token's remaining lifetime less the
+//! refresh buffer; machines' clocks should agree to well within that buffer.
+//!
+//! Format 1 (`cxa1` values under `<prefix>token:<hash>`, from earlier
+//! versions) is never read: such a value is no token, and no error. While a
+//! fleet is upgraded, each version shares tokens only with its own kind.
 //!
 //! A process that finds no usable token takes the fetch lock
-//! (`SET <prefix>lock:<hash> <owner> NX PX <fetch timeout>`), fetches,
+//! (`SET <lock key> <owner> NX PX <fetch timeout>`), fetches,
 //! publishes, and releases the lock with a compare-and-delete script, so only
 //! while it still owns it. The others look again with growing pauses until the
 //! token appears or the cache's
 //! [`store_wait`](crate::TokenCacheBuilder::store_wait) runs out, then fetch on
 //! their own: a holder that crashed never stalls the fleet for longer.
 //!
-//! A 401 on one process invalidates the shared token only if Redis still holds
-//! that same token (a compare-and-delete on its fingerprint), and marks it
-//! invalid for the rest of its life, so that a late publication of it does not
-//! bring it back.
+//! A 401 on one process invalidates the shared token only if Redis still
+//! holds that same token (a compare-and-delete on its fingerprint), and marks
+//! it invalid for the rest of its life (kind `invalid:<fingerprint>`). A
+//! publication of a marked token is refused, and a read of one (written back
+//! by someone who kept its value) is no token.
 //!
 //! # When Redis fails
 //!
@@ -48,10 +87,13 @@
 //! failure or the timeout carries on as if the store were empty, fetching on
 //! its own. The store adds no timeout and remembers no failure: the connection
 //! is re-established on the next call once Redis is back
-//! ([`ConnectionManager`]), and a lock whose release an outage prevented
-//! expires by its TTL (the cache's fetch timeout). Each change between
-//! "answering" and "not answering", and the first value in a run that cannot
-//! be used, is logged once with `tracing` (target `cxone_auth::cache::redis`).
+//! ([`ConnectionManager`]; a cluster connection reconnects to its nodes and
+//! follows slots that move), and a lock whose release an outage prevented
+//! expires by its TTL (the cache's fetch timeout). A cluster that loses the
+//! master of a credential's slot is, for that credential, a Redis that fails.
+//! Each change between "answering" and "not answering", and the first value
+//! in a run that cannot be used, is logged once with `tracing` (target
+//! `cxone_auth::cache::redis`).
 //!
 //! # Trusting what Redis holds
 //!
@@ -62,10 +104,10 @@
 //! `EncryptionKey` (ChaCha20-Poly1305, a random nonce per value, the Redis key
 //! name bound as associated data), tokens are unreadable without the key, and
 //! values that do not authenticate (written by hand, with another key, moved
-//! from another key, altered) are ignored.
-//!
-//! The store speaks to one Redis server (or a primary); Redis Cluster is not
-//! supported, since its scripts touch two keys.
+//! from another key, altered) are ignored. A writer who keeps an old sealed
+//! value can put it back; the invalidation mark keeps it out once a 401 has
+//! ended that token, unless the writer deletes the mark too (then the
+//! token's next 401 ends it again).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -74,7 +116,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, Cmd, ErrorKind as Kind, FromRedisValue, ToRedisArgs};
+use ::redis::cluster::{ClusterClient, ClusterConfig};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{
+    Client, Cmd, ErrorKind as Kind, FromRedisValue, IntoConnectionInfo, RedisResult, ToRedisArgs,
+};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -98,7 +144,17 @@ const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 const DEFAULT_KEY_PREFIX: &str = "cxone-auth:";
 
 /// The first part of every value this version writes.
-const FORMAT_TAG: &str = "cxa1";
+const FORMAT_TAG: &str = "cxa2";
+
+/// The tags of earlier formats (`cxa1`: keys without a hash tag). Such a
+/// value is no token, and no error either.
+const OLD_FORMAT_TAGS: [&str; 1] = ["cxa1."];
+
+/// How often the cluster connection tries a command again (after a
+/// `MOVED`, a failover, a lost node) before it fails. The `redis` crate's
+/// default, 16 with growing pauses, would outlast the cache's bound on each
+/// store call many times over and keep retrying after the cache gave up.
+const CLUSTER_RETRIES: u32 = 2;
 
 /// The longest value read back, in bytes. A token is at most
 /// [`MAX_TOKEN_BYTES`](crate::token::MAX_TOKEN_BYTES); anything much larger
@@ -143,11 +199,12 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
-/// A [`TokenStore`] on Redis, through the `redis` crate's auto-reconnecting
-/// [`ConnectionManager`].
+/// A [`TokenStore`] on Redis: one server through the `redis` crate's
+/// auto-reconnecting [`ConnectionManager`], or a Redis Cluster through its
+/// [`ClusterConnection`], made by the store or given by the caller.
 ///
-/// Cheap to clone; clones share the connection. It connects on first use,
-/// from within the tokio runtime that uses it.
+/// Cheap to clone; clones share the connection. A store made from URLs
+/// connects on first use, from within the tokio runtime that uses it.
 #[derive(Clone)]
 pub struct RedisStore {
     prefix: String,
@@ -158,8 +215,10 @@ pub struct RedisStore {
 
 /// What clones share: the connection, and what was last logged about it.
 struct Link {
-    client: Client,
-    connection: OnceLock<ConnectionManager>,
+    target: Target,
+    /// Where the store connects, for `Debug`: addresses, no credentials.
+    endpoint: String,
+    connection: OnceLock<Connection>,
     /// Whether Redis answered the last call.
     answering: AtomicBool,
     /// Whether the last value read was one this store could use.
@@ -168,7 +227,7 @@ struct Link {
 
 impl RedisStore {
     /// A store on the Redis at `url` (`redis://[user:password@]host[:port][/db]`,
-    /// or `rediss://` with the `redis` crate's TLS features).
+    /// or `rediss://` with the `redis-tls` feature).
     ///
     /// # Errors
     ///
@@ -179,17 +238,71 @@ impl RedisStore {
         // The URL may hold a password: keep it out of the message.
         let client = Client::open(url)
             .map_err(|e| Error::config("the Redis URL is not valid").with_source(e))?;
-        Ok(Self {
+        let info = client.get_connection_info();
+        let endpoint = format!("{}/{}", info.addr(), info.redis_settings().db());
+        Ok(Self::on(Target::Server(client), endpoint))
+    }
+
+    /// A store on the Redis Cluster that any of `seeds` belongs to
+    /// (`redis://` URLs of some of its nodes, or `rediss://` with the
+    /// `redis-tls` feature; one password for all). The store learns the other
+    /// nodes, and follows slots that move and primaries that fail over.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) when there is no seed,
+    /// a seed is not a Redis URL, or the seeds disagree (password, TLS).
+    /// Nothing is connected yet.
+    pub fn cluster<I>(seeds: I) -> Result<Self, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let invalid = |e| Error::config("the Redis Cluster seed URLs are not valid").with_source(e);
+        let seeds = (seeds.into_iter())
+            .map(|seed| seed.as_ref().into_connection_info())
+            .collect::<RedisResult<Vec<_>>>()
+            .map_err(invalid)?;
+        let endpoint = seeds.iter().map(|s| s.addr().to_string());
+        let endpoint = format!("cluster {}", endpoint.collect::<Vec<_>>().join(","));
+        let client = (ClusterClient::builder(seeds)
+            .retries(CLUSTER_RETRIES)
+            .build())
+        .map_err(invalid)?;
+        Ok(Self::on(Target::Cluster(client), endpoint))
+    }
+
+    /// A store on a connection the caller made: for a Redis this crate does
+    /// not connect to on its own (Sentinel, credentials that rotate, a
+    /// private certificate authority, other TLS settings).
+    ///
+    /// The connection is used as it is: its reconnection and timeouts are the
+    /// caller's (the cache still bounds every call).
+    pub fn from_connection(connection: ConnectionManager) -> Self {
+        let given = Target::Given(Connection::Server(connection));
+        Self::on(given, "a given connection".to_owned())
+    }
+
+    /// A store on a Redis Cluster connection the caller made, as
+    /// [`from_connection`](Self::from_connection).
+    pub fn from_cluster_connection(connection: ClusterConnection) -> Self {
+        let given = Target::Given(Connection::Cluster(connection));
+        Self::on(given, "a given cluster connection".to_owned())
+    }
+
+    fn on(target: Target, endpoint: String) -> Self {
+        Self {
             prefix: DEFAULT_KEY_PREFIX.to_owned(),
             #[cfg(feature = "redis-encryption")]
             cipher: None,
             link: Arc::new(Link {
-                client,
+                target,
+                endpoint,
                 connection: OnceLock::new(),
                 answering: AtomicBool::new(true),
                 readable: AtomicBool::new(true),
             }),
-        })
+        }
     }
 
     /// A store on the Redis named by the `REDIS_URL` environment variable,
@@ -207,7 +320,8 @@ impl RedisStore {
     /// only under the same prefix.
     ///
     /// Defaults to `cxone-auth:`, because the store's keys are then easy to
-    /// find and never collide with an application's own.
+    /// find and never collide with an application's own. Leave braces out of
+    /// it: Redis Cluster would hash them instead of the store's hash tag.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -226,11 +340,12 @@ impl RedisStore {
     }
 
     /// The Redis name of a credential's `kind` of key (`token`, `lock`,
-    /// `invalid`): the prefix, the kind, and the hex SHA-256 of the shared key,
-    /// so that no credential name appears in Redis.
+    /// `invalid`): the prefix, the hex SHA-256 of the shared key (so that no
+    /// credential name appears in Redis) in braces, the hash tag that puts
+    /// all of a credential's keys in one cluster slot, and the kind.
     fn key(&self, kind: &str, shared_key: &str) -> String {
         let digest = hex(&Sha256::digest(shared_key.as_bytes()));
-        format!("{}{kind}:{digest}", self.prefix)
+        format!("{}{{{digest}}}:{kind}", self.prefix)
     }
 
     /// The mark that the token with `fingerprint` was invalidated.
@@ -240,23 +355,35 @@ impl RedisStore {
 
     /// The connection, created on first use so that building a store needs
     /// neither a runtime nor a reachable Redis.
-    fn connection(&self) -> Result<ConnectionManager, Error> {
+    fn connection(&self) -> Result<Connection, Error> {
         if let Some(connection) = self.link.connection.get() {
             return Ok(connection.clone());
         }
-        let config = ConnectionManagerConfig::new()
-            // The cache bounds every call; the `redis` crate's connect
-            // timeout stays, so an attempt that hangs ends and the next call
-            // makes another.
-            .set_response_timeout(None)
-            // One attempt per reconnection: the next call starts another, so
-            // a Redis that returns is used again at once, and a Redis that is
-            // down costs each call one refused connection, not a retry loop.
-            .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(self.link.client.clone(), config)
-            .map_err(|e| {
-                Error::config("the Redis connection could not be set up").with_source(e)
-            })?;
+        let connection = match &self.link.target {
+            Target::Given(connection) => return Ok(connection.clone()),
+            Target::Server(client) => {
+                let config = ConnectionManagerConfig::new()
+                    // The cache bounds every call; the `redis` crate's connect
+                    // timeout stays, so an attempt that hangs ends and the next
+                    // call makes another.
+                    .set_response_timeout(None)
+                    // One attempt per reconnection: the next call starts
+                    // another, so a Redis that returns is used again at once,
+                    // and a Redis that is down costs each call one refused
+                    // connection, not a retry loop.
+                    .set_number_of_retries(0);
+                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+                    .map_err(|e| {
+                        Error::config("the Redis connection could not be set up").with_source(e)
+                    })?;
+                Connection::Server(manager)
+            }
+            // Connects in the background, and again to the seeds after losing
+            // them all.
+            Target::Cluster(client) => Connection::Cluster(
+                client.get_pending_async_connection_with_config(ClusterConfig::new()),
+            ),
+        };
         Ok(self.link.connection.get_or_init(|| connection).clone())
     }
 
@@ -268,11 +395,11 @@ impl RedisStore {
     /// already succeeds.
     async fn run<T: FromRedisValue>(&self, operation: &'static str, cmd: &Cmd) -> Result<T, Error> {
         let mut connection = self.connection()?;
-        let outcome = match cmd.query_async(&mut connection).await {
+        let outcome = match connection.query(cmd).await {
             Err(e)
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() =>
             {
-                cmd.query_async(&mut connection).await
+                connection.query(cmd).await
             }
             other => other,
         };
@@ -387,6 +514,12 @@ impl RedisStore {
         if raw.len() > MAX_VALUE_BYTES {
             return Err("the value is too large");
         }
+        if OLD_FORMAT_TAGS
+            .iter()
+            .any(|tag| raw.starts_with(tag.as_bytes()))
+        {
+            return Ok(None);
+        }
         let value = std::str::from_utf8(raw).map_err(|_| "the value is not text")?;
         let (fingerprint, body) = split(value).ok_or("the value is not in this crate's format")?;
         let json = self.open(key, fingerprint, body)?;
@@ -456,7 +589,14 @@ impl TokenStore for RedisStore {
                     tracing::info!(target: LOG_TARGET, "Redis token store values are readable again");
                 }
             }
-            Ok(decoded.ok().flatten())
+            let Some(token) = decoded.ok().flatten() else {
+                return Ok(None);
+            };
+            // A token a 401 invalidated stays out, even when a writer who kept
+            // its value (sealed or not) puts it back.
+            let mark = self.invalid_mark(key, &fingerprint(token.secret()));
+            let invalidated: bool = self.run("load", ::redis::cmd("EXISTS").arg(&mark)).await?;
+            Ok((!invalidated).then_some(token))
         })
     }
 
@@ -520,14 +660,43 @@ impl TokenStore for RedisStore {
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `host:port/db`: no user name or password.
-        let info = self.link.client.get_connection_info();
-        let endpoint = format!("{}/{}", info.addr(), info.redis_settings().db());
         let mut d = f.debug_struct("RedisStore");
-        d.field("endpoint", &endpoint).field("prefix", &self.prefix);
+        d.field("endpoint", &self.link.endpoint)
+            .field("prefix", &self.prefix);
         #[cfg(feature = "redis-encryption")]
         d.field("encrypted", &self.cipher.is_some());
         d.finish()
+    }
+}
+
+/// Where the store's connection comes from.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per store, in its shared Arc"
+)]
+enum Target {
+    /// One server (or a primary), connected on first use.
+    Server(Client),
+    /// A Redis Cluster, found from its seed nodes on first use.
+    Cluster(ClusterClient),
+    /// The caller's own.
+    Given(Connection),
+}
+
+/// The connection: one server's, or a cluster's, which routes each command
+/// to the node holding its keys' slot.
+#[derive(Clone)]
+enum Connection {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        match self {
+            Self::Server(connection) => cmd.query_async(connection).await,
+            Self::Cluster(connection) => cmd.query_async(connection).await,
+        }
     }
 }
 
@@ -790,6 +959,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn values_in_the_old_format_are_no_token_and_no_error() {
+        let Some(url) = redis_url().await else { return };
+        let store = store(&url, "old-format");
+        let now = unix_millis(SystemTime::now());
+        let json = format!(
+            r#"{{"token":"tok","expires_at_ms":{},"issued_at_ms":{now},"scopes":[]}}"#,
+            now + 3_600_000
+        );
+        let old = format!("cxa1.{}.{json}", fingerprint("tok"));
+        // Where format 1 kept it, and under this format's name.
+        let old_key = format!("{}token:{}", store.prefix, hex(&Sha256::digest(b"c")));
+        for key in [old_key, store.key("token", "c")] {
+            raw(&store, &["SET", &key, &old, "EX", "60"]).await;
+            assert!(store.load("c").await.unwrap().is_none(), "{key}");
+        }
+        assert!(
+            store.link.readable.load(Ordering::Acquire),
+            "not logged as unusable"
+        );
+        // The format this version writes, for contrast.
+        let current = format!("{}{json}", header(&fingerprint("tok")));
+        raw(
+            &store,
+            &["SET", &store.key("token", "c"), &current, "EX", "60"],
+        )
+        .await;
+        assert_eq!(store.load("c").await.unwrap().unwrap().secret(), "tok");
+    }
+
+    #[tokio::test]
     async fn an_unreachable_redis_is_an_error_not_a_hang() {
         // Port 9 (discard) on loopback is closed on any machine that runs these tests.
         let store = RedisStore::new("redis://127.0.0.1:9").unwrap();
@@ -812,12 +1011,20 @@ mod tests {
             store.key("token", credential),
             store.key("lock", credential),
         );
-        assert!(token.starts_with("app:token:"));
-        assert!(lock.starts_with("app:lock:"));
+        let mark = store.invalid_mark(credential, &fingerprint("t"));
         assert!(!token.contains("client-id"));
-        assert_eq!(token.len(), "app:token:".len() + 64);
-        assert_eq!(token[10..], lock[9..]);
-        assert_ne!(token, store.key("token", "another credential"));
+        // One hash tag, the whole digest, for every key of the credential:
+        // Redis Cluster keeps them in one slot, so each script runs on one node.
+        let tag = |key: &str| key[key.find('{').unwrap()..=key.find('}').unwrap()].to_owned();
+        assert_eq!(tag(&token).len(), 66);
+        assert_eq!(tag(&token), tag(&lock));
+        assert_eq!(tag(&token), tag(&mark));
+        assert!(
+            token.starts_with("app:{") && token.ends_with("}:token"),
+            "{token}"
+        );
+        assert!(lock.ends_with("}:lock") && mark.contains("}:invalid:"));
+        assert_ne!(tag(&token), tag(&store.key("token", "another credential")));
     }
 
     /// The JSON body of a value this store wrote.
@@ -870,7 +1077,7 @@ mod tests {
             "garbage",
             "cxa1.",
             "cxa1.short.body",
-            "cxa2.0123456789abcdef0123456789abcdef.{}",
+            "cxa1.0123456789abcdef0123456789abcdef.{}",
             "cxa1.0123456789ABCDEF0123456789abcdef.{}",
         ] {
             assert!(split(bad).is_none(), "{bad}");
@@ -887,6 +1094,25 @@ mod tests {
         assert!(!other.contains("hunter2"));
         let err = RedisStore::new("http://:hunter2@nope").unwrap_err();
         assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    }
+
+    #[test]
+    fn cluster_seeds_are_checked_and_debug_shows_no_password() {
+        let seeds = [
+            "redis://:hunter2@10.0.0.1:7001",
+            "redis://:hunter2@10.0.0.2:7002",
+        ];
+        let debug = format!("{:?}", RedisStore::cluster(seeds).unwrap());
+        assert!(debug.contains("10.0.0.1:7001,10.0.0.2:7002"), "{debug}");
+        assert!(!debug.contains("hunter2"));
+        assert!(
+            RedisStore::cluster(Vec::<String>::new()).is_err(),
+            "no seed"
+        );
+        let err = RedisStore::cluster(["http://:hunter2@h"]).unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+        let two_passwords = ["redis://:a@h1:7001", "redis://:b@h2:7002"];
+        assert!(RedisStore::cluster(two_passwords).is_err());
     }
 
     #[cfg(feature = "redis-encryption")]
@@ -973,6 +1199,37 @@ mod tests {
                 store.load("c").await.unwrap().is_none(),
                 "plaintext by hand"
             );
+        }
+
+        /// A writer without the key keeps the sealed value of a token, and
+        /// writes it back after a 401 invalidated that token: a process
+        /// starting then must not take it.
+        #[tokio::test]
+        async fn an_invalidated_token_written_back_is_refused() {
+            let Some(url) = redis_url().await else { return };
+            let prefix = unique_prefix("replay");
+            let store = encrypted(&url, &prefix, 1);
+            store
+                .store("c", &token("old", HOUR, HOUR), HOUR)
+                .await
+                .unwrap();
+            let name = store.key("token", "c");
+            let ::redis::Value::BulkString(sealed) = raw(&store, &["GET", &name]).await else {
+                panic!("no value")
+            };
+            let sealed = String::from_utf8(sealed).unwrap();
+            assert!(store.invalidate_entry("c", "old", HOUR).await.unwrap());
+
+            raw(&store, &["SET", &name, &sealed, "EX", "3000"]).await;
+            let newcomer = encrypted(&url, &prefix, 1);
+            assert!(newcomer.load("c").await.unwrap().is_none(), "replayed");
+
+            // A token that was not invalidated still loads.
+            store
+                .store("c", &token("new", HOUR, HOUR), HOUR)
+                .await
+                .unwrap();
+            assert_eq!(newcomer.load("c").await.unwrap().unwrap().secret(), "new");
         }
     }
 }

@@ -16,6 +16,8 @@ mod redis_processes;
 mod redis_store;
 #[cfg(feature = "redis")]
 mod redis_support;
+#[cfg(feature = "redis")]
+mod redis_topologies;
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_middleware;
 mod retry;

@@ -174,8 +174,7 @@ async fn a_lock_holder_killed_mid_fetch_stalls_the_others_no_longer_than_the_bou
     started.notified().await;
     caller.abort();
     drop(holder);
-    let lock_key = format!("{}lock:", prefix);
-    let locks = redis_support::keys_under(&url, &lock_key).await;
+    let locks = redis_support::lock_keys(&url, &prefix).await;
     assert_eq!(locks.len(), 1, "the dead holder's lock is still in Redis");
 
     // The others wait for the holder's token at most `store_wait` (the
@@ -201,7 +200,7 @@ async fn a_lock_holder_killed_mid_fetch_stalls_the_others_no_longer_than_the_bou
     );
     let requests = mock.stats().token_requests;
     assert!((1..=FLEET as u64 - 1).contains(&requests), "{requests}");
-    let still_locked = redis_support::keys_under(&url, &lock_key).await;
+    let still_locked = redis_support::lock_keys(&url, &prefix).await;
     assert_eq!(
         still_locked, locks,
         "they got past the lock, not through it"

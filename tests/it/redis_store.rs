@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::redis_support::{
-    self, Observed, Proxy, delete_under, fetch_and_publish, keys_under, raw_connection, redis_url,
-    source, token_key, unique_prefix,
+    self, Observed, Proxy, delete_under, fetch_and_publish, keys_under, lock_keys, raw_connection,
+    redis_url, source, token_key, unique_prefix,
 };
 use crate::support::Captured;
 use cxone_auth::cache::{RedisStore, StoreLock, StoredToken, TokenStore};
@@ -76,7 +76,7 @@ async fn keys_name_no_credential_and_values_keep_wall_clock_times() {
         assert!(!key.contains(secret_or_name), "{key}");
     }
     let value = get(&mut raw_connection(&url).await, key).await.unwrap();
-    assert!(value.starts_with("cxa1."), "versioned: {value}");
+    assert!(value.starts_with("cxa2."), "versioned: {value}");
     let json: serde_json::Value =
         serde_json::from_str(value.splitn(3, '.').nth(2).unwrap()).unwrap();
     assert_eq!(json["token"], token.secret());
@@ -151,7 +151,7 @@ async fn a_value_written_by_hand_is_ignored() {
 
     for by_hand in [
         "forged-token",
-        "cxa1.not-a-fingerprint.{}",
+        "cxa2.not-a-fingerprint.{}",
         "{\"token\":\"forged\"}",
     ] {
         set(&mut connection, &key, by_hand).await;
@@ -316,12 +316,12 @@ async fn an_outage_is_logged_once_each_way_and_its_lock_expires_by_ttl() {
         async move { cache.token().await }
     });
     started.notified().await;
-    assert_eq!(keys_under(&url, &format!("{prefix}lock:")).await.len(), 1);
+    assert_eq!(lock_keys(&url, &prefix).await.len(), 1);
     proxy.close().await;
     gate.add_permits(1_000);
     let mut seen = vec![first.await.unwrap().unwrap()];
     // The lock whose release failed is still in Redis, and expires by its TTL.
-    let locks = keys_under(&url, &format!("{prefix}lock:")).await;
+    let locks = lock_keys(&url, &prefix).await;
     assert_eq!(locks.len(), 1, "{locks:?}");
     let lock_ttl: i64 = redis::cmd("PTTL")
         .arg(&locks[0])

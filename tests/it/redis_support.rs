@@ -123,7 +123,14 @@ pub(crate) async fn token_key(url: &str, prefix: &str) -> Option<String> {
     keys_under(url, prefix)
         .await
         .into_iter()
-        .find(|k| k.starts_with(&format!("{prefix}token:")))
+        .find(|k| k.ends_with("}:token"))
+}
+
+/// The fetch lock keys under `prefix`.
+pub(crate) async fn lock_keys(url: &str, prefix: &str) -> Vec<String> {
+    let mut keys = keys_under(url, prefix).await;
+    keys.retain(|k| k.ends_with("}:lock"));
+    keys
 }
 
 /// CXone's access key flow against the mock, in memory.
