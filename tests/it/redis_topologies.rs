@@ -332,10 +332,8 @@ mod tls {
         let pem = match std::fs::read(&ca) {
             Ok(pem) => pem,
             Err(e) => {
-                return {
-                    absent(&what, e);
-                    None
-                };
+                absent(&what, e);
+                return None;
             }
         };
         let probe = async {
