@@ -290,15 +290,6 @@ impl TokenCache {
         self.inner.fetch.counters.snapshot()
     }
 
-    /// Whether a usable token is cached: what [`cached`](Self::cached)
-    /// would answer, without taking the token or counting a hit.
-    pub(crate) fn has_token(&self) -> bool {
-        let current = self.inner.current.load();
-        current
-            .as_ref()
-            .is_some_and(|entry| Instant::now() < entry.schedule.usable_until)
-    }
-
     fn usable_entry(&self) -> Option<Arc<Entry>> {
         let entry = self.inner.current.load_full()?;
         (Instant::now() < entry.schedule.usable_until).then_some(entry)

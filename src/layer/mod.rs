@@ -274,15 +274,14 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, S, R>;
 
-    /// Drives the inner service to readiness only while a token is cached:
-    /// without one the call loads it first, and only then asks the inner
-    /// service, so that no slot is held while a token loads.
+    /// Drives the inner service to readiness. A call that then finds no
+    /// token releases that readiness (it keeps a fresh clone of the inner
+    /// service) while the token loads, so no slot is held meanwhile.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.inner_ready || !self.layer.tokens.has_token() {
-            return Poll::Ready(Ok(()));
+        if !self.inner_ready {
+            ready!(self.inner.poll_ready(cx)).map_err(Into::into)?;
+            self.inner_ready = true;
         }
-        ready!(self.inner.poll_ready(cx)).map_err(Into::into)?;
-        self.inner_ready = true;
         Poll::Ready(Ok(()))
     }
 
