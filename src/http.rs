@@ -17,7 +17,7 @@
 
 use bytes::{Buf, Bytes};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+use http::{Extensions, HeaderMap, HeaderName, Method, StatusCode, Uri};
 use http_body::Body as _;
 use http_body_util::{Empty, Full};
 
@@ -83,7 +83,19 @@ pub trait HttpResponse: sealed::Sealed {
 
     #[doc(hidden)]
     fn headers(&self) -> &HeaderMap;
+
+    #[doc(hidden)]
+    fn extensions(&self) -> &Extensions;
+
+    #[doc(hidden)]
+    fn extensions_mut(&mut self) -> &mut Extensions;
 }
+
+/// Marks a 401 (or gRPC `UNAUTHENTICATED`) from a partner host, one that is
+/// not the token's audience: the auth layer kept the token, and the retry
+/// layer does not replay it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PartnerRefusal;
 
 /// gRPC's status header, which a call that fails before any message sends
 /// with the HTTP headers.
@@ -185,6 +197,14 @@ impl<B> HttpResponse for http::Response<B> {
     fn headers(&self) -> &HeaderMap {
         self.headers()
     }
+
+    fn extensions(&self) -> &Extensions {
+        self.extensions()
+    }
+
+    fn extensions_mut(&mut self) -> &mut Extensions {
+        self.extensions_mut()
+    }
 }
 
 #[cfg(feature = "reqwest")]
@@ -246,6 +266,14 @@ impl HttpResponse for reqwest::Response {
 
     fn headers(&self) -> &HeaderMap {
         self.headers()
+    }
+
+    fn extensions(&self) -> &Extensions {
+        self.extensions()
+    }
+
+    fn extensions_mut(&mut self) -> &mut Extensions {
+        self.extensions_mut()
     }
 }
 

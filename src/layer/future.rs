@@ -15,17 +15,20 @@ use tower_service::Service;
 use crate::Error;
 use crate::cache::TokenCache;
 use crate::error::BoxError;
-use crate::http::{HttpRequest, HttpResponse, rejects_token};
+use crate::http::{HttpRequest, HttpResponse, PartnerRefusal, rejects_token};
 
-/// A token being loaded, and the cache it comes from.
+/// A token being loaded, the cache it comes from, and whether the request
+/// goes to the token's audience.
 type Load = (
     BoxFuture<'static, Result<(HeaderValue, u64), Error>>,
     TokenCache,
+    bool,
 );
 
-/// The id of the token a request carried, and the cache to tell if it is
-/// rejected.
-type Sent = (u64, TokenCache);
+/// The id of the token a request carried, the cache to tell if it is
+/// rejected, and whether the request went to the token's audience (a 401
+/// from elsewhere says nothing about the token).
+type Sent = (u64, TokenCache, bool);
 
 pin_project! {
     /// The response future of [`CxoneAuth`](super::CxoneAuth).
@@ -95,11 +98,11 @@ impl<F, S, R> ResponseFuture<F, S, R> {
     }
 
     /// A call that waits for a token from `tokens` first.
-    pub(crate) fn loading(inner: S, request: R, tokens: TokenCache) -> Self {
+    pub(crate) fn loading(inner: S, request: R, tokens: TokenCache, audience: bool) -> Self {
         let load = tokens.clone();
         let load: BoxFuture<'static, _> = Box::pin(async move { load.header_with_id().await });
         Self {
-            state: State::waiting(Some((load, tokens)), inner, request, None),
+            state: State::waiting(Some((load, tokens, audience)), inner, request, None),
         }
     }
 
@@ -138,12 +141,17 @@ where
         loop {
             match state.as_mut().project() {
                 StateProj::Called { future, sent } => {
-                    let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if let Some((id, tokens)) = sent.take()
+                    let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
+                    if let Some((id, tokens, audience)) = sent.take()
                         && rejects_token(&response)
                     {
-                        tracing::debug!(status = %response.status(), "the server rejected the CXone token");
-                        tokens.invalidate_id(id);
+                        if audience {
+                            tracing::debug!(status = %response.status(), "the server rejected the CXone token");
+                            tokens.invalidate_id(id);
+                        } else {
+                            tracing::debug!(status = %response.status(), "a partner host refused the request: the token stays");
+                            response.extensions_mut().insert(PartnerRefusal);
+                        }
                     }
                     return Poll::Ready(Ok(response));
                 }
@@ -172,11 +180,11 @@ where
     /// Waits for the token (if it is loading), then for the inner service's
     /// readiness.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if let Some((load, tokens)) = &mut self.load {
+        if let Some((load, tokens, audience)) = &mut self.load {
             let (header, id) = ready!(load.as_mut().poll(cx))?;
             let request = self.request.as_mut().expect(POLLED_AFTER_COMPLETION);
             request.headers_mut().insert(AUTHORIZATION, header);
-            self.sent = Some((id, tokens.clone()));
+            self.sent = Some((id, tokens.clone(), *audience));
             self.load = None;
         }
         self.inner.poll_ready(cx).map_err(Into::into)

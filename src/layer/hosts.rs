@@ -105,6 +105,13 @@ impl AllowedHosts {
     }
 }
 
+/// Whether `host` is under one of `CXONE_DOMAINS` or names this machine: a
+/// host where a 401 says the token itself was refused.
+pub(crate) fn is_cxone_or_loopback(host: &str) -> bool {
+    let bare = host.strip_suffix('.').unwrap_or(host);
+    is_loopback(host) || CXONE_DOMAINS.iter().any(|domain| is_within(bare, domain))
+}
+
 /// Whether `host` is `domain` or a subdomain of it, comparing whole labels.
 fn is_within(host: &str, domain: &str) -> bool {
     if host.len() == domain.len() {
@@ -216,6 +223,26 @@ mod tests {
             "127.1",
         ] {
             assert!(!hosts.allows("http", host), "{host}");
+        }
+    }
+
+    #[test]
+    fn cxone_and_loopback_hosts_are_the_audience_added_hosts_are_not() {
+        for host in [
+            "api-na1.niceincontact.com",
+            "NA1.nice-incontact.com.",
+            "127.0.0.1",
+            "localhost",
+        ] {
+            assert!(is_cxone_or_loopback(host), "{host}");
+        }
+        for host in [
+            "partner.example",
+            "niceincontact.com.evil.test",
+            "api.localhost",
+            "",
+        ] {
+            assert!(!is_cxone_or_loopback(host), "{host}");
         }
     }
 

@@ -12,7 +12,10 @@
 //! - with a cached token, inserts the header and calls the inner service at
 //!   once; without one, waits for the [`TokenCache`] before the inner
 //!   service's readiness, so a buffered inner service holds no slot meanwhile;
-//! - on a 401, or a gRPC `UNAUTHENTICATED`, invalidates the token it carried.
+//! - on a 401, or a gRPC `UNAUTHENTICATED`, from the token's audience
+//!   (CXone's domains, loopback, the base URL, discovered hosts) invalidates
+//!   the token it carried; from a partner host added with
+//!   [`allow_host`](CxoneAuthLayer::allow_host), returns it as it is.
 //!
 //! Stack [`CxoneRetryLayer`](crate::CxoneRetryLayer) outside it for the
 //! replay after a 401 and the waits after a 429:
@@ -89,9 +92,12 @@ pub(crate) struct Hosts {
 type Origin = (String, String, Option<u16>);
 
 impl Hosts {
-    /// Whether a request may carry the token: an absolute URI to an allowed
-    /// origin, or a path-only one when the base URL is allowed.
-    fn check<R: HttpRequest>(&self, request: &R) -> Result<(), Error> {
+    /// Whether a request may carry the token (an absolute URI to an allowed
+    /// origin, or a path-only one when the base URL is allowed) and, if so,
+    /// whether it goes to the token's audience: CXone's domains, loopback,
+    /// the base URL's origin and discovered origins, not hosts added with
+    /// `allow_host`.
+    fn check<R: HttpRequest>(&self, request: &R) -> Result<bool, Error> {
         let (scheme, host, port) = match (request.scheme(), request.host()) {
             (Some(scheme), Some(host)) => (scheme, host, request.port()),
             (None, None) => match &self.base_url {
@@ -112,8 +118,13 @@ impl Hosts {
                 ));
             }
         };
-        if self.allows(scheme, host, port) {
-            return Ok(());
+        if self.rules.allows(scheme, host) {
+            return Ok(hosts::is_cxone_or_loopback(host)
+                || self.is_base_url(scheme, host, port)
+                || self.is_discovered(scheme, host, port));
+        }
+        if self.is_discovered(scheme, host, port) {
+            return Ok(true);
         }
         tracing::debug!(scheme, host, "refused to send a CXone token to this host");
         Err(Error::host_not_allowed(format!(
@@ -121,8 +132,14 @@ impl Hosts {
         )))
     }
 
-    pub(crate) fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
-        self.rules.allows(scheme, host) || self.is_discovered(scheme, host, port)
+    fn is_base_url(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
+        self.base_url.as_ref().is_some_and(|base| {
+            base.scheme().eq_ignore_ascii_case(scheme)
+                && base
+                    .host_str()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(host))
+                && base.port_or_known_default() == port
+        })
     }
 
     #[cold]
@@ -173,8 +190,16 @@ impl CxoneAuthLayer {
         }
     }
 
-    /// Allows another host over https: `api.example.com`, or `*.example.com`
-    /// for a domain and its subdomains.
+    /// Allows a partner host over https: `api.example.com`, or
+    /// `*.example.com` for a domain and its subdomains.
+    ///
+    /// A partner receives the token but is not its audience: a 401 from it
+    /// is returned as it is, the token is not invalidated and the retry
+    /// layer does not replay the request, so a partner refusing the token
+    /// never costs CXone traffic its token. A host that fronts CXone (a
+    /// gateway passing the token on) is the audience: name it in
+    /// [`base_url`](Self::base_url) as well, and its 401s invalidate the
+    /// token as CXone's do.
     pub fn allow_host(mut self, pattern: &str) -> Self {
         let hosts = Arc::make_mut(&mut self.hosts);
         hosts.rules = std::mem::take(&mut hosts.rules).allow_host(pattern);
@@ -193,6 +218,10 @@ impl CxoneAuthLayer {
     /// Declares where requests that carry only a path go (a tonic `Channel`
     /// adds its origin itself); they get the token when this base is an
     /// allowed host. Defaults to none: path-only requests are refused.
+    ///
+    /// Its origin (scheme, host, port) is the token's audience, as CXone's
+    /// domains are: a 401 from it, to a path-only or an absolute request,
+    /// invalidates the token (see [`allow_host`](Self::allow_host)).
     pub fn base_url(mut self, base: Url) -> Self {
         Arc::make_mut(&mut self.hosts).base_url = Some(base);
         self
@@ -291,10 +320,13 @@ where
         if request.headers().contains_key(AUTHORIZATION) {
             return ResponseFuture::forward(&mut self.inner, ready, request, None);
         }
-        if let Err(refused) = self.layer.hosts.check(&request) {
-            self.inner_ready = ready;
-            return ResponseFuture::refused(refused);
-        }
+        let audience = match self.layer.hosts.check(&request) {
+            Ok(audience) => audience,
+            Err(refused) => {
+                self.inner_ready = ready;
+                return ResponseFuture::refused(refused);
+            }
+        };
         // The token is read here, not at `poll_ready`: a call can come long
         // after its readiness, by when that token may have been replaced.
         let Some((header, id)) = self.layer.tokens.cached_header() else {
@@ -303,10 +335,10 @@ where
                 self.inner = self.inner.clone();
             }
             let tokens = self.layer.tokens.clone();
-            return ResponseFuture::loading(self.inner.clone(), request, tokens);
+            return ResponseFuture::loading(self.inner.clone(), request, tokens, audience);
         };
         request.headers_mut().insert(AUTHORIZATION, header);
-        let sent = (id, self.layer.tokens.clone());
+        let sent = (id, self.layer.tokens.clone(), audience);
         ResponseFuture::forward(&mut self.inner, ready, request, Some(sent))
     }
 }

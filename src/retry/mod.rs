@@ -7,7 +7,7 @@
 //!
 //! | answer | what happens |
 //! | --- | --- |
-//! | 401 | one replay per request (not counted in the attempts, not paid from the budget), through the auth layer, which attaches the token it fetched after invalidating the refused one; none for a request that carries its own `Authorization` |
+//! | 401 | one replay per request (not counted in the attempts, not paid from the budget), through the auth layer, which attaches the token it fetched after invalidating the refused one; none for a request that carries its own `Authorization`, nor for a 401 from a partner host (see [`CxoneAuthLayer::allow_host`](crate::CxoneAuthLayer::allow_host)) |
 //! | 429 | wait `Retry-After` (seconds or HTTP-date, capped at 60 s) or a jittered exponential backoff, then replay, up to three sends in all ([`max_attempts`](CxoneRetryLayerBuilder::max_attempts)); the host cools down for every clone of the client meanwhile |
 //! | 503 | as 429 without the cool-down, for idempotent methods only unless [`retry_503_for_non_idempotent`](CxoneRetryLayerBuilder::retry_503_for_non_idempotent) |
 //! | anything else, or an error | returned as it is |

@@ -12,7 +12,7 @@ use tower::retry::budget::{Budget as _, TpsBudget};
 
 use super::cooldown::{Cooldowns, HostKey};
 use crate::backoff::{Backoff, later, retry_after};
-use crate::http::{HttpRequest, HttpResponse, ReplayBody};
+use crate::http::{HttpRequest, HttpResponse, PartnerRefusal, ReplayBody};
 
 /// What one layer was built with, and the state its services share (behind
 /// one `Arc`, created when the layer is built).
@@ -85,6 +85,12 @@ impl Policy {
         match status {
             StatusCode::UNAUTHORIZED if attempts.unauthorized_replayed => {
                 tracing::debug!("second 401 for one request: returned as is");
+                None
+            }
+            StatusCode::UNAUTHORIZED if response.extensions().get::<PartnerRefusal>().is_some() => {
+                tracing::debug!(
+                    "401 from a partner host, not the token's audience: returned as is"
+                );
                 None
             }
             StatusCode::UNAUTHORIZED if request.headers().contains_key(AUTHORIZATION) => {

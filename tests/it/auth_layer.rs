@@ -562,22 +562,19 @@ async fn authority_form_requests_are_refused_even_with_a_base_url() {
 async fn a_host_that_always_answers_401_costs_a_bounded_number_of_fetches() {
     let fetches = Arc::new(AtomicUsize::new(0));
 
-    // A host refusing every token (a partner's, say): invalidations back
-    // off, and CXone, which accepts the token, keeps working.
+    // A CXone host refusing every token (misconfigured, say): invalidations
+    // back off, and the rest of CXone, which accepts the token, keeps working.
     let client = ServiceBuilder::new()
         .layer(cxone_auth::CxoneRetryLayer::default())
-        .layer(
-            CxoneAuthLayer::new(counting_source(Arc::clone(&fetches)))
-                .allow_host("partner.example"),
-        )
+        .layer(CxoneAuthLayer::new(counting_source(Arc::clone(&fetches))))
         .service_fn(|request: Request<()>| async move {
             let status = match request.uri().host() {
-                Some("partner.example") => StatusCode::UNAUTHORIZED,
+                Some("refuses.niceincontact.com") => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::OK,
             };
             Ok::<_, Infallible>(Response::builder().status(status).body(()).unwrap())
         });
-    let refusing = "https://partner.example/refuses-all";
+    let refusing = "https://refuses.niceincontact.com/refuses-all";
     for _ in 0..20 {
         let refused = client.clone().oneshot(get(refusing)).await.unwrap();
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
@@ -599,4 +596,78 @@ async fn a_host_that_always_answers_401_costs_a_bounded_number_of_fetches() {
     }
     let fetches = fetches.load(Ordering::SeqCst);
     assert!(fetches <= 6, "{fetches} fetches in 10 s of 401s");
+}
+
+/// Issue 15, item 2: a 401 from a partner host (added with `allow_host`),
+/// which is not the token's audience, is returned as it is: no invalidation,
+/// no replay, and CXone keeps the token it accepts.
+#[tokio::test(start_paused = true)]
+async fn a_partner_answering_401_costs_cxone_traffic_nothing() {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&seen);
+    let client = ServiceBuilder::new()
+        .layer(cxone_auth::CxoneRetryLayer::default())
+        .layer(
+            CxoneAuthLayer::new(counting_source(Arc::clone(&fetches)))
+                .allow_host("partner.example"),
+        )
+        .service_fn(move |request: Request<()>| {
+            let host = request.uri().host().unwrap().to_owned();
+            let header = request.headers()[AUTHORIZATION]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            recorded.lock().unwrap().push((host.clone(), header));
+            let status = match host.as_str() {
+                "partner.example" => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::OK,
+            };
+            async move { Ok::<_, Infallible>(Response::builder().status(status).body(()).unwrap()) }
+        });
+    for _ in 0..20 {
+        let refused = client
+            .clone()
+            .oneshot(get("https://partner.example/x"))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        let cxone = client.clone().oneshot(get(API)).await.unwrap();
+        assert_eq!(cxone.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "no fetch beyond the first"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 40, "each request sent once: no replay");
+    assert!(
+        seen.iter().all(|(_, header)| header == "Bearer token-1"),
+        "{seen:?}"
+    );
+
+    // A gateway in front of CXone, named as the base URL too, is the
+    // audience: its 401 costs the token.
+    let gateway = ServiceBuilder::new()
+        .layer(
+            CxoneAuthLayer::new(counting_source(Arc::clone(&fetches)))
+                .allow_host("gw.example")
+                .base_url("https://gw.example".parse().unwrap()),
+        )
+        .service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::builder().status(401).body(()).unwrap())
+        });
+    gateway
+        .clone()
+        .oneshot(get("https://gw.example/x"))
+        .await
+        .unwrap();
+    gateway.oneshot(get("/y")).await.unwrap();
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        3,
+        "the gateway's first 401 invalidated the token"
+    );
 }
