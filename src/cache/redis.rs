@@ -29,109 +29,74 @@
 //!   one node.
 //! - Anything else (Sentinel, credentials that rotate, a private certificate
 //!   authority): build the `redis` crate's connection yourself and pass it to
-//!   [`RedisStore::from_connection`] or [`RedisStore::from_cluster_connection`].
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use cxone_auth::cache::RedisStore;
-//!
-//! let cluster = RedisStore::cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])?;
-//! // A private certificate authority: feature `redis-tls`, and your own
-//! // `redis` dependency with its `tokio-rustls-comp` feature.
-//! # #[cfg(feature = "redis-tls")] {
-//! let ca = std::fs::read("/etc/redis/ca.pem")?;
-//! let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(ca) };
-//! let client = redis::Client::build_with_tls("rediss://redis.internal:6380", certificates)?;
-//! let manager = redis::aio::ConnectionManager::new(client).await?;
-//! let private = RedisStore::from_connection(manager);
-//! # drop(private); }
-//! # drop(cluster);
-//! # Ok(()) }
-//! ```
+//!   [`RedisStore::from_connection`] or [`RedisStore::from_cluster_connection`]
+//!   (the project's `docs/integrations.md` shows a private certificate
+//!   authority).
 //!
 //! # How the fleet shares a token
 //!
-//! A cache looks in Redis before it fetches. A credential's keys are named
-//! `<prefix>{<hex SHA-256 of the source's`
+//! A credential's keys are `<prefix>{<hex SHA-256 of the source's`
 //! [`shared_key`](crate::TokenSource::shared_key)`>}:<kind>`: no client id,
 //! access key or URL shows, and the braces are Redis Cluster's hash tag. The
-//! token is kept under kind `token` as `cxa2.<fingerprint>.<body>`: a format
-//! tag, 32 hex digits of a SHA-256 of the token (so that a script can delete
-//! the entry only while it holds that token, without decrypting anything),
-//! and the token, its wall-clock expiry and issue time (Unix milliseconds)
-//! and scopes as JSON. It lives for the token's remaining lifetime less the
-//! refresh buffer; machines' clocks should agree to well within that buffer.
+//! token (kind `token`) is stored as `cxa2.<fingerprint>.<body>`: a format
+//! tag, 32 hex digits of the token's SHA-256 (so a script can compare tokens
+//! without decrypting), and JSON with the token, its wall-clock expiry and
+//! issue time and scopes. It lives for the token's remaining lifetime less the
+//! refresh buffer, so machines' clocks should agree well within that buffer.
+//! Values of earlier versions (`cxa1`) are no token and no error.
 //!
-//! Format 1 (`cxa1` values under `<prefix>token:<hash>`, from earlier
-//! versions) is never read: such a value is no token, and no error. While a
-//! fleet is upgraded, each version shares tokens only with its own kind.
-//!
-//! A process that finds no usable token takes the fetch lock
-//! (`SET <lock key> <owner> NX PX <fetch timeout>`), fetches,
-//! publishes, and releases the lock with a compare-and-delete script, so only
-//! while it still owns it. The others look again with growing pauses until the
-//! token appears or the cache's
+//! A process that finds no usable token takes the fetch lock (`SET NX PX`,
+//! the cache's fetch timeout), fetches, publishes, and releases the lock with
+//! a compare-and-delete script. The others look again with growing pauses
+//! until the token appears or the cache's
 //! [`store_wait`](crate::TokenCacheBuilder::store_wait) runs out, then fetch on
-//! their own: a holder that crashed never stalls the fleet for longer.
-//!
-//! A 401 on one process invalidates the shared token only if Redis still
-//! holds that same token (a compare-and-delete on its fingerprint), and marks
-//! it invalid for the rest of its life (kind `invalid:<fingerprint>`). A
-//! publication of a marked token is refused, and a read of one (written back
-//! by someone who kept its value) is no token.
+//! their own. A 401 deletes the shared token only while Redis still holds
+//! that same token, and marks it invalid for the rest of its life (kind
+//! `invalid:<fingerprint>`): a marked token is neither published nor read.
 //!
 //! # When Redis fails
 //!
-//! Redis is an optimisation, never a dependency, and the cache decides what a
-//! failure costs: it bounds every store call with its own timeout, and past a
-//! failure or the timeout carries on as if the store were empty, fetching on
-//! its own. The store adds no timeout and remembers no failure: the connection
-//! is re-established on the next call once Redis is back
-//! ([`ConnectionManager`]; a cluster connection reconnects to its nodes and
-//! follows slots that move), and a lock whose release an outage prevented
-//! expires by its TTL (the cache's fetch timeout). A cluster that loses the
-//! master of a credential's slot is, for that credential, a Redis that fails.
-//! Each change between "answering" and "not answering", and the first value
-//! in a run that cannot be used, is logged once with `tracing` (target
-//! `cxone_auth::cache::redis`).
+//! Redis is an optimisation, never a dependency: the cache bounds every store
+//! call and, past a failure, fetches on its own. The store adds no timeout
+//! and remembers no failure; connections are re-established on the next call
+//! (a cluster connection also follows slots that move), and a lock whose
+//! release an outage prevented expires by its TTL. Each change between
+//! "answering" and "not answering", and the first unusable value in a run, is
+//! logged once (target `cxone_auth::cache::redis`).
 //!
 //! # Trusting what Redis holds
 //!
-//! Values this store did not write (another format, a broken fingerprint, a
-//! malformed or expired token) are ignored. Without encryption, though, anyone
-//! who can write to the Redis can plant a well-formed token, and anyone who can
-//! read it can use the tokens. With the `redis-encryption` feature and an
-//! `EncryptionKey` (ChaCha20-Poly1305, a random nonce per value, the Redis key
-//! name bound as associated data), tokens are unreadable without the key, and
-//! values that do not authenticate (written by hand, with another key, moved
-//! from another key, altered) are ignored. A writer who keeps an old sealed
-//! value can put it back; the invalidation mark keeps it out once a 401 has
-//! ended that token, unless the writer deletes the mark too (then the
-//! token's next 401 ends it again).
+//! Values this store did not write are ignored, but without encryption anyone
+//! who can write to the Redis can plant a well-formed token, and anyone who
+//! can read it can use the tokens. With `redis-encryption` and an
+//! `EncryptionKey` (ChaCha20-Poly1305, the Redis key name bound as associated
+//! data), values that do not authenticate are ignored. A writer who keeps an
+//! old sealed value can put it back; the invalidation mark keeps it out once
+//! a 401 has ended that token, unless the writer deletes the mark too.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::cluster::{ClusterClient, ClusterConfig};
+use ::redis::aio::ConnectionManager;
+use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
-use ::redis::{
-    Client, Cmd, ErrorKind as Kind, FromRedisValue, IntoConnectionInfo, RedisResult, ToRedisArgs,
-};
+use ::redis::{Client, IntoConnectionInfo, RedisResult, ToRedisArgs};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use self::link::{Connection, Link, Target};
 use super::{StoreLock, StoredToken, TokenStore};
 use crate::token::MAX_LIFETIME;
 use crate::{AccessToken, Error};
 
 #[cfg(feature = "redis-encryption")]
 mod cipher;
+mod link;
 
 #[cfg(feature = "redis-encryption")]
 pub use cipher::EncryptionKey;
@@ -211,18 +176,6 @@ pub struct RedisStore {
     #[cfg(feature = "redis-encryption")]
     cipher: Option<Arc<cipher::Cipher>>,
     link: Arc<Link>,
-}
-
-/// What clones share: the connection, and what was last logged about it.
-struct Link {
-    target: Target,
-    /// Where the store connects, for `Debug`: addresses, no credentials.
-    endpoint: String,
-    connection: OnceLock<Connection>,
-    /// Whether Redis answered the last call.
-    answering: AtomicBool,
-    /// Whether the last value read was one this store could use.
-    readable: AtomicBool,
 }
 
 impl RedisStore {
@@ -353,88 +306,6 @@ impl RedisStore {
         format!("{}:{fingerprint}", self.key("invalid", shared_key))
     }
 
-    /// The connection, created on first use so that building a store needs
-    /// neither a runtime nor a reachable Redis.
-    fn connection(&self) -> Result<Connection, Error> {
-        if let Some(connection) = self.link.connection.get() {
-            return Ok(connection.clone());
-        }
-        let connection = match &self.link.target {
-            Target::Given(connection) => return Ok(connection.clone()),
-            Target::Server(client) => {
-                let config = ConnectionManagerConfig::new()
-                    // The cache bounds every call; the `redis` crate's connect
-                    // timeout stays, so an attempt that hangs ends and the next
-                    // call makes another.
-                    .set_response_timeout(None)
-                    // One attempt per reconnection: the next call starts
-                    // another, so a Redis that returns is used again at once,
-                    // and a Redis that is down costs each call one refused
-                    // connection, not a retry loop.
-                    .set_number_of_retries(0);
-                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
-                    .map_err(|e| {
-                        Error::config("the Redis connection could not be set up").with_source(e)
-                    })?;
-                Connection::Server(manager)
-            }
-            // Connects in the background, and again to the seeds after losing
-            // them all.
-            Target::Cluster(client) => Connection::Cluster(
-                client.get_pending_async_connection_with_config(ClusterConfig::new()),
-            ),
-        };
-        Ok(self.link.connection.get_or_init(|| connection).clone())
-    }
-
-    /// Runs one Redis command; logs when Redis stops or starts answering.
-    ///
-    /// A command that fails because the connection broke is sent once more:
-    /// the manager reconnects after such a failure, and the second attempt
-    /// waits for that new connection. So the first call after Redis returns
-    /// already succeeds.
-    async fn run<T: FromRedisValue>(&self, operation: &'static str, cmd: &Cmd) -> Result<T, Error> {
-        let mut connection = self.connection()?;
-        let outcome = match connection.query(cmd).await {
-            Err(e)
-                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() =>
-            {
-                connection.query(cmd).await
-            }
-            other => other,
-        };
-        // Redis's own answer (an error reply, a reply of another type than
-        // asked: a key of another type, a script refused) means it is up and
-        // this entry is unusable; anything else, that it did not answer.
-        let answered = outcome.as_ref().err().is_none_or(|e| {
-            matches!(
-                e.kind(),
-                Kind::Server(_) | Kind::Extension | Kind::UnexpectedReturnType
-            )
-        });
-        if self.link.answering.swap(answered, Ordering::AcqRel) != answered {
-            if answered {
-                tracing::info!(target: LOG_TARGET, "Redis token store is answering again; sharing tokens through it");
-            } else if let Err(reason) = &outcome {
-                tracing::warn!(
-                    target: LOG_TARGET,
-                    operation,
-                    %reason,
-                    "Redis token store is not answering; each process fetches its own tokens until it returns"
-                );
-            }
-        }
-        outcome.map_err(|e| {
-            if answered {
-                let message = format!("Redis refused the token store's {operation}");
-                Error::invalid_response(message).with_source(e)
-            } else {
-                let message = format!("the Redis token store failed during {operation}");
-                Error::transport(message, e)
-            }
-        })
-    }
-
     /// Runs one of the scripts (`EVAL`): `true` when it answers 1 (done),
     /// `false` for 0 (the lock is another's, the token another one).
     async fn eval(
@@ -446,7 +317,7 @@ impl RedisStore {
     ) -> Result<bool, Error> {
         let mut eval = ::redis::cmd("EVAL");
         eval.arg(script).arg(keys.len()).arg(keys).arg(args);
-        Ok(self.run::<i64>(operation, &eval).await? == 1)
+        Ok(self.link.run::<i64>(operation, &eval).await? == 1)
     }
 
     /// Marks `token` invalid for `remaining` (its life left) and deletes the
@@ -573,29 +444,23 @@ impl TokenStore for RedisStore {
     fn load<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StoredToken>, Error>> {
         Box::pin(async move {
             let name = self.key("token", key);
-            let raw: Option<Vec<u8>> = self.run("load", ::redis::cmd("GET").arg(&name)).await?;
+            let raw: Option<Vec<u8>> = self
+                .link
+                .run("load", ::redis::cmd("GET").arg(&name))
+                .await?;
             let Some(raw) = raw else { return Ok(None) };
             let decoded = self.decode(&name, &raw, unix_millis(SystemTime::now()));
-            let readable = decoded.is_ok();
-            if self.link.readable.swap(readable, Ordering::AcqRel) != readable {
-                if let Err(reason) = &decoded {
-                    tracing::warn!(
-                        target: LOG_TARGET,
-                        reason,
-                        "Redis token store holds a value this process cannot use (written by \
-                         hand, sealed with another encryption key, or altered); ignoring it"
-                    );
-                } else {
-                    tracing::info!(target: LOG_TARGET, "Redis token store values are readable again");
-                }
-            }
+            self.link.note_readable(decoded.as_ref().err().copied());
             let Some(token) = decoded.ok().flatten() else {
                 return Ok(None);
             };
             // A token a 401 invalidated stays out, even when a writer who kept
             // its value (sealed or not) puts it back.
             let mark = self.invalid_mark(key, &fingerprint(token.secret()));
-            let invalidated: bool = self.run("load", ::redis::cmd("EXISTS").arg(&mark)).await?;
+            let invalidated: bool = self
+                .link
+                .run("load", ::redis::cmd("EXISTS").arg(&mark))
+                .await?;
             Ok((!invalidated).then_some(token))
         })
     }
@@ -669,37 +534,6 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// Where the store's connection comes from.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one per store, in its shared Arc"
-)]
-enum Target {
-    /// One server (or a primary), connected on first use.
-    Server(Client),
-    /// A Redis Cluster, found from its seed nodes on first use.
-    Cluster(ClusterClient),
-    /// The caller's own.
-    Given(Connection),
-}
-
-/// The connection: one server's, or a cluster's, which routes each command
-/// to the node holding its keys' slot.
-#[derive(Clone)]
-enum Connection {
-    Server(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl Connection {
-    async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
-        match self {
-            Self::Server(connection) => cmd.query_async(connection).await,
-            Self::Cluster(connection) => cmd.query_async(connection).await,
-        }
-    }
-}
-
 /// The JSON body of a stored value: a [`StoredToken`] with wall-clock times,
 /// since the value crosses machines.
 #[derive(Serialize, Deserialize)]
@@ -759,6 +593,8 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     /// Redis tests need a Redis: in CI (`CI` set) its absence fails the test,
@@ -767,7 +603,7 @@ mod tests {
         let url = std::env::var(REDIS_URL_ENV).unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned());
         let probe = RedisStore::new(&url).unwrap();
         let ping = ::redis::cmd("PING");
-        let ping = probe.run::<String>("ping", &ping);
+        let ping = probe.link.run::<String>("ping", &ping);
         let ping = match tokio::time::timeout(Duration::from_secs(2), ping).await {
             Ok(ping) => ping.map_err(|e| e.to_string()),
             Err(_) => Err("no answer within 2 s".to_owned()),
@@ -797,7 +633,7 @@ mod tests {
     async fn raw(store: &RedisStore, args: &[&str]) -> ::redis::Value {
         let mut cmd = ::redis::cmd(args[0]);
         cmd.arg(&args[1..]);
-        store.run("raw", &cmd).await.unwrap()
+        store.link.run("raw", &cmd).await.unwrap()
     }
 
     async fn pttl(store: &RedisStore, key: &str) -> i64 {
