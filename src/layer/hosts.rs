@@ -109,7 +109,7 @@ impl AllowedHosts {
 /// host where a 401 says the token itself was refused.
 pub(crate) fn is_cxone_or_loopback(host: &str) -> bool {
     let bare = host.strip_suffix('.').unwrap_or(host);
-    is_loopback(host) || CXONE_DOMAINS.iter().any(|domain| is_within(bare, domain))
+    CXONE_DOMAINS.iter().any(|domain| is_within(bare, domain)) || is_loopback(host)
 }
 
 /// Whether `host` is `domain` or a subdomain of it, comparing whole labels.

@@ -98,14 +98,10 @@ impl Hosts {
     /// the base URL's origin and discovered origins, not hosts added with
     /// `allow_host`.
     fn check<R: HttpRequest>(&self, request: &R) -> Result<bool, Error> {
-        let (scheme, host, port) = match (request.scheme(), request.host()) {
-            (Some(scheme), Some(host)) => (scheme, host, request.port()),
+        let (scheme, host, to_base_url) = match (request.scheme(), request.host()) {
+            (Some(scheme), Some(host)) => (scheme, host, false),
             (None, None) => match &self.base_url {
-                Some(base) => (
-                    base.scheme(),
-                    base.host_str().unwrap_or_default(),
-                    base.port_or_known_default(),
-                ),
+                Some(base) => (base.scheme(), base.host_str().unwrap_or_default(), true),
                 None => {
                     return Err(Error::host_not_allowed(
                         "the request has only a path; set the layer's base URL, or stack tenant routing outside it, to say where such requests go",
@@ -118,12 +114,18 @@ impl Hosts {
                 ));
             }
         };
+        // Read only when the cheaper checks did not decide.
+        let port = || match &self.base_url {
+            Some(base) if to_base_url => base.port_or_known_default(),
+            _ => request.port(),
+        };
         if self.rules.allows(scheme, host) {
-            return Ok(hosts::is_cxone_or_loopback(host)
-                || self.is_base_url(scheme, host, port)
-                || self.is_discovered(scheme, host, port));
+            return Ok(to_base_url
+                || hosts::is_cxone_or_loopback(host)
+                || self.is_base_url(scheme, host, port())
+                || self.is_discovered(scheme, host, port()));
         }
-        if self.is_discovered(scheme, host, port) {
+        if self.is_discovered(scheme, host, port()) {
             return Ok(true);
         }
         tracing::debug!(scheme, host, "refused to send a CXone token to this host");
