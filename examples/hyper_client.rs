@@ -34,7 +34,8 @@ const SERVER_TIME: &str = "/inContactAPI/services/v34.0/server-time";
 async fn main() -> Result<(), BoxError> {
     if std::env::var_os("CXONE_CLIENT_ID").is_some() {
         let source = AccessKeyGrant::from_env()?;
-        let discovery = TenantDiscovery::for_endpoint(source.token_endpoint());
+        let endpoint = source.token_endpoint().ok_or("no token endpoint")?;
+        let discovery = TenantDiscovery::for_endpoint(endpoint);
         let client = client(CxoneAuthLayer::new(TokenCache::new(source)), discovery);
         let time = get_json(&client, SERVER_TIME).await?;
         let agents = get_json(&client, AGENTS).await?;

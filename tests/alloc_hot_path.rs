@@ -2,7 +2,9 @@
 //! cloning the token's header, as the auth layer does per request.
 //!
 //! And a request through the auth layer with a cached token allocates no
-//! more than one through tower-http's static `SetRequestHeader`.
+//! more than one through tower-http's static `SetRequestHeader`, though the
+//! layer inserts two headers (`Authorization`, and `Accept` as the requests
+//! have none).
 //!
 //! Its own test binary, because the counting allocator is process-wide; one
 //! test function, so nothing else in the binary runs meanwhile.

@@ -219,7 +219,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mock = options.mock.then(MockCxone::new);
+    // The mock offers `client_credentials` too, which CXone does not, so
+    // `--grant client-credentials` can be tried against it.
+    let grants = [mock::Grant::Password, mock::Grant::ClientCredentials];
+    let mock = options
+        .mock
+        .then(|| MockCxone::builder().grants(grants).build());
     let (mock, print) = (mock.as_ref(), options.print_token);
     // With `--mock`, every request goes to the mock, and unset variables
     // default to its credentials.

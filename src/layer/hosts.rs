@@ -11,9 +11,20 @@ use std::net::IpAddr;
 
 /// The domains that serve CXone's APIs, with every subdomain: the issuers
 /// (`cxone.niceincontact.com`, `cxone-gov.niceincontact.com`), the API hosts
-/// (`api-<area>.niceincontact.com`) and the UI/auth hosts
-/// (`<area>.nice-incontact.com`) that tenant discovery names.
-pub(crate) const CXONE_DOMAINS: [&str; 2] = ["niceincontact.com", "nice-incontact.com"];
+/// (`api-<area>.niceincontact.com`), the area hosts
+/// (`<area>.nice-incontact.com`), the central and legacy clusters
+/// (`api-<cluster>.incontact.com`, `*.incontact.eu`), FedRAMP Digital
+/// (`*.nicecxone-gov.com`) and the sovereign clouds (`nicecxone-sov1.au`,
+/// `nicecxone-sov1.eu`).
+pub(crate) const CXONE_DOMAINS: [&str; 7] = [
+    "niceincontact.com",
+    "nice-incontact.com",
+    "incontact.com",
+    "incontact.eu",
+    "nicecxone-gov.com",
+    "nicecxone-sov1.au",
+    "nicecxone-sov1.eu",
+];
 
 /// The hosts that may receive a token, and over which schemes.
 ///
@@ -152,6 +163,12 @@ mod tests {
             "API-EU1.NiceInContact.com",
             "cxone-gov.niceincontact.com.",
             "na1.nice-incontact.com",
+            "api-c32.incontact.com",
+            "api.incontact.com",
+            "home-b2.incontact.eu",
+            "api.nicecxone-gov.com",
+            "nicecxone-sov1.au",
+            "api.nicecxone-sov1.eu",
         ] {
             assert!(hosts.allows("https", host), "{host}");
             assert!(hosts.allows("HTTPS", host), "{host}");
@@ -166,6 +183,9 @@ mod tests {
             "evilniceincontact.com",
             "niceincontact.com.evil.test",
             "niceincontact.co",
+            "incontact.com.au",
+            "nicecxone-sov1.de",
+            "myincontact.com",
             "xn--niceincontact.com-",
             "",
             ".",

@@ -9,6 +9,9 @@
 //!   [tenant routing](crate::routing) discovered) or over plain http to
 //!   loopback when [`allow_loopback_http`](CxoneAuthLayer::allow_loopback_http)
 //!   is on;
+//! - adds `Accept: application/json` if the request has no `Accept`: CXone's
+//!   REST API answers `200` with the text `No known way to render data`
+//!   without it (turn it off with [`accept_json`](CxoneAuthLayer::accept_json));
 //! - with a cached token, inserts the header and calls the inner service at
 //!   once; without one, waits for the [`TokenCache`] before the inner
 //!   service's readiness, so a buffered inner service holds no slot meanwhile;
@@ -56,7 +59,8 @@ pub(crate) mod hosts;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll, ready};
 
-use http::header::AUTHORIZATION;
+use http::HeaderValue;
+use http::header::{ACCEPT, AUTHORIZATION};
 use tower_layer::Layer;
 use tower_service::Service;
 use url::Url;
@@ -74,7 +78,11 @@ use crate::http::{HttpRequest, HttpResponse};
 pub struct CxoneAuthLayer {
     tokens: TokenCache,
     hosts: Arc<Hosts>,
+    accept_json: bool,
 }
+
+/// A constant, so adding it allocates nothing.
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// Where the token may go; shared by every service a layer builds, and by
 /// the tenant routing made from it.
@@ -189,7 +197,18 @@ impl CxoneAuthLayer {
         Self {
             tokens,
             hosts: Arc::default(),
+            accept_json: true,
         }
+    }
+
+    /// Whether a request that carries the token and has no `Accept` header
+    /// gets `Accept: application/json`; a request's own `Accept` is never
+    /// changed. Defaults to on: without it CXone's REST API answers `200`
+    /// with the text `No known way to render data`, and a bare hyper
+    /// request sends no `Accept`.
+    pub fn accept_json(mut self, accept_json: bool) -> Self {
+        self.accept_json = accept_json;
+        self
     }
 
     /// Allows a partner host over https: `api.example.com`, or
@@ -329,6 +348,9 @@ where
                 return ResponseFuture::refused(refused);
             }
         };
+        if self.layer.accept_json && !request.headers().contains_key(ACCEPT) {
+            request.headers_mut().insert(ACCEPT, APPLICATION_JSON);
+        }
         // The token is read here, not at `poll_ready`: a call can come long
         // after its readiness, by when that token may have been replaced.
         let Some((header, id)) = self.layer.tokens.cached_header() else {

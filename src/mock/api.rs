@@ -3,13 +3,16 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use serde_json::{Value, json};
 
 use super::{MockCxone, SAMPLE_AGENT_COUNT, retry_after_seconds};
+
+/// Where the REST API facade's paths begin, matched without regard to case.
+const API_PREFIX: &str = "/inContactAPI/services/";
 
 const FIRST_NAMES: [&str; SAMPLE_AGENT_COUNT] = [
     "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Niklaus",
@@ -21,9 +24,9 @@ const LAST_NAMES: [&str; SAMPLE_AGENT_COUNT] = [
 ];
 
 /// `GET /.well-known/openid-configuration`: where the token endpoint is, and how to use it.
+/// The fields of NICE's own document: no `grant_types_supported`.
 pub(super) async fn openid(State(cxone): State<MockCxone>) -> Response {
     let base = cxone.base_url();
-    let grants = cxone.shared.config.grants.iter().map(|g| g.as_str());
     Json(json!({
         "issuer": base,
         "authorization_endpoint": format!("{base}/auth/authorize"),
@@ -32,7 +35,6 @@ pub(super) async fn openid(State(cxone): State<MockCxone>) -> Response {
         "end_session_endpoint": format!("{base}/auth/authorize/logout"),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
-        "grant_types_supported": grants.collect::<Vec<_>>(),
         "response_types_supported": ["code"], "scopes_supported": ["openid"],
         "subject_types_supported": ["public"], "claim_types_supported": ["normal"],
         "display_values_supported": ["page", "popup"],
@@ -42,45 +44,73 @@ pub(super) async fn openid(State(cxone): State<MockCxone>) -> Response {
     .into_response()
 }
 
-/// `GET /.well-known/cxone-configuration?tenantId=`: the tenant's hosts, for anyone.
-pub(super) async fn tenant(State(cxone): State<MockCxone>, query: RawQuery) -> Response {
+/// `GET /.well-known/cxone-configuration?tenantId=`: the tenant's hosts, for
+/// anyone. Asked on an area host (`na1.…`, the area's first label) it answers
+/// without `tenantId`, the area's document.
+pub(super) async fn tenant(
+    State(cxone): State<MockCxone>,
+    uri: Uri,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Response {
     let query = query.0.unwrap_or_default();
     let tenant_id = url::form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == "tenantId")
         .map(|(_, value)| value)
         .filter(|value| !value.is_empty());
-    let Some(tenant_id) = tenant_id else {
-        return invalid_request("the tenantId query parameter is required");
-    };
     let config = &cxone.shared.config;
-    // UUIDs compare case-insensitively.
-    if !tenant_id.eq_ignore_ascii_case(&config.tenant_id) {
-        return StatusCode::NOT_FOUND.into_response();
+    let host = uri.host().or_else(|| headers.get(HOST)?.to_str().ok());
+    let on_area_host = host
+        .and_then(|host| host.split('.').next())
+        .is_some_and(|label| label.eq_ignore_ascii_case(&config.area));
+    match tenant_id {
+        // UUIDs compare case-insensitively.
+        Some(id) if !id.eq_ignore_ascii_case(&config.tenant_id) => {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        None if !on_area_host => {
+            return invalid_request("the tenantId query parameter is required");
+        }
+        _ => {}
     }
     let base = cxone.base_url();
-    Json(json!({
+    let mut document = json!({
         "private": false, "area": config.area, "cluster": config.cluster_id,
         "domain": "niceincontact.com", "acdDomain": "nice-incontact.com",
         "uhDomain": "nice-incontact.com",
         "ui_endpoint": base, "auth_endpoint": base, "api_endpoint": cxone.api_endpoint(),
-        "tenantId": config.tenant_id,
-    }))
-    .into_response()
+    });
+    if tenant_id.is_some() {
+        document["tenantId"] = config.tenant_id.clone().into();
+    }
+    Json(document).into_response()
 }
 
-/// `GET /inContactAPI/services/{version}/agents` and `.../server-time`.
+/// `GET /inContactAPI/services/vN.M/agents` and `.../server-time`, any
+/// version, the path in any case; `404` for anything else.
 pub(super) async fn read(
     State(cxone): State<MockCxone>,
+    method: Method,
     uri: Uri,
-    Path(version): Path<String>,
     headers: HeaderMap,
     query: RawQuery,
 ) -> Response {
-    if let Some(refusal) = refusal(&cxone, &version, &headers) {
+    let path = uri.path();
+    let api = (path.get(..API_PREFIX.len()))
+        .filter(|prefix| prefix.eq_ignore_ascii_case(API_PREFIX))
+        .and_then(|_| path[API_PREFIX.len()..].split_once('/'));
+    let Some((version, resource)) = api.filter(|_| method == Method::GET) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if let Some(refusal) = refusal(&cxone, version, resource, &headers) {
         return refusal;
     }
-    let response = if uri.path().ends_with("/agents") {
-        agents_page(&cxone, &version, &query.0.unwrap_or_default())
+    let response = if !accepts_json(&headers) {
+        // What CXone answers without `Accept: application/json`: 200, not JSON.
+        let content_type = [(CONTENT_TYPE, HeaderValue::from_static("application/html"))];
+        (content_type, "No known way to render data").into_response()
+    } else if resource.eq_ignore_ascii_case("agents") {
+        agents_page(&cxone, version, &query.0.unwrap_or_default())
     } else {
         Json(json!({ "ServerTime": rfc3339(SystemTime::now()) })).into_response()
     };
@@ -90,9 +120,15 @@ pub(super) async fn read(
     response
 }
 
-/// Counts the call and refuses it: `404` for another version, `429` while rate limited
-/// (a gateway limits before it looks at tokens), `401` without an active bearer token.
-fn refusal(cxone: &MockCxone, version: &str, headers: &HeaderMap) -> Option<Response> {
+/// Counts the call and refuses it: `404` for another resource or no version,
+/// `429` while rate limited (a gateway limits before it looks at tokens), `401`
+/// without an active bearer token.
+fn refusal(
+    cxone: &MockCxone,
+    version: &str,
+    resource: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
     let token = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -101,15 +137,21 @@ fn refusal(cxone: &MockCxone, version: &str, headers: &HeaderMap) -> Option<Resp
         .map(|(_, token)| token.trim());
     let mut runtime = cxone.lock();
     runtime.stats.api_calls += 1;
-    if !is_supported_version(version) {
+    let known = ["agents", "server-time"]
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(resource));
+    if !is_version(version) || !known {
         return Some(StatusCode::NOT_FOUND.into_response());
     }
     let (remaining, retry_after) = runtime.api_rate_limit;
     if remaining > 0 {
         runtime.api_rate_limit.0 -= 1;
         runtime.stats.api_rate_limited += 1;
-        let retry_after = [(RETRY_AFTER, retry_after_seconds(retry_after))];
-        return Some((StatusCode::TOO_MANY_REQUESTS, retry_after).into_response());
+        let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
+        if let Some(retry_after) = retry_after {
+            (response.headers_mut()).insert(RETRY_AFTER, retry_after_seconds(retry_after));
+        }
+        return Some(response);
     }
     if !token.is_some_and(|token| runtime.is_active(token)) {
         runtime.stats.api_unauthorized += 1;
@@ -119,11 +161,27 @@ fn refusal(cxone: &MockCxone, version: &str, headers: &HeaderMap) -> Option<Resp
     None
 }
 
-fn is_supported_version(version: &str) -> bool {
-    let major = version.strip_prefix('v').and_then(|v| v.strip_suffix(".0"));
-    major
-        .and_then(|major| major.parse().ok())
-        .is_some_and(|major: u32| (25..=34).contains(&major))
+/// `vN.M`: many versions are in use (NICE's SDK calls v4.0 to v31.0).
+fn is_version(version: &str) -> bool {
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let number = version
+        .strip_prefix(['v', 'V'])
+        .and_then(|v| v.split_once('.'));
+    number.is_some_and(|(major, minor)| digits(major) && digits(minor))
+}
+
+/// Whether `Accept` admits JSON: `application/json`, `application/*` or `*/*`.
+fn accepts_json(headers: &HeaderMap) -> bool {
+    let ranges = headers
+        .get_all(ACCEPT)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok());
+    ranges.flat_map(|value| value.split(',')).any(|range| {
+        let media = range.split(';').next().unwrap_or_default().trim();
+        ["application/json", "application/*", "*/*"]
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(media))
+    })
 }
 
 fn invalid_request(description: &str) -> Response {
@@ -245,12 +303,31 @@ mod tests {
     }
 
     #[test]
-    fn routes_the_versions_in_use() {
-        for version in ["v25.0", "v30.0", "v34.0"] {
-            assert!(is_supported_version(version), "{version}");
+    fn routes_every_version() {
+        for version in ["v4.0", "v17.0", "v34.0", "V26.1", "v100.12"] {
+            assert!(is_version(version), "{version}");
         }
-        for version in ["v24.0", "v35.0", "v34.1", "34.0", "v", "", "v-1.0", "vx.0"] {
-            assert!(!is_supported_version(version), "{version}");
+        for version in [
+            "34.0", "v", "", "v-1.0", "vx.0", "v34", "v34.", "v.0", "v3 4.0",
+        ] {
+            assert!(!is_version(version), "{version}");
+        }
+    }
+
+    #[test]
+    fn json_must_be_acceptable() {
+        let accepts = |value: Option<&'static str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = value {
+                headers.insert(ACCEPT, HeaderValue::from_static(value));
+            }
+            accepts_json(&headers)
+        };
+        for yes in ["application/json", "*/*", "text/html, Application/*;q=0.5"] {
+            assert!(accepts(Some(yes)), "{yes}");
+        }
+        for no in [None, Some("text/html"), Some("application/xml"), Some("")] {
+            assert!(!accepts(no), "{no:?}");
         }
     }
 }

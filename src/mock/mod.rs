@@ -4,17 +4,22 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `GET /.well-known/openid-configuration` | OIDC discovery: `issuer`, `token_endpoint`, client auth methods, the enabled grants |
-//! | `POST /auth/token` | the access key (`password`) and `client_credentials` grants, the client in HTTP Basic or in the form |
-//! | `GET /.well-known/cxone-configuration?tenantId=` | the tenant's `area`, `cluster`, `api_endpoint`; `404` for another tenant, `400` without `tenantId` |
-//! | `GET /inContactAPI/services/v34.0/agents` | [`SAMPLE_AGENT_COUNT`] agents, paged (`skip`, `top`) and filtered (`isActive`, `searchString`); `204` if none is left |
-//! | `GET /inContactAPI/services/v34.0/server-time` | `{"ServerTime": ...}` |
+//! | `GET /.well-known/openid-configuration` | OIDC discovery with the fields of NICE's document: `issuer`, `token_endpoint`, client auth methods (no `grant_types_supported`) |
+//! | `POST /auth/token` | the access key (`password`) grant, and `client_credentials` when [enabled](MockCxoneBuilder::grants); the client in HTTP Basic or in the form |
+//! | `GET /.well-known/cxone-configuration?tenantId=` | the tenant's `area`, `cluster`, `api_endpoint`; `404` for another tenant; without `tenantId`, `400`, or the area's document on an area host (`https://na1.…`) |
+//! | `GET /inContactAPI/services/vN.M/agents` | [`SAMPLE_AGENT_COUNT`] agents, paged (`skip`, `top`) and filtered (`isActive`, `searchString`); `204` if none is left |
+//! | `GET /inContactAPI/services/vN.M/server-time` | `{"ServerTime": ...}` |
 //!
-//! The API takes `v25.0` to `v34.0`, answers `429` while a [rate
-//! limit](MockCxone::rate_limit_next_api_calls) is queued, then `401` with no
-//! body to a missing, unknown, revoked or expired bearer token. Tokens are
-//! JWT-shaped with CXone's claims (`tenantId`, `icBUId`, `exp`, ...) and no
-//! real signature; they expire on tokio's clock, so paused-time tests control them.
+//! The API takes any version `vN.M` and its path in any case
+//! (`/incontactapi/...`), answers `429` while a [rate
+//! limit](MockCxone::rate_limit_next_api_calls) is queued (with or without
+//! `Retry-After`), then `401` with no body to a missing, unknown, revoked or
+//! expired bearer token, and, as CXone, `200` with the text `No known way to
+//! render data` to a request whose `Accept` does not admit JSON (none does
+//! not). Tokens are JWT-shaped with CXone's claims (`iss` the issuer,
+//! `tenantId`, `icBUId`, `icClusterId` `B32` of area `na1`, `exp`, ...) and
+//! no real signature; they expire on tokio's clock, so paused-time tests
+//! control them.
 //!
 //! The token endpoint checks, in this order, and answers an RFC 6749 §5.2
 //! error (`{"error", "error_description"}`) at the first failure:
@@ -23,12 +28,12 @@
 //! | --- | --- |
 //! | a body over 64 KiB | `413 invalid_request` |
 //! | not `application/x-www-form-urlencoded`, or a repeated parameter | `400 invalid_request` |
-//! | an `Authorization` header that is not RFC 6749 §2.3.1 Basic (id and secret each form-urlencoded, then base64) | `401 invalid_client`, `WWW-Authenticate: Basic` |
+//! | an `Authorization` header that is not Basic (`base64(id:secret)` as NICE documents, or RFC 6749 §2.3.1's variant with each form-urlencoded: both are accepted) | `401 invalid_client`, `WWW-Authenticate: Basic` |
 //! | Basic and a body `client_secret`, or a body `client_id` other than Basic's | `400 invalid_request` |
 //! | no client authentication, a wrong client id or secret | `401 invalid_client` (challenge if Basic was used) |
 //! | no `grant_type` | `400 invalid_request` |
-//! | a grant other than `password` and `client_credentials` | `400 unsupported_grant_type` |
-//! | a grant not enabled by [`MockCxoneBuilder::grants`] | `400 unauthorized_client` |
+//! | a grant other than `password`, or `client_credentials` unless enabled | `400 unsupported_grant_type` |
+//! | `password` not enabled by [`MockCxoneBuilder::grants`] | `400 unauthorized_client` |
 //! | `password` without `username` or `password` | `400 invalid_request` |
 //! | a wrong access key | `400 invalid_grant` |
 //! | a scope outside [`MockCxoneBuilder::scopes`] | `400 invalid_scope` |
@@ -68,7 +73,9 @@
 //!
 //! // The API takes the token until it expires or is revoked.
 //! let uri = format!("{}/inContactAPI/services/v34.0/agents?top=5", cxone.api_endpoint());
-//! let read = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
+//! let read = Request::get(uri)
+//!     .header(header::AUTHORIZATION, format!("Bearer {token}"))
+//!     .header(header::ACCEPT, "application/json");
 //! let response = cxone.router().oneshot(read.body(Body::empty())?).await?;
 //! assert_eq!(response.status(), StatusCode::OK);
 //! assert_eq!((cxone.stats().token_succeeded, cxone.stats().api_ok), (1, 1));
@@ -102,10 +109,10 @@ use crate::Error;
 /// The base URL of a mock called in memory; `.invalid` never resolves (RFC 2606).
 pub const IN_MEMORY_BASE_URL: &str = "https://cxone.mock.invalid";
 
-/// The client id accepted by default; its `@` must arrive encoded (RFC 6749 §2.3.1).
+/// The client id accepted by default.
 pub const CLIENT_ID: &str = "mock-app@cxone.mock.invalid";
 
-/// The client secret accepted by default; its `:`, space, `+`, `/`, `=` must arrive encoded.
+/// The client secret accepted by default; its `:`, space, `+`, `/`, `=` test both Basic encodings.
 pub const CLIENT_SECRET: &str = "mock:client secret+/=";
 
 /// The access key id (the password grant's `username`) accepted by default.
@@ -201,8 +208,8 @@ struct Runtime {
     expires_in: ExpiresIn,
     token_delay: Duration,
     token_faults: VecDeque<TokenFault>,
-    /// The next `.0` API calls answer 429 with `Retry-After: .1`.
-    api_rate_limit: (u64, Duration),
+    /// The next `.0` API calls answer 429, with `Retry-After: .1` if some.
+    api_rate_limit: (u64, Option<Duration>),
     /// Every token issued and not revoked, with its expiry on tokio's clock.
     issued: HashMap<String, Instant>,
     /// Makes every `jti` unique, even for tokens minted in the same instant.
@@ -232,10 +239,10 @@ impl MockCxone {
             access_key_id: ACCESS_KEY_ID.to_owned(),
             access_key_secret: SecretString::from(ACCESS_KEY_SECRET),
             scopes: None,
-            grants: vec![Grant::Password, Grant::ClientCredentials],
+            grants: vec![Grant::Password],
             tenant_id: TENANT_ID.to_owned(),
             business_unit_id: -4_601_237,
-            cluster_id: "M32".to_owned(),
+            cluster_id: "B32".to_owned(),
             area: "na1".to_owned(),
             api_endpoint: None,
             token_lifetime: Duration::from_secs(3600),
@@ -250,11 +257,8 @@ impl MockCxone {
             .route("/.well-known/openid-configuration", get(api::openid))
             .route("/.well-known/cxone-configuration", get(api::tenant))
             .route("/auth/token", post(token::token))
-            .route("/inContactAPI/services/{version}/agents", get(api::read))
-            .route(
-                "/inContactAPI/services/{version}/server-time",
-                get(api::read),
-            )
+            // CXone matches API paths without regard to case.
+            .fallback(api::read)
             .with_state(self.clone())
     }
 
@@ -335,9 +339,10 @@ impl MockCxone {
     }
 
     /// Answers the next `n` API calls `429` with `Retry-After` (seconds, rounded
-    /// up), whatever their token. Replaces a pending limit; `n = 0` clears it.
-    pub fn rate_limit_next_api_calls(&self, n: u64, retry_after: Duration) {
-        self.lock().api_rate_limit = (n, retry_after);
+    /// up), whatever their token; `None` sends no `Retry-After`, as CXone often
+    /// does. Replaces a pending limit; `n = 0` clears it.
+    pub fn rate_limit_next_api_calls(&self, n: u64, retry_after: impl Into<Option<Duration>>) {
+        self.lock().api_rate_limit = (n, retry_after.into());
     }
 
     /// Revokes `token`; returns whether it was an active token of this mock.
@@ -482,7 +487,9 @@ impl MockCxoneBuilder {
         self
     }
 
-    /// The grants enabled for the app. Defaults to both.
+    /// The grants enabled for the app. Defaults to [`Grant::Password`] alone,
+    /// as CXone: enable [`Grant::ClientCredentials`] to test the flow other
+    /// OAuth servers speak; without it, that grant gets `unsupported_grant_type`.
     pub fn grants(mut self, grants: impl IntoIterator<Item = Grant>) -> Self {
         self.grants = grants.into_iter().collect();
         self
@@ -500,7 +507,8 @@ impl MockCxoneBuilder {
         self
     }
 
-    /// The `icClusterId` claim and the tenant's `cluster`. Defaults to `M32`.
+    /// The `icClusterId` claim and the tenant's `cluster`. Defaults to `B32`,
+    /// a cluster of the default area `na1` (`M32` belongs to `ca1`).
     pub fn cluster_id(mut self, cluster: impl Into<String>) -> Self {
         self.cluster_id = cluster.into();
         self

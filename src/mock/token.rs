@@ -98,7 +98,14 @@ fn grant(cxone: &MockCxone, headers: &HeaderMap, form: &Form) -> Result<Response
     }
 
     let (id, secret, basic) = client(headers.get(AUTHORIZATION), form)?;
-    if id != config.client_id || secret != config.client_secret.expose_secret() {
+    let is_client = |id: &str, secret: &str| {
+        id == config.client_id && secret == config.client_secret.expose_secret()
+    };
+    // Basic as NICE documents it (RFC 7617), or as RFC 6749 §2.3.1 words it.
+    let form_decoded = || Some((form_decode(&id)?, form_decode(&secret)?));
+    let known = is_client(&id, &secret)
+        || basic && form_decoded().is_some_and(|(id, secret)| is_client(&id, &secret));
+    if !known {
         let description = "client authentication failed: unknown client or wrong secret";
         return Err(invalid_client(description, basic));
     }
@@ -111,6 +118,11 @@ fn grant(cxone: &MockCxone, headers: &HeaderMap, form: &Form) -> Result<Response
         let description = "this grant type is not supported";
         return Err(bad_request("unsupported_grant_type", description));
     };
+    if grant == Grant::ClientCredentials && !config.grants.contains(&grant) {
+        // CXone's issuers do not offer it (it is not in NICE's OpenAPI).
+        let description = "this grant type is not supported";
+        return Err(bad_request("unsupported_grant_type", description));
+    }
     if !config.grants.contains(&grant) {
         let description = format!("the {grant_type} grant is not enabled for this client");
         return Err(bad_request("unauthorized_client", &description));
@@ -157,36 +169,38 @@ fn client(auth: Option<&HeaderValue>, form: &Form) -> Result<(String, String, bo
         return Err(invalid_client(description, false));
     };
     let Some((id, secret)) = decode_basic(header) else {
-        let description =
-            "the Authorization header is not RFC 6749 HTTP Basic client authentication";
+        let description = "the Authorization header is not HTTP Basic client authentication";
         return Err(invalid_client(description, true));
     };
     if body_secret.is_some() {
         let description = "the client authenticated with both HTTP Basic and client_secret in the body; use one method";
         return Err(bad_request("invalid_request", description));
     }
-    if body_id.is_some_and(|body_id| body_id != id) {
+    let same_id = |body_id: &str| body_id == id || form_decode(&id).is_some_and(|id| id == body_id);
+    if body_id.is_some_and(|body_id| !same_id(body_id)) {
         let description = "client_id in the body differs from the HTTP Basic client id";
         return Err(bad_request("invalid_request", description));
     }
     Ok((id, secret, true))
 }
 
-/// Decodes an RFC 6749 §2.3.1 Basic header: base64 of the form-urlencoded id,
-/// `:`, the form-urlencoded secret (a raw `+` is a space). `None` for others.
+/// Decodes a Basic header: base64 of the id, `:`, the secret (RFC 7617; RFC
+/// 6749 §2.3.1 form-urlencodes each first, see [`form_decode`]). `None` for others.
 fn decode_basic(header: &HeaderValue) -> Option<(String, String)> {
     let (scheme, encoded) = header.to_str().ok()?.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    // The encoded id cannot hold a ':', so the first one separates.
+    // An id cannot hold a ':' either way, so the first one separates.
     let (id, secret) = decoded.split_once(':')?;
-    let form_decode = |value: &str| {
-        let spaced = value.replace('+', " ");
-        Some(percent_decode_str(&spaced).decode_utf8().ok()?.into_owned())
-    };
-    Some((form_decode(id)?, form_decode(secret)?))
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+/// Undoes form-urlencoding (a `+` is a space); `None` if not UTF-8 after.
+fn form_decode(value: &str) -> Option<String> {
+    let spaced = value.replace('+', " ");
+    Some(percent_decode_str(&spaced).decode_utf8().ok()?.into_owned())
 }
 
 /// The value of `name`; an empty value counts as absent (RFC 6749 §3.1).
@@ -233,7 +247,7 @@ fn invalid_client(description: &str, challenge: bool) -> Refusal {
 
 /// Mints an access token and the token response (without `scope`), with the
 /// claims of NICE's example and a `jti` unique within and across mocks. The
-/// access token's `iss` is not the discovery issuer: in NICE's example either.
+/// access token's `iss` is the issuer.
 pub(super) fn mint(config: &MockCxoneBuilder, runtime: &Runtime) -> (String, Value) {
     let base_url = &runtime.base_url;
     let lifetime = runtime.token_lifetime.as_secs();
@@ -245,7 +259,7 @@ pub(super) fn mint(config: &MockCxoneBuilder, runtime: &Runtime) -> (String, Val
     // The user behind the access key.
     let sub = "user:11eb0f4e-8d21-4a6f-b3e9-2c7d5a1f0e44";
     let access_claims = json!({
-        "iss": format!("{base_url}/auth"), "sub": sub, "aud": config.client_id,
+        "iss": base_url, "sub": sub, "aud": config.client_id,
         "tenantId": config.tenant_id, "tenant": "MockTenant",
         "icBUId": config.business_unit_id, "icClusterId": config.cluster_id,
         "role": { "legacyId": "Administrator", "secondaryRoles": [] },
@@ -294,7 +308,8 @@ impl RecordedTokenRequest {
         Some(String::from_utf8_lossy(self.authorization.as_ref()?.as_bytes()).into())
     }
 
-    /// The client id and secret of a valid RFC 6749 §2.3.1 Basic header.
+    /// The client id and secret of a Basic header, as sent: plain, as NICE
+    /// documents (RFC 7617), or each form-urlencoded (RFC 6749 §2.3.1).
     pub fn basic_credentials(&self) -> Option<(String, String)> {
         decode_basic(self.authorization.as_ref()?)
     }
@@ -378,16 +393,24 @@ mod tests {
             |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
         let credentials = format!("{}:{}", encode("id@x:y"), encode(secret));
         let encoded = format!("Basic {}", STANDARD.encode(credentials));
-        let decoded = decode_basic(&header(encoded.as_bytes())).unwrap();
-        assert_eq!(decoded, ("id@x:y".to_owned(), secret.to_owned()));
+        let (id, sent) = decode_basic(&header(encoded.as_bytes())).unwrap();
+        assert_eq!(form_decode(&id).as_deref(), Some("id@x:y"));
+        assert_eq!(form_decode(&sent).as_deref(), Some(secret));
+        // Plain, as NICE documents: the secret as it is, colons included.
+        let plain = format!("Basic {}", STANDARD.encode(format!("id@x:{secret}")));
+        let decoded = decode_basic(&header(plain.as_bytes())).unwrap();
+        assert_eq!(decoded, ("id@x".to_owned(), secret.to_owned()));
     }
 
     #[test]
-    fn a_raw_plus_is_a_space() {
-        // A client that forgot to form-urlencode sends "s+t" raw.
+    fn form_decoding_reads_a_plus_as_a_space() {
         let raw = format!("Basic {}", STANDARD.encode("id:s+t"));
         let (_, secret) = decode_basic(&header(raw.as_bytes())).unwrap();
-        assert_eq!(secret, "s t");
+        assert_eq!(
+            (secret.as_str(), form_decode(&secret).as_deref()),
+            ("s+t", Some("s t"))
+        );
+        assert_eq!(form_decode("%ff%fe"), None);
     }
 
     #[test]
@@ -400,7 +423,6 @@ mod tests {
     fn malformed_headers_are_refused_without_panicking() {
         let no_colon = format!("Basic {}", STANDARD.encode("idsecret"));
         let bad_utf8 = format!("Basic {}", STANDARD.encode([b'i', b':', 0xff, 0xfe]));
-        let bad_percent = format!("Basic {}", STANDARD.encode("id:%ff%fe"));
         for value in [
             b"Basic".as_slice(),
             b"Basic ",
@@ -408,7 +430,6 @@ mod tests {
             b"Basic !!!notbase64",
             no_colon.as_bytes(),
             bad_utf8.as_bytes(),
-            bad_percent.as_bytes(),
             b"Basic \xff\xfe",
         ] {
             assert!(decode_basic(&header(value)).is_none(), "{value:?}");

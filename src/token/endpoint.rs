@@ -17,6 +17,10 @@ const CXONE_ISSUER: &str = "https://cxone.niceincontact.com";
 /// The issuer of CXone's FedRAMP environment.
 const CXONE_GOV_ISSUER: &str = "https://cxone-gov.niceincontact.com";
 
+/// The issuers of CXone's sovereign clouds.
+const SOVEREIGN_AU_ISSUER: &str = "https://nicecxone-sov1.au";
+const SOVEREIGN_EU_ISSUER: &str = "https://nicecxone-sov1.eu";
+
 /// The path of the token endpoint under a CXone issuer.
 const CXONE_TOKEN_PATH: &str = "/auth/token";
 
@@ -25,7 +29,7 @@ const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
 
 /// A CXone environment, named by its issuer.
 ///
-/// There are no per-area token hosts: every tenant of an environment gets its
+/// The OIDC issuers are not per area: every tenant of an environment gets its
 /// tokens from the same issuer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -35,6 +39,10 @@ pub enum Environment {
     Cxone,
     /// CXone for US government (FedRAMP), `https://cxone-gov.niceincontact.com`.
     CxoneGov,
+    /// CXone's Australian sovereign cloud, `https://nicecxone-sov1.au`.
+    SovereignAu,
+    /// CXone's European Union sovereign cloud, `https://nicecxone-sov1.eu`.
+    SovereignEu,
 }
 
 impl Environment {
@@ -43,8 +51,10 @@ impl Environment {
         let issuer = match self {
             Self::Cxone => CXONE_ISSUER,
             Self::CxoneGov => CXONE_GOV_ISSUER,
+            Self::SovereignAu => SOVEREIGN_AU_ISSUER,
+            Self::SovereignEu => SOVEREIGN_EU_ISSUER,
         };
-        // Never panics: the tests below parse both constants.
+        // Never panics: the tests below parse every constant.
         Url::parse(issuer).expect("the CXone issuer URLs are valid")
     }
 
@@ -355,6 +365,14 @@ mod tests {
         assert_eq!(
             Environment::CxoneGov.issuer().as_str(),
             "https://cxone-gov.niceincontact.com/"
+        );
+        assert_eq!(
+            Environment::SovereignAu.token_url().as_str(),
+            "https://nicecxone-sov1.au/auth/token"
+        );
+        assert_eq!(
+            Environment::SovereignEu.issuer().as_str(),
+            "https://nicecxone-sov1.eu/"
         );
         let default = TokenEndpoint::default();
         assert_eq!(default.token_url(), Some(&Environment::Cxone.token_url()));

@@ -11,7 +11,7 @@ use url::form_urlencoded::Serializer;
 
 use crate::Error;
 use crate::token::endpoint::checked_url;
-use crate::token::{OAuthSource, TokenEndpoint};
+use crate::token::{Environment, OAuthSource, TokenEndpoint};
 
 /// A variable reader: `None` for an unset variable.
 type Lookup<'a> = &'a mut dyn FnMut(&str) -> Option<String>;
@@ -23,6 +23,9 @@ pub trait OAuthGrant: Clone + fmt::Debug + Send + Sync + 'static {
     const GRANT_TYPE: &'static str;
     /// The name users write for the source, for `Debug`.
     const NAME: &'static str;
+    /// Whether CXone's issuers offer this grant, which makes
+    /// [`Environment::Cxone`](crate::token::Environment::Cxone) its default endpoint.
+    const CXONE_DEFAULT: bool;
 
     /// Appends the grant's own fields to the token request's form.
     fn write_form(&self, form: &mut Serializer<'_, String>);
@@ -51,6 +54,7 @@ pub struct AccessKey {
 impl OAuthGrant for AccessKey {
     const GRANT_TYPE: &'static str = "password";
     const NAME: &'static str = "AccessKeyGrant";
+    const CXONE_DEFAULT: bool = true;
 
     fn write_form(&self, form: &mut Serializer<'_, String>) {
         form.append_pair("username", &self.id);
@@ -84,6 +88,7 @@ const RESERVED_PARAMS: [&str; 4] = ["grant_type", "scope", "client_id", "client_
 impl OAuthGrant for ClientCredentialsGrant {
     const GRANT_TYPE: &'static str = "client_credentials";
     const NAME: &'static str = "ClientCredentials";
+    const CXONE_DEFAULT: bool = false;
 
     fn write_form(&self, form: &mut Serializer<'_, String>) {
         form.extend_pairs(&self.params);
@@ -145,7 +150,8 @@ impl<G: OAuthGrant> OAuthSource<G> {
             (None, Some(issuer)) => {
                 TokenEndpoint::discover(checked_url("issuer URL (CXONE_ISSUER)", &issuer)?)?
             }
-            (None, None) => TokenEndpoint::default(),
+            (None, None) if G::CXONE_DEFAULT => TokenEndpoint::default(),
+            (None, None) => return Err(no_endpoint::<G>()),
         };
         let scopes = optional("CXONE_SCOPES").unwrap_or_default();
         let scopes = scopes.split(|c: char| c == ',' || c.is_whitespace());
@@ -175,7 +181,8 @@ impl OAuthSource<AccessKey> {
             id: checked("access key id", access_key_id.into())?,
             secret: checked("access key secret", access_key_secret.into())?.into(),
         };
-        Ok(Self::with_grant(client_id, client_secret.into(), grant))
+        let source = Self::with_grant(client_id, client_secret.into(), grant);
+        Ok(source.environment(Environment::Cxone))
     }
 
     /// The access key id (not secret; it names the key).
@@ -226,6 +233,17 @@ impl OAuthSource<ClientCredentialsGrant> {
         self.grant.params.push((name, value.into()));
         Ok(self)
     }
+}
+
+/// The error of a source without an endpoint: only grants CXone offers
+/// default to it.
+pub(super) fn no_endpoint<G: OAuthGrant>() -> Error {
+    Error::config(format!(
+        "{} needs a token URL or an issuer (CXONE_TOKEN_URL or CXONE_ISSUER): \
+         CXone's issuers do not offer the {} grant, so there is no default",
+        G::NAME,
+        G::GRANT_TYPE
+    ))
 }
 
 /// The checked value of the variable `name`, which must be set; `field`
@@ -316,18 +334,24 @@ mod tests {
         assert_eq!(source.access_key_id(), "KEYID");
         assert_eq!(
             source.token_endpoint(),
-            &TokenEndpoint::discover("https://cxone-gov.niceincontact.com").unwrap()
+            Some(&TokenEndpoint::discover("https://cxone-gov.niceincontact.com").unwrap())
         );
         assert_eq!(source.requested_scopes(), ["openid", "agents:read", "b"]);
 
         let default = AccessKeyGrant::from_lookup(vars(&ALL)).unwrap();
-        assert_eq!(default.token_endpoint(), &Environment::Cxone.into());
-        let blank = ClientCredentials::from_lookup(vars(&with(&[("CXONE_TOKEN_URL", "  ")])));
-        assert_eq!(blank.unwrap().token_endpoint(), &Environment::Cxone.into());
+        assert_eq!(default.token_endpoint(), Some(&Environment::Cxone.into()));
+        let blank = AccessKeyGrant::from_lookup(vars(&with(&[("CXONE_TOKEN_URL", "  ")])));
+        assert_eq!(
+            blank.unwrap().token_endpoint(),
+            Some(&Environment::Cxone.into())
+        );
 
         let local = with(&[("CXONE_TOKEN_URL", "http://127.0.0.1:9/t")]);
         let local = ClientCredentials::from_lookup(vars(&local)).unwrap();
-        let url = local.token_endpoint().token_url().map(|u| u.as_str());
+        let url = local
+            .token_endpoint()
+            .and_then(|e| e.token_url())
+            .map(|u| u.as_str());
         assert_eq!(url, Some("http://127.0.0.1:9/t"));
     }
 
@@ -392,6 +416,25 @@ mod tests {
         let key = source.shared_key().unwrap();
         let other = AccessKeyGrant::new("app", "app-secret", "KEYID2", KEY_SECRET).unwrap();
         assert_ne!(Some(key), other.shared_key());
+    }
+
+    /// Issue 12, item 3: CXone's issuers do not offer `client_credentials`.
+    #[test]
+    fn client_credentials_has_no_cxone_default() {
+        let err = ClientCredentials::from_lookup(vars(&ALL[..2])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let text = err.to_string();
+        assert!(text.contains("needs a token URL or an issuer"), "{text}");
+        assert!(
+            text.contains("do not offer the client_credentials grant"),
+            "{text}"
+        );
+        let blank = ClientCredentials::from_lookup(vars(&with(&[("CXONE_ISSUER", " ")])));
+        assert_eq!(blank.unwrap_err().kind(), ErrorKind::Config);
+        assert_eq!(
+            ClientCredentials::new("id", "s").unwrap().token_endpoint(),
+            None
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tracing::field::Empty;
 use url::{Url, form_urlencoded};
 
 use crate::token::endpoint::discover_token_endpoint;
-use crate::token::grant::{AccessKey, ClientCredentialsGrant, OAuthGrant};
+use crate::token::grant::{AccessKey, ClientCredentialsGrant, OAuthGrant, no_endpoint};
 use crate::token::response::token_from_response;
 use crate::token::transport::HttpClient;
 use crate::token::{Environment, HttpTransport, TenantConfig, TenantDiscovery, TokenEndpoint};
@@ -37,14 +37,16 @@ pub type ClientCredentials = OAuthSource<ClientCredentialsGrant>;
 /// A [`TokenSource`] speaking OAuth 2.0 to a token endpoint, for one grant;
 /// you name it [`AccessKeyGrant`] or [`ClientCredentials`].
 ///
-/// Defaults: [`Environment::Cxone`], [`ClientAuth::Basic`], no scopes, a 10 s
+/// Defaults: [`Environment::Cxone`] ([`AccessKeyGrant`] only: CXone's issuers
+/// do not offer the client credentials grant, so a [`ClientCredentials`]
+/// needs a token URL or an issuer), [`ClientAuth::Basic`], no scopes, a 10 s
 /// timeout, a `reqwest` client built on first use. Clones share the
 /// discovered token URL and that client. `Debug` shows no secret. The access
 /// key grant's request, as CXone documents it:
 ///
 /// ```text
 /// POST /auth/token
-/// Authorization: Basic base64(urlencode(client_id):urlencode(client_secret))
+/// Authorization: Basic base64(client_id:client_secret)
 /// Content-Type: application/x-www-form-urlencoded
 ///
 /// grant_type=password&username=<access key id>&password=<access key secret>
@@ -85,7 +87,8 @@ pub type ClientCredentials = OAuthSource<ClientCredentialsGrant>;
 /// | `CXONE_SCOPES` | scopes, separated by spaces or commas (optional) |
 ///
 /// Without `CXONE_TOKEN_URL` and `CXONE_ISSUER` the endpoint is
-/// [`Environment::Cxone`]. An optional variable set to blanks counts as
+/// [`Environment::Cxone`] for [`AccessKeyGrant`], and a
+/// [`Config`](crate::ErrorKind::Config) error for [`ClientCredentials`]. An optional variable set to blanks counts as
 /// unset. Ids and secrets are checked when a source is built: an empty or
 /// padded one (a trailing newline) is an error naming the field, never its
 /// value.
@@ -104,7 +107,8 @@ pub type ClientCredentials = OAuthSource<ClientCredentialsGrant>;
 #[derive(Clone)]
 pub struct OAuthSource<G> {
     pub(super) grant: G,
-    endpoint: TokenEndpoint,
+    /// `None` until set, for a grant CXone does not offer.
+    endpoint: Option<TokenEndpoint>,
     /// The token URL OIDC discovery found: discovered on the first fetch,
     /// kept after. Fetches already run one at a time under the token cache,
     /// so a plain memo is enough.
@@ -121,12 +125,16 @@ pub struct OAuthSource<G> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum ClientAuth {
-    /// HTTP Basic (`client_secret_basic`, the default): the id and secret are
-    /// each form-urlencoded, joined by `:` and base64-encoded, as RFC 6749
-    /// §2.3.1 requires (many clients skip the urlencoding and break on
-    /// secrets with `+`, `/` or `=`).
+    /// HTTP Basic (`client_secret_basic`, the default) as NICE documents it
+    /// and CXone's integrators send it: `base64(client_id:client_secret)`
+    /// (RFC 7617).
     #[default]
     Basic,
+    /// HTTP Basic as RFC 6749 §2.3.1 words it: the id and secret are each
+    /// form-urlencoded first. The same bytes as [`Basic`](Self::Basic) for
+    /// ids and secrets of letters, digits, `-`, `.`, `_` and `*` (CXone's
+    /// UUIDs and hex secrets), not for others; for OAuth servers that decode it.
+    BasicFormEncoded,
     /// Form body (`client_secret_post`): `client_id` and `client_secret` are
     /// sent as form fields.
     Body,
@@ -137,7 +145,7 @@ impl<G> OAuthSource<G> {
     pub(super) fn with_grant(client_id: String, client_secret: SecretString, grant: G) -> Self {
         Self {
             grant,
-            endpoint: TokenEndpoint::default(),
+            endpoint: None,
             discovered: Arc::default(),
             client_id,
             client_secret,
@@ -155,7 +163,7 @@ impl<G> OAuthSource<G> {
 
     /// Asks `endpoint`.
     pub fn endpoint(mut self, endpoint: TokenEndpoint) -> Self {
-        self.endpoint = endpoint;
+        self.endpoint = Some(endpoint);
         self.discovered = Arc::default();
         self
     }
@@ -244,9 +252,10 @@ impl<G> OAuthSource<G> {
         self
     }
 
-    /// Where this source asks for tokens.
-    pub fn token_endpoint(&self) -> &TokenEndpoint {
-        &self.endpoint
+    /// Where this source asks for tokens; `None` for a [`ClientCredentials`]
+    /// not yet given a token URL or an issuer.
+    pub fn token_endpoint(&self) -> Option<&TokenEndpoint> {
+        self.endpoint.as_ref()
     }
 
     /// The scopes this source asks for.
@@ -262,7 +271,10 @@ impl<G> OAuthSource<G> {
     ///
     /// As [`TenantDiscovery::discover`].
     pub async fn discover_tenant(&self, token: &AccessToken) -> Result<TenantConfig, Error> {
-        TenantDiscovery::with_client(self.endpoint.base_url().clone(), self.http.clone())
+        let endpoint = self.endpoint.as_ref().ok_or_else(|| {
+            Error::config("the source has no token URL or issuer to discover the tenant under")
+        })?;
+        TenantDiscovery::with_client(endpoint.base_url().clone(), self.http.clone())
             .discover(token)
             .await
     }
@@ -274,12 +286,11 @@ impl<G: OAuthGrant> TokenSource for OAuthSource<G> {
         let span = {
             // The token URL's host; before the first discovery, the issuer's.
             let discovered = self.discovered.load();
-            let host = self
-                .endpoint
-                .token_url()
-                .or(discovered.as_deref())
-                .unwrap_or_else(|| self.endpoint.base_url())
-                .host_str();
+            let host = self.endpoint.as_ref().and_then(|endpoint| {
+                (endpoint.token_url().or(discovered.as_deref()))
+                    .unwrap_or_else(|| endpoint.base_url())
+                    .host_str()
+            });
             tracing::info_span!(
                 "cxone_auth.fetch_token",
                 grant = G::GRANT_TYPE,
@@ -329,7 +340,13 @@ impl<G: OAuthGrant> TokenSource for OAuthSource<G> {
             hasher.update(text.as_bytes());
         };
         part("cxone-auth/shared-key/v1");
-        part(&self.endpoint.identity());
+        part(
+            &self
+                .endpoint
+                .as_ref()
+                .map(TokenEndpoint::identity)
+                .unwrap_or_default(),
+        );
         part(G::GRANT_TYPE);
         part(&self.client_id);
         part(subject.unwrap_or(""));
@@ -355,14 +372,14 @@ impl<G: OAuthGrant> OAuthSource<G> {
 
     /// The configured token URL, or the discovered one.
     async fn resolved_token_url(&self) -> Result<Url, Error> {
-        if let Some(url) = self.endpoint.token_url() {
+        let endpoint = self.endpoint.as_ref().ok_or_else(no_endpoint::<G>)?;
+        if let Some(url) = endpoint.token_url() {
             return Ok(url.clone());
         }
         if let Some(url) = self.discovered.load_full() {
             return Ok((*url).clone());
         }
-        let issuer = self
-            .endpoint
+        let issuer = endpoint
             .issuer()
             .ok_or_else(|| Error::config("the token endpoint has no token URL and no issuer"))?;
         // A failure keeps nothing, so the next fetch discovers again.
@@ -388,9 +405,10 @@ impl<G: OAuthGrant> OAuthSource<G> {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .header(CACHE_CONTROL, "no-store");
-        if self.client_auth == ClientAuth::Basic {
-            let basic = basic_header(&self.client_id, self.client_secret.expose_secret());
-            request = request.header(AUTHORIZATION, basic);
+        if self.client_auth != ClientAuth::Body {
+            let secret = self.client_secret.expose_secret();
+            let credentials = self.basic_credentials(self.client_auth, secret);
+            request = request.header(AUTHORIZATION, basic_header(&credentials));
         }
         request.body(Bytes::from(form.finish())).map_err(|err| {
             Error::config("the token URL is not a valid request URI").with_source(err)
@@ -418,8 +436,10 @@ impl<G: OAuthGrant> OAuthSource<G> {
     fn secret_forms(&self) -> Vec<String> {
         let client_secret = self.client_secret.expose_secret();
         let secrets = [Some(client_secret), self.grant.secret()];
-        let mut forms =
-            vec![STANDARD_NO_PAD.encode(basic_credentials(&self.client_id, client_secret))];
+        // Both Basic encodings: a server may echo either.
+        let mut forms: Vec<String> = [ClientAuth::Basic, ClientAuth::BasicFormEncoded]
+            .map(|auth| STANDARD_NO_PAD.encode(self.basic_credentials(auth, client_secret)))
+            .into();
         for secret in secrets.into_iter().flatten() {
             forms.push(secret.to_owned());
             forms.push(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
@@ -428,22 +448,25 @@ impl<G: OAuthGrant> OAuthSource<G> {
         }
         forms
     }
+
+    /// `id:secret`, what HTTP Basic sends in base64; each form-urlencoded
+    /// first for [`ClientAuth::BasicFormEncoded`].
+    fn basic_credentials(&self, auth: ClientAuth, client_secret: &str) -> String {
+        if auth != ClientAuth::BasicFormEncoded {
+            return format!("{}:{client_secret}", self.client_id);
+        }
+        let encode =
+            |value: &str| form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
+        format!("{}:{}", encode(&self.client_id), encode(client_secret))
+    }
 }
 
-/// `urlencode(id):urlencode(secret)`, what HTTP Basic sends in base64.
-fn basic_credentials(client_id: &str, client_secret: &str) -> String {
-    let encode =
-        |value: &str| form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
-    format!("{}:{}", encode(client_id), encode(client_secret))
-}
-
-/// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
+/// `Basic base64(credentials)`, marked sensitive.
 ///
 /// # Panics
 ///
 /// Never: `Basic ` and base64 output are visible ASCII, always a valid header.
-fn basic_header(client_id: &str, client_secret: &str) -> HeaderValue {
-    let credentials = basic_credentials(client_id, client_secret);
+fn basic_header(credentials: &str) -> HeaderValue {
     let encoded = format!("Basic {}", STANDARD.encode(credentials));
     let mut header = HeaderValue::try_from(encoded).expect("base64 is a valid header value");
     header.set_sensitive(true);
@@ -498,17 +521,38 @@ mod tests {
         assert!(request.headers().get(AUTHORIZATION).is_none());
     }
 
+    /// Issue 12, item 4: plain `base64(id:secret)` by default, as NICE documents.
     #[test]
-    fn rfc6749_basic_encoding() {
-        // RFC 6749 §2.3.1: client_id "s6BhdRkqt3", secret "7Fjfp0ZBr1KtDRbnfVdmIw".
-        let header = basic_header("s6BhdRkqt3", "7Fjfp0ZBr1KtDRbnfVdmIw");
-        assert_eq!(header, "Basic czZCaGRSa3F0Mzo3RmpmcDBaQnIxS3REUmJuZlZkbUl3");
-        assert!(header.is_sensitive());
+    fn basic_encodings() {
+        let basic_of = |id: &str, secret: &str, auth| {
+            let source = ClientCredentials::new(id, secret)
+                .unwrap()
+                .client_auth(auth);
+            let url = Url::parse("https://auth.example.com/t").unwrap();
+            let header = source.request(&url).unwrap().headers()[AUTHORIZATION].clone();
+            assert!(header.is_sensitive());
+            let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
+            String::from_utf8(STANDARD.decode(encoded).unwrap()).unwrap()
+        };
+        // RFC 6749 §2.3.1's example: the same bytes either way.
+        for auth in [ClientAuth::Basic, ClientAuth::BasicFormEncoded] {
+            let id = "s6BhdRkqt3";
+            assert_eq!(
+                basic_of(id, "7Fjfp0ZBr1KtDRbnfVdmIw", auth),
+                "s6BhdRkqt3:7Fjfp0ZBr1KtDRbnfVdmIw"
+            );
+        }
+        // NICE's legacy `App@Vendor` ids differ.
+        let id = "inContact Evolve@inContact.com";
+        assert_eq!(
+            basic_of(id, "a+b/=", ClientAuth::Basic),
+            "inContact Evolve@inContact.com:a+b/="
+        );
         // RFC 6749 Appendix B: " %&+£€" encodes as "+%25%26%2B%C2%A3%E2%82%AC".
-        let header = basic_header("app:1", " %&+£€");
-        let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
-        let decoded = String::from_utf8(STANDARD.decode(encoded).unwrap()).unwrap();
-        assert_eq!(decoded, "app%3A1:+%25%26%2B%C2%A3%E2%82%AC");
+        assert_eq!(
+            basic_of("app@1", "x %&+£€", ClientAuth::BasicFormEncoded),
+            "app%401:x+%25%26%2B%C2%A3%E2%82%AC"
+        );
     }
 
     #[test]

@@ -277,7 +277,10 @@ impl HttpClient {
 
 #[cfg(feature = "reqwest")]
 fn default_transport(connect_timeout: Duration) -> Result<Arc<dyn HttpTransport>, Error> {
+    // One request per token gains nothing from HTTP/2, and an integrator
+    // reports CXone's `/auth/token` failing over it.
     let client = reqwest::Client::builder()
+        .http1_only()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .no_proxy()

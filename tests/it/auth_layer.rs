@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use cxone_auth::token::{StaticToken, from_fn};
 use cxone_auth::{AccessToken, CxoneAuthLayer, Error, ErrorKind, TokenCache};
-use http::header::AUTHORIZATION;
-use http::{Request, Response, StatusCode};
+use http::header::{ACCEPT, AUTHORIZATION};
+use http::{HeaderValue, Request, Response, StatusCode};
 use tower::buffer::Buffer;
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt as _};
+use tower::{BoxError, Layer as _, Service, ServiceBuilder, ServiceExt as _};
 
 const API: &str = "https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents";
 
@@ -669,5 +669,69 @@ async fn a_partner_answering_401_costs_cxone_traffic_nothing() {
         fetches.load(Ordering::SeqCst),
         3,
         "the gateway's first 401 invalidated the token"
+    );
+}
+
+/// Issue 12, item 7: CXone's REST API needs `Accept: application/json`; the
+/// layer adds it where none is set, never changes one, and can be told not to.
+#[tokio::test(start_paused = true)]
+async fn requests_without_accept_get_json() {
+    let accept_of = |layer: CxoneAuthLayer, accept: Option<&'static str>| async move {
+        let service = tower::service_fn(|request: Request<()>| async move {
+            let accept = request
+                .headers()
+                .get(ACCEPT)
+                .map(|v| v.to_str().unwrap().to_owned());
+            Ok::<_, Infallible>(Response::new(accept))
+        });
+        let mut request = get(API);
+        if let Some(accept) = accept {
+            request
+                .headers_mut()
+                .insert(ACCEPT, HeaderValue::from_static(accept));
+        }
+        let response = layer.layer(service).oneshot(request).await.unwrap();
+        response.into_body()
+    };
+    let tokens = TokenCache::new(StaticToken::new("t"));
+    let layer = CxoneAuthLayer::new(tokens);
+    let json = Some("application/json".to_owned());
+    assert_eq!(accept_of(layer.clone(), None).await, json);
+    // Twice: once while the token loads, once with it cached.
+    assert_eq!(accept_of(layer.clone(), None).await, json);
+    let own = accept_of(layer.clone(), Some("text/csv")).await;
+    assert_eq!(own.as_deref(), Some("text/csv"));
+    assert_eq!(accept_of(layer.accept_json(false), None).await, None);
+}
+
+/// The same end to end: a bare request through the layer gets JSON from the
+/// mock, which answers CXone's text without it.
+#[tokio::test(start_paused = true)]
+async fn the_mock_api_answers_json_through_the_layer() {
+    use cxone_auth::mock::MockCxone;
+    use http_body_util::BodyExt as _;
+
+    let mock = MockCxone::new();
+    let tokens = TokenCache::new(StaticToken::new(mock.issue_token()));
+    let uri = format!(
+        "{}/inContactAPI/services/v34.0/server-time",
+        mock.api_endpoint()
+    );
+    let read = |layer: CxoneAuthLayer| {
+        let request = Request::get(&uri).body(axum::body::Body::empty()).unwrap();
+        let call = layer
+            .allow_host("*.mock.invalid")
+            .layer(mock.router())
+            .oneshot(request);
+        async move {
+            let body = call.await.unwrap().into_body().collect().await.unwrap();
+            String::from_utf8(body.to_bytes().to_vec()).unwrap()
+        }
+    };
+    let layer = CxoneAuthLayer::new(tokens);
+    assert!(read(layer.clone()).await.starts_with(r#"{"ServerTime":""#));
+    assert_eq!(
+        read(layer.accept_json(false)).await,
+        "No known way to render data"
     );
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::support::{Captured, basic_authorization, form_encode};
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use bytes::Bytes;
 use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
@@ -221,6 +221,8 @@ async fn secrets_a_token_endpoint_echoes_are_redacted() {
         form_encode(ACCESS_KEY_SECRET),
         STANDARD.encode(ACCESS_KEY_SECRET),
         basic_base64.to_owned(),
+        // Plain, as NICE documents and the crate sends by default.
+        STANDARD_NO_PAD.encode(format!("{CLIENT_ID}:{secret}")),
     ];
     // Cut at 256 characters after "you sent " and the first 8 of the secret.
     let cut = format!("{}{secret}", "x".repeat(256 - 9 - 8));

@@ -177,6 +177,31 @@ async fn a_429_is_waited_out_and_cools_down_every_clone() {
     assert_eq!(stats.token_requests, 0);
 }
 
+/// Issue 12, item 10: CXone does not reliably send `Retry-After` on 429;
+/// the retry layer then waits its own jittered backoff (500 ms, then 1 s at
+/// most, by default) and gets through.
+#[tokio::test(start_paused = true)]
+async fn a_429_without_retry_after_is_backed_off_on_the_layers_schedule() {
+    let mock = MockCxone::new();
+    let tokens = tokens(&mock);
+    let client = client(&mock, &tokens);
+    client.clone().oneshot(get(AGENTS)).await.unwrap();
+    mock.reset_stats();
+    mock.rate_limit_next_api_calls(2, None);
+
+    let start = Instant::now();
+    let response = client.oneshot(get(AGENTS)).await.unwrap();
+    let waited = start.elapsed();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(waited > Duration::ZERO, "it backed off");
+    assert!(waited <= Duration::from_millis(1_500), "{waited:?}");
+    let stats = mock.stats();
+    assert_eq!(
+        (stats.api_rate_limited, stats.api_ok, stats.api_calls),
+        (2, 1, 3)
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn token_errors_reach_the_caller_typed_through_the_stack() {
     let mock = MockCxone::new();

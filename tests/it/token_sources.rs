@@ -33,8 +33,13 @@ use tower::ServiceExt as _;
 // Expected wire formats, written out by hand (RFC 6749 §2.3.1 and Appendix B)
 // rather than computed with the code under test.
 
-/// `Basic base64("mock-app%40cxone.mock.invalid:mock%3Aclient+secret%2B%2F%3D")`.
+/// `Basic base64("mock-app@cxone.mock.invalid:mock:client secret+/=")`, plain
+/// as NICE documents it.
 const EXPECTED_BASIC: &str =
+    "Basic bW9jay1hcHBAY3hvbmUubW9jay5pbnZhbGlkOm1vY2s6Y2xpZW50IHNlY3JldCsvPQ==";
+/// `Basic base64("mock-app%40cxone.mock.invalid:mock%3Aclient+secret%2B%2F%3D")`,
+/// RFC 6749 §2.3.1's variant.
+const EXPECTED_FORM_ENCODED_BASIC: &str =
     "Basic bW9jay1hcHAlNDBjeG9uZS5tb2NrLmludmFsaWQ6bW9jayUzQWNsaWVudCtzZWNyZXQlMkIlMkYlM0Q=";
 
 /// The access key grant's form: the key id and secret, url-encoded.
@@ -71,6 +76,13 @@ fn access_key(mock: &MockCxone) -> AccessKeyGrant {
         .token_url(mock.token_url())
         .unwrap()
         .transport(in_memory(mock))
+}
+
+/// A mock that offers `client_credentials`, which CXone does not.
+fn offering_client_credentials() -> MockCxone {
+    MockCxone::builder()
+        .grants([Grant::Password, Grant::ClientCredentials])
+        .build()
 }
 
 fn client_credentials(mock: &MockCxone) -> ClientCredentials {
@@ -118,13 +130,14 @@ fn jwt(claims: &str) -> String {
 }
 
 /// Text that must never appear in a message, a `Debug` or a log line.
-const SECRETS: [&str; 6] = [
+const SECRETS: [&str; 7] = [
     CLIENT_SECRET,
     ACCESS_KEY_SECRET,
     // The url-encoded forms of the two secrets, and the Basic credentials.
     "mock%3Aclient+secret",
     "mOck%2BSecret",
     "bW9jay1hcHAlNDBjeG9uZS5tb2NrLmludmFsaWQ6bW9jayUzQWNsaWVudCtzZWNyZXQlMkIlMkYlM0Q",
+    "bW9jay1hcHBAY3hvbmUubW9jay5pbnZhbGlkOm1vY2s6Y2xpZW50IHNlY3JldCsvPQ",
     "tok-SECRET",
 ];
 
@@ -184,6 +197,42 @@ async fn access_key_grant_with_basic_auth() {
     assert!(mock.is_token_active(token.secret()));
 }
 
+/// Issue 12, item 4: RFC 6749 §2.3.1's encoding stays available, and the
+/// mock, like the crate, takes both.
+#[tokio::test(start_paused = true)]
+async fn access_key_grant_with_form_encoded_basic_auth() {
+    let mock = MockCxone::new();
+    let source = access_key(&mock).client_auth(ClientAuth::BasicFormEncoded);
+    source.fetch().await.unwrap();
+    let request = &mock.token_requests()[0];
+    let sent = request.authorization();
+    assert_eq!(sent.as_deref(), Some(EXPECTED_FORM_ENCODED_BASIC));
+    assert_ne!(EXPECTED_FORM_ENCODED_BASIC, EXPECTED_BASIC);
+    assert_eq!(mock.stats().token_succeeded, 1);
+}
+
+/// Issue 12, item 3: no CXone default for a grant CXone does not offer.
+#[tokio::test(start_paused = true)]
+async fn client_credentials_needs_a_token_url_or_an_issuer() {
+    let mock = offering_client_credentials();
+    let source = ClientCredentials::new(CLIENT_ID, CLIENT_SECRET)
+        .unwrap()
+        .transport(in_memory(&mock));
+    assert_eq!(source.token_endpoint(), None);
+    let err = fetch_err(&source).await;
+    assert_error(&err, ErrorKind::Config);
+    assert!(
+        err.to_string().contains("needs a token URL or an issuer"),
+        "{err}"
+    );
+    assert_eq!(mock.stats().token_requests, 0);
+    let err = source
+        .discover_tenant(&StaticToken::new("t").fetch().await.unwrap())
+        .await;
+    assert_eq!(err.unwrap_err().kind(), ErrorKind::Config);
+    source.issuer(mock.issuer()).unwrap().fetch().await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn access_key_grant_with_body_auth() {
     let mock = MockCxone::new();
@@ -201,6 +250,7 @@ async fn access_key_grant_with_body_auth() {
 #[tokio::test(start_paused = true)]
 async fn client_credentials_with_basic_auth_and_scopes() {
     let mock = MockCxone::builder()
+        .grants([Grant::ClientCredentials])
         .scopes(["openid", "agents:read", "admin"])
         .build();
     let source = client_credentials(&mock).scopes(["openid agents:read", "openid"]);
@@ -217,7 +267,7 @@ async fn client_credentials_with_basic_auth_and_scopes() {
 
 #[tokio::test(start_paused = true)]
 async fn client_credentials_with_body_auth_and_extra_params() {
-    let mock = MockCxone::new();
+    let mock = offering_client_credentials();
     let source = client_credentials(&mock)
         .client_auth(ClientAuth::Body)
         .param("audience", "https://api example/")
@@ -304,7 +354,7 @@ async fn discovers_the_token_endpoint_once() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_discovery_is_transient_and_not_remembered() {
-    let mock = MockCxone::new();
+    let mock = offering_client_credentials();
     let router = mock.router();
     let discoveries = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&discoveries);
@@ -380,7 +430,7 @@ async fn discovers_the_tenant_of_a_token() {
     );
     // The mock's default area and cluster.
     assert_eq!(tenant.area(), Some("na1"));
-    assert_eq!(tenant.cluster(), Some("M32"));
+    assert_eq!(tenant.cluster(), Some("B32"));
     assert_eq!(tenant.tenant_id(), Some(TENANT_ID));
     assert!(!tenant.is_private());
 
@@ -515,7 +565,7 @@ fn token_urls_must_be_https_except_loopback() {
     }
     assert_eq!(
         source().environment(Environment::CxoneGov).token_endpoint(),
-        &TokenEndpoint::url("https://cxone-gov.niceincontact.com/auth/token").unwrap()
+        Some(&TokenEndpoint::url("https://cxone-gov.niceincontact.com/auth/token").unwrap())
     );
 }
 
@@ -788,8 +838,17 @@ async fn the_mock_refusals_are_classified() {
     assert_error(&err, ErrorKind::GrantRejected);
     assert_eq!(err.oauth_code().unwrap().as_str(), "invalid_grant");
 
+    // CXone's issuers do not offer `client_credentials`.
     let err = fetch_err(&client_credentials(&mock)).await;
     assert_error(&err, ErrorKind::GrantRejected);
+    assert_eq!(
+        err.oauth_code(),
+        Some(&OAuthErrorCode::UnsupportedGrantType)
+    );
+    let only_client_credentials = MockCxone::builder()
+        .grants([Grant::ClientCredentials])
+        .build();
+    let err = fetch_err(&access_key(&only_client_credentials)).await;
     assert_eq!(err.oauth_code(), Some(&OAuthErrorCode::UnauthorizedClient));
 
     let err = fetch_err(&access_key(&mock).scopes(["openid", "admin"])).await;
