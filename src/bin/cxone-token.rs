@@ -47,7 +47,8 @@ EXIT CODES:
     3   configuration: a CXONE_* variable is missing or unusable
     4   the client id or secret was refused (invalid_client)
     5   the access key or the grant was refused (invalid_grant, unauthorized_client)
-    6   a requested scope was refused (invalid_scope)
+    6   a requested scope was refused (invalid_scope), or 403: the role of the
+        key's user lacks a permission
     7   rate limited: wait and try again
     8   CXone could not be reached, timed out or failed (5xx): try again later
     9   the answer was not a token response: check CXONE_TOKEN_URL / CXONE_ISSUER
@@ -102,8 +103,14 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
 }
 
 /// The exit code for a failure, by what the user has to fix, and the fix.
-fn exit_code(kind: ErrorKind, client_credentials: bool) -> (u8, &'static str) {
-    match kind {
+fn exit_code(err: &Error, client_credentials: bool) -> (u8, &'static str) {
+    if err.status() == Some(http::StatusCode::FORBIDDEN) && err.oauth_code().is_none() {
+        return (
+            6,
+            "give the role of the CXone user who owns the access key the permission (not a scope)",
+        );
+    }
+    match err.kind() {
         ErrorKind::Config => (
             3,
             "set the CXONE_* variables (see --help); values must not be empty or padded with spaces",
@@ -122,7 +129,7 @@ fn exit_code(kind: ErrorKind, client_credentials: bool) -> (u8, &'static str) {
         ),
         ErrorKind::InvalidScope => (
             6,
-            "check CXONE_SCOPES against the scopes the app may ask for",
+            "unset CXONE_SCOPES or ask only for openid: a CXone token's rights come from the key owner's role",
         ),
         ErrorKind::RateLimited => (7, "wait (see `retry after` above) and try again"),
         ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Transport => (
@@ -247,7 +254,7 @@ async fn main() -> ExitCode {
     let Err(err) = shown else {
         return ExitCode::SUCCESS;
     };
-    let (code, fix) = exit_code(err.kind(), options.client_credentials);
+    let (code, fix) = exit_code(&err, options.client_credentials);
     eprintln!("error: {}", escaped(&err));
     if !fix.is_empty() {
         eprintln!("fix: {fix}");
