@@ -1,7 +1,7 @@
 //! Access tokens and the sources that fetch them: [`AccessToken`], the
 //! [`TokenSource`] trait (implement it, or use [`StaticToken`] or
-//! [`from_fn`]), the OAuth sources [`AccessKeyGrant`] and
-//! [`ClientCredentials`], and [`TenantDiscovery`].
+//! [`from_fn`]), the OAuth sources [`AccessKeyGrant`], [`AccessKeyOnly`] (the
+//! access key alone) and [`ClientCredentials`], and [`TenantDiscovery`].
 //!
 //! ```
 //! use cxone_auth::token::{AccessToken, TokenSource, from_fn};

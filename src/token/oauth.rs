@@ -99,11 +99,12 @@ pub type ClientCredentials = OAuthSource<ClientCredentialsGrant>;
 ///
 /// | Variable | Meaning |
 /// |---|---|
-/// | `CXONE_CLIENT_ID`, `CXONE_CLIENT_SECRET` | the app's credentials (required) |
-/// | `CXONE_ACCESS_KEY_ID`, `CXONE_ACCESS_KEY_SECRET` | the access key ([`AccessKeyGrant`] only, required) |
+/// | `CXONE_CLIENT_ID`, `CXONE_CLIENT_SECRET` | the app's credentials (required; not read by [`AccessKeyOnly`]) |
+/// | `CXONE_ACCESS_KEY_ID`, `CXONE_ACCESS_KEY_SECRET` | the access key ([`AccessKeyGrant`], [`AccessKeyOnly`]; required) |
 /// | `CXONE_TOKEN_URL` | a fixed token URL (optional) |
 /// | `CXONE_ISSUER` | an issuer to discover the token URL from (optional; not with `CXONE_TOKEN_URL`) |
 /// | `CXONE_SCOPES` | scopes, separated by spaces or commas (optional) |
+/// | `CXONE_AREA` | [`AccessKeyOnly`] only, instead of `CXONE_TOKEN_URL`: na1 (default), na2, au1, eu1, uk1, ca1 or jp1 |
 ///
 /// Without `CXONE_TOKEN_URL` and `CXONE_ISSUER` the endpoint is
 /// [`Environment::Cxone`]. An optional variable set to blanks counts as
