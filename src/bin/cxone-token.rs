@@ -29,8 +29,9 @@ USAGE:
 OPTIONS:
     --grant <GRANT>   access-key (default: CXone's back-end flow, the password
                       grant with an access key), access-key-only (the access
-                      key alone, no app: the default when CXONE_CLIENT_ID is
-                      unset and the access key is set) or client-credentials
+                      key alone, no app: without --mock, the default when
+                      CXONE_CLIENT_ID is unset and the access key is set) or
+                      client-credentials
     --mock            ask an in-process mock CXone instead; CXONE_* variables
                       that are set still override its default credentials
     --print-token     also print the token itself (it is a password: keep it

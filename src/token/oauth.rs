@@ -24,7 +24,7 @@ use crate::token::grant::{AccessKey, AccessKeyJson, ClientCredentialsGrant, OAut
 use crate::token::response::token_from_response;
 use crate::token::transport::HttpClient;
 use crate::token::{Environment, HttpTransport, TenantConfig, TenantDiscovery, TokenEndpoint};
-use crate::{AccessToken, Error, OAuthErrorCode, TokenSource};
+use crate::{AccessToken, Error, ErrorKind, TokenSource};
 
 /// CXone's back-end flow: the OAuth 2.0 password grant with an access key.
 /// Built with `AccessKeyGrant::new(..)` or `AccessKeyGrant::from_env()`.
@@ -373,8 +373,8 @@ impl<G: OAuthGrant> OAuthSource<G> {
     /// Fetches with the last refresh token when there is one
     /// (`grant_type=refresh_token&scope=openid&refresh_token=..`, as NICE's
     /// agent SDK does), and with the full grant at first and whenever the
-    /// server answers `invalid_grant` (the refresh token expired or was
-    /// revoked). A refresh answer without a new refresh token keeps the old
+    /// server refuses the refresh (`invalid_grant`: the refresh token expired
+    /// or was revoked; `unauthorized_client`, `unsupported_grant_type`). A refresh answer without a new refresh token keeps the old
     /// one. Defaults to off: repeating the grant is all a back-end app needs,
     /// and the access key is then the only long-lived secret. No effect on
     /// [`AccessKeyOnly`], for which CXone documents no refresh request.
@@ -393,7 +393,9 @@ impl<G: OAuthGrant> OAuthSource<G> {
             Some(refresh) => {
                 let request = self.request(&token_url, Some(refresh.expose_secret()))?;
                 match self.send(request).await {
-                    Err(err) if err.oauth_code() == Some(&OAuthErrorCode::InvalidGrant) => {
+                    // `invalid_grant`: expired or revoked; `unauthorized_client` or
+                    // `unsupported_grant_type`: a server without the refresh grant.
+                    Err(err) if err.kind() == ErrorKind::GrantRejected => {
                         tracing::debug!("the refresh token was refused; using the grant");
                         kept.store(None);
                         self.send(self.request(&token_url, None)?).await?
@@ -485,12 +487,16 @@ impl<G: OAuthGrant> OAuthSource<G> {
 
 impl<G: OAuthGrant> fmt::Debug for OAuthSource<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(G::NAME)
-            .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
-            .field("client_auth", &self.client_auth)
-            .field("scopes", &self.scopes)
+        let mut debug = f.debug_struct(G::NAME);
+        debug.field("endpoint", &self.endpoint);
+        if G::NEEDS_CLIENT {
+            debug
+                .field("client_id", &self.client_id)
+                .field("client_secret", &"[redacted]")
+                .field("client_auth", &self.client_auth)
+                .field("scopes", &self.scopes);
+        }
+        debug
             .field("grant", &self.grant)
             .field("use_refresh_tokens", &self.refresh.is_some())
             .field("http", &self.http)

@@ -206,6 +206,16 @@ async fn refresh_mode_uses_the_refresh_token_then_falls_back_on_invalid_grant() 
     assert!(!format!("{sent:?}").contains(&refresh));
     assert!(!second.same_token(&first));
 
+    // A server that echoes the refresh token in an error: redacted.
+    let refresh = second.refresh_token().unwrap().to_owned();
+    let echo = format!("refresh token {refresh} is malformed");
+    mock.fail_next_token_requests(1, TokenFault::oauth_error(400, "invalid_request", &echo));
+    let err = source.fetch().await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains(&refresh), "{err}");
+    // A server without the refresh grant: the full grant.
+    mock.fail_next_token_requests(1, TokenFault::oauth_error(400, "unauthorized_client", "no"));
+    source.fetch().await.unwrap();
+
     // Past the refresh token's 7200 s: refused, so the full grant.
     tokio::time::advance(Duration::from_secs(7201)).await;
     source.fetch().await.unwrap();
@@ -216,7 +226,15 @@ async fn refresh_mode_uses_the_refresh_token_then_falls_back_on_invalid_grant() 
         .collect();
     assert_eq!(
         grants,
-        ["password", "refresh_token", "refresh_token", "password"]
+        [
+            "password",
+            "refresh_token",
+            "refresh_token",
+            "refresh_token",
+            "password",
+            "refresh_token",
+            "password"
+        ]
     );
 
     // Off by default: the grant every time.
