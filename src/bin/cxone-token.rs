@@ -204,20 +204,20 @@ where
         [] => line("scopes", &"none stated"),
         scopes => line("scopes", &scopes.join(" ")),
     }
-    let Some(claims) = token.claims() else {
-        line("claims", &"none: not a JWT, so no tenant to discover");
-        return Ok(());
-    };
-    let name = claims.get("tenant").and_then(|name| name.as_str());
+    let claims = token.claims();
+    let name = claims.and_then(|claims| claims.get("tenant")?.as_str());
     match (token.tenant_id(), name) {
         (Some(id), Some(name)) => line("tenant", &format!("{id} ({name})")),
         (Some(id), None) => line("tenant", &id),
-        (None, _) => line("tenant", &"none: the token has no tenantId claim"),
+        (None, _) => line(
+            "tenant",
+            &"none: no tenantId claim in the access or id token",
+        ),
     }
-    if let Some(unit) = claims.business_unit_id() {
+    if let Some(unit) = claims.and_then(|claims| claims.business_unit_id()) {
         line("business unit", &unit);
     }
-    if let Some(cluster) = claims.cluster_id() {
+    if let Some(cluster) = claims.and_then(|claims| claims.cluster_id()) {
         line("cluster", &cluster);
     }
     if token.tenant_id().is_some() {
