@@ -10,7 +10,9 @@
 //! 127.0.0.1. With `CXONE_CLIENT_ID`, `CXONE_CLIENT_SECRET`,
 //! `CXONE_ACCESS_KEY_ID` and `CXONE_ACCESS_KEY_SECRET` set (and optionally
 //! `CXONE_ISSUER` or `CXONE_TOKEN_URL`, `CXONE_SCOPES`) it does the same reads
-//! against real CXone, without the fault injection.
+//! against real CXone, without the fault injection. With only
+//! `CXONE_ACCESS_KEY_ID` and `CXONE_ACCESS_KEY_SECRET` (and optionally
+//! `CXONE_AREA`, default na1) it uses the access key alone.
 
 use std::error::Error as StdError;
 use std::time::{Duration, Instant};
@@ -18,7 +20,11 @@ use std::time::{Duration, Instant};
 use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, MockServer,
 };
-use cxone_auth::{AccessKeyGrant, CacheStats, CxoneAuthLayer, CxoneRetryLayer, TokenCache};
+use cxone_auth::token::OAuthSource;
+use cxone_auth::{
+    AccessKeyGrant, AccessKeyOnly, CacheStats, CxoneAuthLayer, CxoneRetryLayer, TokenCache,
+    TokenSource,
+};
 use tower::{BoxError, ServiceBuilder, ServiceExt as _};
 
 const API: &str = "inContactAPI/services/v34.0";
@@ -26,21 +32,25 @@ const API: &str = "inContactAPI/services/v34.0";
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn StdError + Send + Sync>> {
     // 1. A token source: CXone's access key flow, against real CXone or the mock.
-    let (source, mock) = if std::env::var_os("CXONE_CLIENT_ID").is_some() {
-        println!("Using real CXone (credentials from CXONE_* variables)");
-        (AccessKeyGrant::from_env()?, None)
+    let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    let mut mock = None;
+    let stats = if set("CXONE_CLIENT_ID") {
+        println!("Using real CXone (an app and an access key from CXONE_* variables)");
+        run(AccessKeyGrant::from_env()?, None, Duration::from_secs(1)).await?
+    } else if set("CXONE_ACCESS_KEY_ID") && set("CXONE_ACCESS_KEY_SECRET") {
+        println!("Using real CXone (the access key alone, area from CXONE_AREA, default na1)");
+        run(AccessKeyOnly::from_env()?, None, Duration::from_secs(1)).await?
     } else {
-        let mock = MockCxone::new().serve().await?;
+        let server = mock.insert(MockCxone::new().serve().await?);
         println!(
             "No CXONE_* credentials: using the embedded mock CXone at {}",
-            mock.base_url()
+            server.base_url()
         );
         let source =
             AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)?
-                .token_url(mock.token_url())?;
-        (source, Some(mock))
+                .token_url(server.token_url())?;
+        run(source, Some(&*server), Duration::from_secs(1)).await?
     };
-    let stats = run(source, mock.as_ref(), Duration::from_secs(1)).await?;
     println!(
         "Cache: {} fetches, {} hits, {} waits, {} invalidations, {} refreshes ahead, {} failures",
         stats.fetches,
@@ -66,11 +76,14 @@ async fn main() -> Result<(), Box<dyn StdError + Send + Sync>> {
 
 /// The story, against `source`; on the mock, also a revoked token and a 429
 /// with `Retry-After: retry_after`. Returns the cache's counters.
-async fn run(
-    source: AccessKeyGrant,
+async fn run<G>(
+    source: OAuthSource<G>,
     mock: Option<&MockServer>,
     retry_after: Duration,
-) -> Result<CacheStats, BoxError> {
+) -> Result<CacheStats, BoxError>
+where
+    OAuthSource<G>: TokenSource + Clone,
+{
     // 2. One cache per credential, shared by every client.
     let tokens = TokenCache::new(source.clone());
     let token = tokens.token().await?;
@@ -83,10 +96,7 @@ async fn run(
         } else {
             &scopes
         },
-        token
-            .claims()
-            .and_then(|c| c.tenant_id())
-            .unwrap_or("unknown"),
+        token.tenant_id().unwrap_or("unknown"),
     );
 
     // 3. Where the tenant's API lives.
@@ -186,5 +196,18 @@ mod tests {
             seen.api_ok, 103,
             "server-time, 100 agents reads, and the two replays"
         );
+    }
+
+    #[tokio::test]
+    async fn tells_the_story_with_the_access_key_alone() {
+        let mock = MockCxone::new().serve().await.unwrap();
+        let source = AccessKeyOnly::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+            .unwrap()
+            .token_url(mock.access_key_url())
+            .unwrap();
+        let stats = run(source, Some(&mock), Duration::ZERO).await.unwrap();
+        assert_eq!((stats.fetches, stats.invalidations), (2, 1));
+        let sent = mock.token_requests();
+        assert_eq!(sent[0].content_type().as_deref(), Some("application/json"));
     }
 }

@@ -44,7 +44,7 @@ pub fn token_response(data: &[u8]) {
 
     let json = serde_json::from_slice::<Value>(body).unwrap_or_default();
     let field = |name: &str| json.get(name).and_then(Value::as_str);
-    match token_from_response(&response, tokio::time::Instant::now(), &[]) {
+    match token_from_response(&response, tokio::time::Instant::now()) {
         Ok(token) => {
             assert!(response.status().is_success(), "a token from a {status}");
             assert_eq!(field("access_token"), Some(token.secret()));

@@ -69,7 +69,7 @@ pub enum ErrorKind {
     /// (`invalid_grant`), or the grant type is not enabled for the app
     /// (`unauthorized_client`, `unsupported_grant_type`).
     GrantRejected,
-    /// The requested scopes are not granted to the app (`invalid_scope`, HTTP 403).
+    /// The requested scopes are not granted to the app (`invalid_scope`).
     InvalidScope,
     /// The identity provider or the API asked us to slow down (HTTP 429).
     RateLimited,
@@ -283,7 +283,6 @@ impl Error {
             Some(OAuthErrorCode::InvalidScope) => ErrorKind::InvalidScope,
             _ => match status {
                 StatusCode::UNAUTHORIZED => ErrorKind::InvalidCredentials,
-                StatusCode::FORBIDDEN => ErrorKind::InvalidScope,
                 StatusCode::TOO_MANY_REQUESTS => ErrorKind::RateLimited,
                 StatusCode::REQUEST_TIMEOUT => ErrorKind::Timeout,
                 s if s.is_server_error() => ErrorKind::Unavailable,
@@ -367,6 +366,11 @@ impl Error {
 
     /// What the user should do about this error.
     fn advice(&self) -> &'static str {
+        if self.inner.status == Some(StatusCode::FORBIDDEN) && self.inner.oauth.is_none() {
+            // CXone grants by role, not by OAuth scope.
+            return "forbidden: the role of the CXone user who owns the access key lacks a permission; \
+                    grant it to that role (requesting other OAuth scopes does not help)";
+        }
         match self.inner.kind {
             ErrorKind::InvalidCredentials => {
                 "check the client id and secret (and the access key id and secret) and that the app and the key are active"
@@ -375,7 +379,7 @@ impl Error {
                 "check that the access key is active and that this grant type is enabled for the app in its registration"
             }
             ErrorKind::InvalidScope => {
-                "check the scopes granted to the app and the scopes requested"
+                "drop the scopes requested, or ask only for `openid`: what a CXone token may do comes from the role of the user who owns the access key"
             }
             ErrorKind::RateLimited => "rate limited: wait before asking again",
             ErrorKind::Unavailable => "the server is unavailable: try again later",
@@ -467,7 +471,7 @@ mod tests {
     fn status_classifies_when_no_code() {
         let cases = [
             (StatusCode::UNAUTHORIZED, ErrorKind::InvalidCredentials),
-            (StatusCode::FORBIDDEN, ErrorKind::InvalidScope),
+            (StatusCode::FORBIDDEN, ErrorKind::Rejected),
             (StatusCode::TOO_MANY_REQUESTS, ErrorKind::RateLimited),
             (StatusCode::REQUEST_TIMEOUT, ErrorKind::Timeout),
             (StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Unavailable),
@@ -479,6 +483,9 @@ mod tests {
             assert_eq!(err.status(), Some(status));
             assert_eq!(err.oauth_code(), None);
         }
+        let forbidden = Error::from_token_response(StatusCode::FORBIDDEN, None, None).to_string();
+        assert!(forbidden.contains("role of the CXone user who owns the access key"));
+        assert!(!forbidden.contains("scopes granted"), "{forbidden}");
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub use crate::layer::{CxoneAuth, CxoneAuthLayer};
 pub use crate::retry::{CxoneRetry, CxoneRetryLayer};
 pub use crate::routing::{TenantRouting, TenantRoutingLayer};
 pub use crate::token::{
-    AccessKeyGrant, AccessToken, ClientAuth, ClientCredentials, Environment, ServiceTransport,
-    StaticToken, TenantConfig, TenantDiscovery, TokenEndpoint, TokenSource, from_fn,
+    AccessKeyGrant, AccessKeyOnly, AccessToken, ClientAuth, ClientCredentials, Environment,
+    ServiceTransport, StaticToken, TenantConfig, TenantDiscovery, TokenEndpoint, TokenSource,
+    from_fn,
 };

@@ -160,7 +160,7 @@ impl<S> TenantRouting<S> {
 impl Router {
     /// The route of `token`'s tenant, if it is known without waiting.
     fn cached(&self, token: &AccessToken) -> Option<Arc<Route>> {
-        let tenant_id = token.claims()?.tenant_id()?;
+        let tenant_id = token.tenant_id()?;
         self.route
             .load_full()
             .filter(|route| route.tenant_id == tenant_id)
@@ -169,7 +169,7 @@ impl Router {
     /// The route of the current token's tenant, discovering it if needed.
     async fn route(self: Arc<Self>) -> Result<Arc<Route>, Error> {
         let token = self.tokens.token().await?;
-        let Some(tenant_id) = token.claims().and_then(|claims| claims.tenant_id()) else {
+        let Some(tenant_id) = token.tenant_id() else {
             return Err(Error::discovery(
                 "the access token has no `tenantId` claim, so its tenant's API host cannot be found; \
                  tenant routing needs a CXone token (or send absolute URLs)",

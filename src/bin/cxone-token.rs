@@ -14,7 +14,9 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use cxone_auth::mock::{self, MockCxone};
-use cxone_auth::token::{AccessKeyGrant, ClientCredentials, OAuthSource, ServiceTransport};
+use cxone_auth::token::{
+    AccessKeyGrant, AccessKeyOnly, ClientCredentials, OAuthSource, ServiceTransport,
+};
 use cxone_auth::{Error, ErrorKind, TokenSource};
 use tokio::time::Instant;
 
@@ -26,7 +28,10 @@ USAGE:
 
 OPTIONS:
     --grant <GRANT>   access-key (default: CXone's back-end flow, the password
-                      grant with an access key) or client-credentials
+                      grant with an access key), access-key-only (the access
+                      key alone, no app: without --mock, the default when
+                      CXONE_CLIENT_ID is unset and the access key is set) or
+                      client-credentials
     --mock            ask an in-process mock CXone instead; CXONE_* variables
                       that are set still override its default credentials
     --print-token     also print the token itself (it is a password: keep it
@@ -35,8 +40,9 @@ OPTIONS:
     -V, --version     print the version
 
 ENVIRONMENT:
-    CXONE_CLIENT_ID, CXONE_CLIENT_SECRET           the app's registration (required)
-    CXONE_ACCESS_KEY_ID, CXONE_ACCESS_KEY_SECRET   the access key (required for access-key)
+    CXONE_CLIENT_ID, CXONE_CLIENT_SECRET           the app's registration (not for access-key-only)
+    CXONE_ACCESS_KEY_ID, CXONE_ACCESS_KEY_SECRET   the access key (not for client-credentials)
+    CXONE_AREA                                     access-key-only: na1 (default), na2, au1, eu1, uk1, ca1, jp1
     CXONE_TOKEN_URL or CXONE_ISSUER                where to ask (default: cxone.niceincontact.com)
     CXONE_SCOPES                                   scopes to ask for, space or comma separated
 
@@ -47,7 +53,8 @@ EXIT CODES:
     3   configuration: a CXONE_* variable is missing or unusable
     4   the client id or secret was refused (invalid_client)
     5   the access key or the grant was refused (invalid_grant, unauthorized_client)
-    6   a requested scope was refused (invalid_scope)
+    6   a requested scope was refused (invalid_scope), or 403: the role of the
+        key's user lacks a permission
     7   rate limited: wait and try again
     8   CXone could not be reached, timed out or failed (5xx): try again later
     9   the answer was not a token response: check CXONE_TOKEN_URL / CXONE_ISSUER
@@ -56,9 +63,16 @@ EXIT CODES:
 
 #[derive(Default)]
 struct Options {
-    client_credentials: bool,
+    grant: Option<CliGrant>,
     mock: bool,
     print_token: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum CliGrant {
+    AccessKey,
+    AccessKeyOnly,
+    ClientCredentials,
 }
 
 /// The options, or `None` once `--help` or `--version` has been answered.
@@ -82,18 +96,19 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
             "--mock" => options.mock = true,
             "--print-token" => options.print_token = true,
             "--grant" => {
-                let value = inline
-                    .or_else(|| args.next())
-                    .ok_or("--grant needs a value: access-key or client-credentials")?;
-                options.client_credentials = match value.as_str() {
-                    "access-key" | "password" => false,
-                    "client-credentials" | "client_credentials" => true,
+                let value = inline.or_else(|| args.next()).ok_or(
+                    "--grant needs a value: access-key, access-key-only or client-credentials",
+                )?;
+                options.grant = Some(match value.as_str() {
+                    "access-key" | "password" => CliGrant::AccessKey,
+                    "access-key-only" => CliGrant::AccessKeyOnly,
+                    "client-credentials" | "client_credentials" => CliGrant::ClientCredentials,
                     other => {
                         return Err(format!(
-                            "unknown grant `{other}`: use access-key or client-credentials"
+                            "unknown grant `{other}`: use access-key, access-key-only or client-credentials"
                         ));
                     }
-                };
+                });
             }
             other => return Err(format!("unknown argument `{other}` (see --help)")),
         }
@@ -102,8 +117,14 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>,
 }
 
 /// The exit code for a failure, by what the user has to fix, and the fix.
-fn exit_code(kind: ErrorKind, client_credentials: bool) -> (u8, &'static str) {
-    match kind {
+fn exit_code(err: &Error, client_credentials: bool) -> (u8, &'static str) {
+    if err.status() == Some(http::StatusCode::FORBIDDEN) && err.oauth_code().is_none() {
+        return (
+            6,
+            "give the role of the CXone user who owns the access key the permission (not a scope)",
+        );
+    }
+    match err.kind() {
         ErrorKind::Config => (
             3,
             "set the CXONE_* variables (see --help); values must not be empty or padded with spaces",
@@ -122,7 +143,7 @@ fn exit_code(kind: ErrorKind, client_credentials: bool) -> (u8, &'static str) {
         ),
         ErrorKind::InvalidScope => (
             6,
-            "check CXONE_SCOPES against the scopes the app may ask for",
+            "unset CXONE_SCOPES or ask only for openid: a CXone token's rights come from the key owner's role",
         ),
         ErrorKind::RateLimited => (7, "wait (see `retry after` above) and try again"),
         ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Transport => (
@@ -183,23 +204,23 @@ where
         [] => line("scopes", &"none stated"),
         scopes => line("scopes", &scopes.join(" ")),
     }
-    let Some(claims) = token.claims() else {
-        line("claims", &"none: not a JWT, so no tenant to discover");
-        return Ok(());
-    };
-    let name = claims.get("tenant").and_then(|name| name.as_str());
-    match (claims.tenant_id(), name) {
+    let claims = token.claims();
+    let name = claims.and_then(|claims| claims.get("tenant")?.as_str());
+    match (token.tenant_id(), name) {
         (Some(id), Some(name)) => line("tenant", &format!("{id} ({name})")),
         (Some(id), None) => line("tenant", &id),
-        (None, _) => line("tenant", &"none: the token has no tenantId claim"),
+        (None, _) => line(
+            "tenant",
+            &"none: no tenantId claim in the access or id token",
+        ),
     }
-    if let Some(unit) = claims.business_unit_id() {
+    if let Some(unit) = claims.and_then(|claims| claims.business_unit_id()) {
         line("business unit", &unit);
     }
-    if let Some(cluster) = claims.cluster_id() {
+    if let Some(cluster) = claims.and_then(|claims| claims.cluster_id()) {
         line("cluster", &cluster);
     }
-    if claims.tenant_id().is_some() {
+    if token.tenant_id().is_some() {
         let tenant = source.discover_tenant(&token).await?;
         line("api endpoint", &tenant.api_endpoint());
         if let Some(area) = tenant.area() {
@@ -226,6 +247,16 @@ async fn main() -> ExitCode {
         .mock
         .then(|| MockCxone::builder().grants(grants).build());
     let (mock, print) = (mock.as_ref(), options.print_token);
+    let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    let key_alone = mock.is_none()
+        && !set("CXONE_CLIENT_ID")
+        && set("CXONE_ACCESS_KEY_ID")
+        && set("CXONE_ACCESS_KEY_SECRET");
+    let grant = (options.grant).unwrap_or(if key_alone {
+        CliGrant::AccessKeyOnly
+    } else {
+        CliGrant::AccessKey
+    });
     // With `--mock`, every request goes to the mock, and unset variables
     // default to its credentials.
     let lookup = |name: &str| {
@@ -234,8 +265,11 @@ async fn main() -> ExitCode {
             return set;
         };
         let default = match name {
+            "CXONE_TOKEN_URL" if grant == CliGrant::AccessKeyOnly => {
+                return Some(mock.access_key_url());
+            }
             "CXONE_TOKEN_URL" => return Some(mock.token_url()),
-            "CXONE_ISSUER" => return None,
+            "CXONE_ISSUER" | "CXONE_AREA" => return None,
             "CXONE_CLIENT_ID" => mock::CLIENT_ID,
             "CXONE_CLIENT_SECRET" => mock::CLIENT_SECRET,
             "CXONE_ACCESS_KEY_ID" => mock::ACCESS_KEY_ID,
@@ -244,15 +278,17 @@ async fn main() -> ExitCode {
         };
         set.or_else(|| Some(default.to_owned()))
     };
-    let shown = if options.client_credentials {
-        show(ClientCredentials::from_lookup(lookup), mock, print).await
-    } else {
-        show(AccessKeyGrant::from_lookup(lookup), mock, print).await
+    let shown = match grant {
+        CliGrant::ClientCredentials => {
+            show(ClientCredentials::from_lookup(lookup), mock, print).await
+        }
+        CliGrant::AccessKeyOnly => show(AccessKeyOnly::from_lookup(lookup), mock, print).await,
+        CliGrant::AccessKey => show(AccessKeyGrant::from_lookup(lookup), mock, print).await,
     };
     let Err(err) = shown else {
         return ExitCode::SUCCESS;
     };
-    let (code, fix) = exit_code(err.kind(), options.client_credentials);
+    let (code, fix) = exit_code(&err, grant == CliGrant::ClientCredentials);
     eprintln!("error: {}", escaped(&err));
     if !fix.is_empty() {
         eprintln!("fix: {fix}");

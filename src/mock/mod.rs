@@ -5,7 +5,9 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /.well-known/openid-configuration` | OIDC discovery with the fields of NICE's document: `issuer`, `token_endpoint`, client auth methods (no `grant_types_supported`) |
-//! | `POST /auth/token` | the access key (`password`) grant, and `client_credentials` when [enabled](MockCxoneBuilder::grants); the client in HTTP Basic or in the form |
+//! | `POST /auth/token` | the access key (`password`) and `refresh_token` grants, and `client_credentials` when [enabled](MockCxoneBuilder::grants); the client in HTTP Basic or in the form |
+//! | `POST /authentication/v1/token/access-key` | the access key alone, JSON `{"accessKeyId", "accessKeySecret"}`: `400 invalid_request` for another body, `400 invalid_grant` for a wrong key |
+//! | `POST /InContactAuthorizationServer/token/access-key` | the same, adding `resource_server_base_uri` as older clusters do |
 //! | `GET /.well-known/cxone-configuration?tenantId=` | the tenant's `area`, `cluster`, `api_endpoint`; `404` for another tenant; without `tenantId`, `400`, or the area's document on an area host (`https://na1.…`) |
 //! | `GET /inContactAPI/services/vN.M/agents` | [`SAMPLE_AGENT_COUNT`] agents, paged (`skip`, `top`) and filtered (`isActive`, `searchString`); `204` if none is left |
 //! | `GET /inContactAPI/services/vN.M/server-time` | `{"ServerTime": ...}` |
@@ -35,7 +37,7 @@
 //! | a grant other than `password`, or `client_credentials` unless enabled | `400 unsupported_grant_type` |
 //! | `password` not enabled by [`MockCxoneBuilder::grants`] | `400 unauthorized_client` |
 //! | `password` without `username` or `password` | `400 invalid_request` |
-//! | a wrong access key | `400 invalid_grant` |
+//! | a wrong access key; a `refresh_token` unknown or older than 7200 s | `400 invalid_grant` |
 //! | a scope outside [`MockCxoneBuilder::scopes`] | `400 invalid_scope` |
 //!
 //! An empty parameter counts as absent. Success is `200` with `access_token`,
@@ -212,6 +214,8 @@ struct Runtime {
     api_rate_limit: (u64, Option<Duration>),
     /// Every token issued and not revoked, with its expiry on tokio's clock.
     issued: HashMap<String, Instant>,
+    /// Refresh tokens issued, each with its expiry.
+    refresh_tokens: HashMap<String, Instant>,
     /// Makes every `jti` unique, even for tokens minted in the same instant.
     sequence: u64,
     recorded: VecDeque<RecordedTokenRequest>,
@@ -257,6 +261,14 @@ impl MockCxone {
             .route("/.well-known/openid-configuration", get(api::openid))
             .route("/.well-known/cxone-configuration", get(api::tenant))
             .route("/auth/token", post(token::token))
+            .route(
+                "/authentication/v1/token/access-key",
+                post(token::access_key),
+            )
+            .route(
+                "/InContactAuthorizationServer/token/access-key",
+                post(token::legacy_access_key),
+            )
             // CXone matches API paths without regard to case.
             .fallback(api::read)
             .with_state(self.clone())
@@ -290,6 +302,12 @@ impl MockCxone {
     /// The token endpoint, `{base_url}/auth/token`.
     pub fn token_url(&self) -> String {
         format!("{}/auth/token", self.base_url())
+    }
+
+    /// The URL of the access-key endpoint (the access key alone, in JSON),
+    /// as on an area host: `{base_url}/authentication/v1/token/access-key`.
+    pub fn access_key_url(&self) -> String {
+        format!("{}/authentication/v1/token/access-key", self.base_url())
     }
 
     /// The `api_endpoint` of tenant discovery: the base URL unless set otherwise.
@@ -378,6 +396,13 @@ impl MockCxone {
         let lifetime = runtime.token_lifetime.min(LONGEST_TRACKED_LIFETIME);
         let expiry = now.checked_add(lifetime).unwrap_or(now);
         runtime.issued.insert(token.clone(), expiry);
+        if let Some(refresh) = response["refresh_token"].as_str() {
+            if runtime.refresh_tokens.len() >= SWEEP_THRESHOLD {
+                runtime.refresh_tokens.retain(|_, expiry| *expiry > now);
+            }
+            let expiry = now + token::REFRESH_TOKEN_LIFETIME;
+            runtime.refresh_tokens.insert(refresh.to_owned(), expiry);
+        }
         (token, response)
     }
 

@@ -1,9 +1,10 @@
 //! `POST /auth/token`: client authentication (RFC 6749 §2.3), the two
-//! grants, the JWT-shaped tokens, and the record of each request.
+//! grants and the refresh grant, the access-key endpoints, the JWT-shaped
+//! tokens, and the record of each request.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Body;
@@ -34,10 +35,56 @@ const SECRET_FIELDS: &str = "password client_secret refresh_token subject_token"
 
 type Form = [(String, String)];
 
+/// How long a refresh token lives, as in NICE's example.
+pub(super) const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
+
+/// Answers one token request (faults and recording aside) from its headers,
+/// form and raw body.
+type Answer = fn(&MockCxone, &HeaderMap, &Form, &[u8]) -> Result<Response, Refusal>;
+
 pub(super) async fn token(
     State(cxone): State<MockCxone>,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    serve(cxone, headers, body, false, |cxone, headers, form, _| {
+        grant(cxone, headers, form)
+    })
+    .await
+}
+
+/// `POST /authentication/v1/token/access-key`: the access key alone, in JSON.
+pub(super) async fn access_key(
+    State(cxone): State<MockCxone>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve(cxone, headers, body, true, |cxone, headers, _, body| {
+        access_key_grant(cxone, headers, body, false)
+    })
+    .await
+}
+
+/// The older `/InContactAuthorizationServer/token/access-key`, which also
+/// names `resource_server_base_uri`.
+pub(super) async fn legacy_access_key(
+    State(cxone): State<MockCxone>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    serve(cxone, headers, body, true, |cxone, headers, _, body| {
+        access_key_grant(cxone, headers, body, true)
+    })
+    .await
+}
+
+/// Reads, records and answers a token request; a JSON body records no form.
+async fn serve(
+    cxone: MockCxone,
+    headers: HeaderMap,
+    body: Body,
+    json: bool,
+    answer: Answer,
 ) -> Response {
     cxone.lock().stats.token_requests += 1;
     let Ok(body) = Limited::new(body, MAX_TOKEN_REQUEST_BYTES).collect().await else {
@@ -47,7 +94,11 @@ pub(super) async fn token(
         return refusal.into_response();
     };
     let body = body.to_bytes();
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let form: Vec<(String, String)> = if json {
+        Vec::new()
+    } else {
+        url::form_urlencoded::parse(&body).into_owned().collect()
+    };
     let (fault, delay) = {
         let mut runtime = cxone.lock();
         if runtime.recorded.len() >= MAX_RECORDED_TOKEN_REQUESTS {
@@ -56,7 +107,7 @@ pub(super) async fn token(
         runtime.recorded.push_back(RecordedTokenRequest {
             authorization: headers.get(AUTHORIZATION).cloned(),
             content_type: headers.get(CONTENT_TYPE).cloned(),
-            body,
+            body: body.clone(),
             form: form.clone(),
             received_at: Instant::now(),
         });
@@ -70,7 +121,7 @@ pub(super) async fn token(
         cxone.lock().stats.token_failed += 1;
         return response;
     }
-    let answer = grant(&cxone, &headers, &form);
+    let answer = answer(&cxone, &headers, &form, &body);
     let stats = &mut cxone.lock().stats;
     let (count, response) = match answer {
         Ok(response) => (&mut stats.token_succeeded, no_store(response)),
@@ -83,12 +134,7 @@ pub(super) async fn token(
 /// Checks the request in the order the module docs give; issues a token if it is good.
 fn grant(cxone: &MockCxone, headers: &HeaderMap, form: &Form) -> Result<Response, Refusal> {
     let config = &cxone.shared.config;
-    let is_form = headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case(FORM_CONTENT_TYPE));
-    if !is_form {
+    if !has_media_type(headers, FORM_CONTENT_TYPE) {
         let description = format!("the body must be {FORM_CONTENT_TYPE}");
         return Err(bad_request("invalid_request", &description));
     }
@@ -113,6 +159,17 @@ fn grant(cxone: &MockCxone, headers: &HeaderMap, form: &Form) -> Result<Response
     let Some(grant_type) = param(form, "grant_type") else {
         return Err(bad_request("invalid_request", "grant_type is missing"));
     };
+    if grant_type == "refresh_token" {
+        let Some(refresh_token) = param(form, "refresh_token") else {
+            return Err(bad_request("invalid_request", "refresh_token is missing"));
+        };
+        let expiry = cxone.lock().refresh_tokens.get(refresh_token).copied();
+        if expiry.is_none_or(|expiry| expiry <= Instant::now()) {
+            let description = "the refresh token is unknown, expired or revoked";
+            return Err(bad_request("invalid_grant", description));
+        }
+        return Ok(Json(cxone.issue().1).into_response());
+    }
     let mut grants = [Grant::Password, Grant::ClientCredentials].into_iter();
     let Some(grant) = grants.find(|grant| grant.as_str() == grant_type) else {
         let description = "this grant type is not supported";
@@ -154,6 +211,46 @@ fn grant(cxone: &MockCxone, headers: &HeaderMap, form: &Form) -> Result<Response
         body["scope"] = scopes.join(" ").into();
     }
     Ok(Json(body).into_response())
+}
+
+/// The access key alone: JSON `{"accessKeyId", "accessKeySecret"}`, no client.
+fn access_key_grant(
+    cxone: &MockCxone,
+    headers: &HeaderMap,
+    body: &[u8],
+    legacy: bool,
+) -> Result<Response, Refusal> {
+    let config = &cxone.shared.config;
+    if !has_media_type(headers, "application/json") {
+        return Err(bad_request(
+            "invalid_request",
+            "the body must be application/json",
+        ));
+    }
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| json.as_ref()?.get(name)?.as_str().filter(|v| !v.is_empty());
+    let (Some(id), Some(secret)) = (field("accessKeyId"), field("accessKeySecret")) else {
+        let description = "the body must be a JSON object with accessKeyId and accessKeySecret";
+        return Err(bad_request("invalid_request", description));
+    };
+    if id != config.access_key_id || secret != config.access_key_secret.expose_secret() {
+        let description = "the access key is unknown, inactive or its secret is wrong";
+        return Err(bad_request("invalid_grant", description));
+    }
+    let (_, mut body) = cxone.issue();
+    if legacy {
+        body["resource_server_base_uri"] = format!("{}/inContactAPI/", cxone.api_endpoint()).into();
+    }
+    Ok(Json(body).into_response())
+}
+
+/// Whether the `Content-Type` is `media`, parameters aside.
+fn has_media_type(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|found| found.trim().eq_ignore_ascii_case(media))
 }
 
 /// The client id and secret presented, and whether by HTTP Basic; not yet
@@ -276,10 +373,15 @@ pub(super) fn mint(config: &MockCxoneBuilder, runtime: &Runtime) -> (String, Val
             .map(|part| URL_SAFE_NO_PAD.encode(part));
         format!("{header}.{claims}.{signature}")
     };
+    let refresh_lifetime = REFRESH_TOKEN_LIFETIME.as_secs() as i64;
+    let refresh_claims = json!({
+        "iss": base_url, "sub": sub, "tenantId": config.tenant_id,
+        "iat": iat, "exp": iat.saturating_add(refresh_lifetime), "jti": format!("{jti}-refresh"),
+    });
     let access_token = jwt(access_claims);
     let mut response = json!({
         "access_token": access_token, "token_type": "Bearer",
-        "refresh_token": format!("mock-refresh-{jti}"), "id_token": jwt(id_claims),
+        "refresh_token": jwt(refresh_claims), "id_token": jwt(id_claims),
         // RFC 8693's name for an access token, which CXone sends.
         "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
     });

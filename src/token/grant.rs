@@ -17,10 +17,12 @@ use crate::token::{Environment, OAuthSource, TokenEndpoint};
 type Lookup<'a> = &'a mut dyn FnMut(&str) -> Option<String>;
 
 /// What sets one grant apart: its form fields, what names it in a shared
-/// key, and its own variables. Sealed: implemented by the two grants below.
+/// key, and its own variables. Sealed: implemented by the grants below.
 pub trait OAuthGrant: Clone + fmt::Debug + Send + Sync + 'static {
-    /// The `grant_type` sent.
+    /// The `grant_type` sent (for a JSON grant, its name in traces and keys).
     const GRANT_TYPE: &'static str;
+    /// Whether the app's client id and secret authenticate the request.
+    const NEEDS_CLIENT: bool = true;
     /// The name users write for the source, for `Debug`.
     const NAME: &'static str;
     /// Whether CXone's issuers offer this grant, which makes
@@ -33,6 +35,11 @@ pub trait OAuthGrant: Clone + fmt::Debug + Send + Sync + 'static {
     /// The grant's part of the shared key: a subject (the access key id) and
     /// extra parameters. No secret.
     fn key_parts(&self) -> (Option<&str>, &[(String, String)]);
+
+    /// The JSON body, for a grant that sends one instead of a form.
+    fn json_body(&self) -> Option<String> {
+        None
+    }
 
     /// The grant's own secret (the access key secret), to keep out of errors.
     fn secret(&self) -> Option<&str> {
@@ -74,6 +81,55 @@ impl OAuthGrant for AccessKey {
         let secret = required(lookup, "CXONE_ACCESS_KEY_SECRET", "access key secret")?.into();
         Ok(Self { id, secret })
     }
+}
+
+/// The access key of [`AccessKeyOnly`](crate::token::AccessKeyOnly), sent
+/// as JSON `{"accessKeyId", "accessKeySecret"}` with no app credentials.
+#[derive(Clone, Debug)]
+pub struct AccessKeyJson(AccessKey);
+
+/// CXone's areas, each with an access-key endpoint on `{area}.nice-incontact.com`.
+const AREAS: [&str; 7] = ["na1", "na2", "au1", "eu1", "uk1", "ca1", "jp1"];
+
+impl OAuthGrant for AccessKeyJson {
+    const GRANT_TYPE: &'static str = "access_key";
+    const NAME: &'static str = "AccessKeyOnly";
+    const NEEDS_CLIENT: bool = false;
+    /// Its endpoint is an area's, not an issuer's: set by its constructor.
+    const CXONE_DEFAULT: bool = false;
+
+    fn write_form(&self, _: &mut Serializer<'_, String>) {}
+
+    fn json_body(&self) -> Option<String> {
+        let (id, secret) = (&self.0.id, self.0.secret.expose_secret());
+        Some(serde_json::json!({ "accessKeyId": id, "accessKeySecret": secret }).to_string())
+    }
+
+    fn secret(&self) -> Option<&str> {
+        self.0.secret()
+    }
+
+    fn key_parts(&self) -> (Option<&str>, &[(String, String)]) {
+        self.0.key_parts()
+    }
+
+    fn from_vars(lookup: Lookup<'_>) -> Result<Self, Error> {
+        AccessKey::from_vars(lookup).map(Self)
+    }
+}
+
+/// The access-key endpoint of a CXone `area`.
+pub(crate) fn area_endpoint(area: &str) -> Result<TokenEndpoint, Error> {
+    let area = area.to_ascii_lowercase();
+    if !AREAS.contains(&area.as_str()) {
+        return Err(Error::config(format!(
+            "unknown CXone area {area:?}: use one of {}",
+            AREAS.join(", ")
+        )));
+    }
+    TokenEndpoint::url(format!(
+        "https://{area}.nice-incontact.com/authentication/v1/token/access-key"
+    ))
 }
 
 /// The extra form parameters of [`ClientCredentials`](crate::token::ClientCredentials).
@@ -134,6 +190,26 @@ impl<G: OAuthGrant> OAuthSource<G> {
     ///
     /// As [`from_env`](Self::from_env).
     pub fn from_lookup(mut lookup: impl FnMut(&str) -> Option<String>) -> Result<Self, Error> {
+        if !G::NEEDS_CLIENT {
+            let grant = G::from_vars(&mut lookup)?;
+            let mut optional = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+            if optional("CXONE_ISSUER").is_some() {
+                return Err(Error::config(
+                    "CXONE_ISSUER does not apply to the access-key endpoint: set CXONE_AREA or CXONE_TOKEN_URL",
+                ));
+            }
+            let endpoint = match (optional("CXONE_TOKEN_URL"), optional("CXONE_AREA")) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::config("set CXONE_TOKEN_URL or CXONE_AREA, not both"));
+                }
+                (Some(url), None) => {
+                    TokenEndpoint::url(checked_url("token URL (CXONE_TOKEN_URL)", &url)?)?
+                }
+                (None, area) => area_endpoint(area.as_deref().unwrap_or("na1"))?,
+            };
+            let source = Self::with_grant(String::new(), SecretString::default(), grant);
+            return Ok(source.endpoint(endpoint));
+        }
         let client_id = required(&mut lookup, "CXONE_CLIENT_ID", "client id")?;
         let client_secret = required(&mut lookup, "CXONE_CLIENT_SECRET", "client secret")?;
         let grant = G::from_vars(&mut lookup)?;
@@ -188,6 +264,41 @@ impl OAuthSource<AccessKey> {
     /// The access key id (not secret; it names the key).
     pub fn access_key_id(&self) -> &str {
         &self.grant.id
+    }
+}
+
+impl OAuthSource<AccessKeyJson> {
+    /// A source for the access key alone, at the na1 area's endpoint;
+    /// [`area`](Self::area) or [`token_url`](Self::token_url) choose another.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) as `AccessKeyGrant::new`.
+    pub fn new(
+        access_key_id: impl Into<String>,
+        access_key_secret: impl Into<String>,
+    ) -> Result<Self, Error> {
+        let grant = AccessKeyJson(AccessKey {
+            id: checked("access key id", access_key_id.into())?,
+            secret: checked("access key secret", access_key_secret.into())?.into(),
+        });
+        let source = Self::with_grant(String::new(), SecretString::default(), grant);
+        Ok(source.endpoint(area_endpoint("na1")?))
+    }
+
+    /// Asks the access-key endpoint of a CXone area: na1, na2, au1, eu1,
+    /// uk1, ca1 or jp1.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for another area.
+    pub fn area(self, area: &str) -> Result<Self, Error> {
+        Ok(self.endpoint(area_endpoint(area)?))
+    }
+
+    /// The access key id (not secret; it names the key).
+    pub fn access_key_id(&self) -> &str {
+        &self.grant.0.id
     }
 }
 

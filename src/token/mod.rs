@@ -1,7 +1,7 @@
 //! Access tokens and the sources that fetch them: [`AccessToken`], the
 //! [`TokenSource`] trait (implement it, or use [`StaticToken`] or
-//! [`from_fn`]), the OAuth sources [`AccessKeyGrant`] and
-//! [`ClientCredentials`], and [`TenantDiscovery`].
+//! [`from_fn`]), the OAuth sources [`AccessKeyGrant`], [`AccessKeyOnly`] (the
+//! access key alone) and [`ClientCredentials`], and [`TenantDiscovery`].
 //!
 //! ```
 //! use cxone_auth::token::{AccessToken, TokenSource, from_fn};
@@ -38,7 +38,7 @@ mod transport;
 
 pub use claims::JwtClaims;
 pub use endpoint::{Environment, TokenEndpoint};
-pub use oauth::{AccessKeyGrant, ClientAuth, ClientCredentials, OAuthSource};
+pub use oauth::{AccessKeyGrant, AccessKeyOnly, ClientAuth, ClientCredentials, OAuthSource};
 pub use tenant::{TenantConfig, TenantDiscovery};
 pub use transport::{HttpTransport, ServiceTransport};
 
@@ -176,8 +176,10 @@ where
 }
 
 /// A bearer access token: the value, a pre-built sensitive header, its
-/// lifetime on tokio's clock, the scopes granted and the JWT claims. `Debug`
-/// never shows the value.
+/// lifetime on tokio's clock, the scopes granted, the JWT claims, and what
+/// the token endpoint sent beside it (refresh token, id token, CXone's
+/// `resource_server_base_uri`). `Debug` never shows the value, the refresh
+/// token or the id token.
 ///
 /// ```
 /// use std::time::Duration;
@@ -198,6 +200,16 @@ pub struct AccessToken {
     lifetime: Duration,
     scopes: Vec<String>,
     claims: Option<JwtClaims>,
+    extras: Option<Box<TokenExtras>>,
+}
+
+/// What a token response may carry beside the access token; boxed, as
+/// custom sources and tests seldom have any.
+#[derive(Clone, Default)]
+pub(crate) struct TokenExtras {
+    pub(crate) refresh_token: Option<SecretString>,
+    pub(crate) id_token: Option<(SecretString, JwtClaims)>,
+    pub(crate) resource_server_base_uri: Option<String>,
 }
 
 impl AccessToken {
@@ -239,6 +251,7 @@ impl AccessToken {
             lifetime,
             scopes: Vec::new(),
             claims,
+            extras: None,
         })
     }
 
@@ -302,6 +315,38 @@ impl AccessToken {
         self.claims.as_ref()
     }
 
+    /// The refresh token the server sent (or, when a refresh answer had
+    /// none, the one that was used). Keep it out of logs.
+    pub fn refresh_token(&self) -> Option<&str> {
+        let extras = self.extras.as_deref()?;
+        Some(extras.refresh_token.as_ref()?.expose_secret())
+    }
+
+    /// The OpenID Connect id token the server sent, a JWT. Keep it out of logs.
+    pub fn id_token(&self) -> Option<&str> {
+        let extras = self.extras.as_deref()?;
+        Some(extras.id_token.as_ref()?.0.expose_secret())
+    }
+
+    /// The CXone tenant: the access token's `tenantId` claim, else the id
+    /// token's.
+    pub fn tenant_id(&self) -> Option<&str> {
+        let id_claims = || self.extras.as_deref()?.id_token.as_ref()?.1.tenant_id();
+        self.claims()
+            .and_then(JwtClaims::tenant_id)
+            .or_else(id_claims)
+    }
+
+    /// The API base URL the access-key endpoint names on older clusters
+    /// (`resource_server_base_uri`), checked to be https.
+    pub fn resource_server_base_uri(&self) -> Option<&str> {
+        self.extras.as_deref()?.resource_server_base_uri.as_deref()
+    }
+
+    pub(crate) fn extras_mut(&mut self) -> &mut TokenExtras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
     /// Whether `other` is the same token value.
     pub fn same_token(&self, other: &AccessToken) -> bool {
         self.secret() == other.secret()
@@ -336,6 +381,9 @@ impl fmt::Debug for AccessToken {
             .field("lifetime", &self.lifetime)
             .field("scopes", &self.scopes)
             .field("claims", &self.claims)
+            .field("refresh_token", &self.refresh_token().map(|_| "[redacted]"))
+            .field("id_token", &self.id_token().map(|_| "[redacted]"))
+            .field("resource_server_base_uri", &self.resource_server_base_uri())
             .finish()
     }
 }

@@ -20,15 +20,38 @@ use tracing::field::Empty;
 use url::{Url, form_urlencoded};
 
 use crate::token::endpoint::discover_token_endpoint;
-use crate::token::grant::{AccessKey, ClientCredentialsGrant, OAuthGrant, no_endpoint};
+use crate::token::grant::{
+    AccessKey, AccessKeyJson, ClientCredentialsGrant, OAuthGrant, no_endpoint,
+};
 use crate::token::response::token_from_response;
 use crate::token::transport::HttpClient;
 use crate::token::{Environment, HttpTransport, TenantConfig, TenantDiscovery, TokenEndpoint};
-use crate::{AccessToken, Error, TokenSource};
+use crate::{AccessToken, Error, ErrorKind, TokenSource};
 
 /// CXone's back-end flow: the OAuth 2.0 password grant with an access key.
 /// Built with `AccessKeyGrant::new(..)` or `AccessKeyGrant::from_env()`.
 pub type AccessKeyGrant = OAuthSource<AccessKey>;
+
+/// The access key alone, no app registration: `POST
+/// https://{area}.nice-incontact.com/authentication/v1/token/access-key` with
+/// JSON `{"accessKeyId", "accessKeySecret"}`, the flow most third-party code
+/// uses. Built with `AccessKeyOnly::new(id, secret)?` (area na1), then
+/// `.area("eu1")?` or `.token_url(..)?` (the older
+/// `https://api.incontact.com/InContactAuthorizationServer/token/access-key`
+/// takes the same body), or with `AccessKeyOnly::from_env()` (`CXONE_AREA`
+/// or `CXONE_TOKEN_URL`). Client authentication, scopes and refresh tokens
+/// do not apply: the token is re-fetched with the key.
+///
+/// ```
+/// use cxone_auth::token::AccessKeyOnly;
+///
+/// let source = AccessKeyOnly::new("KEYID", "c2VjcmV0+/x====")?.area("eu1")?;
+/// let url = source.token_endpoint().token_url().unwrap();
+/// assert_eq!(url.as_str(), "https://eu1.nice-incontact.com/authentication/v1/token/access-key");
+/// assert!(AccessKeyOnly::new("KEYID", "x")?.area("mars1").is_err());
+/// # Ok::<(), cxone_auth::Error>(())
+/// ```
+pub type AccessKeyOnly = OAuthSource<AccessKeyJson>;
 
 /// The OAuth 2.0 client credentials grant (RFC 6749 §4.4). Built with
 /// `ClientCredentials::new(..)` or `ClientCredentials::from_env()`.
@@ -80,11 +103,12 @@ pub type ClientCredentials = OAuthSource<ClientCredentialsGrant>;
 ///
 /// | Variable | Meaning |
 /// |---|---|
-/// | `CXONE_CLIENT_ID`, `CXONE_CLIENT_SECRET` | the app's credentials (required) |
-/// | `CXONE_ACCESS_KEY_ID`, `CXONE_ACCESS_KEY_SECRET` | the access key ([`AccessKeyGrant`] only, required) |
+/// | `CXONE_CLIENT_ID`, `CXONE_CLIENT_SECRET` | the app's credentials (required; not read by [`AccessKeyOnly`]) |
+/// | `CXONE_ACCESS_KEY_ID`, `CXONE_ACCESS_KEY_SECRET` | the access key ([`AccessKeyGrant`], [`AccessKeyOnly`]; required) |
 /// | `CXONE_TOKEN_URL` | a fixed token URL (optional) |
 /// | `CXONE_ISSUER` | an issuer to discover the token URL from (optional; not with `CXONE_TOKEN_URL`) |
 /// | `CXONE_SCOPES` | scopes, separated by spaces or commas (optional) |
+/// | `CXONE_AREA` | [`AccessKeyOnly`] only, instead of `CXONE_TOKEN_URL`: na1 (default), na2, au1, eu1, uk1, ca1 or jp1 |
 ///
 /// Without `CXONE_TOKEN_URL` and `CXONE_ISSUER` the endpoint is
 /// [`Environment::Cxone`] for [`AccessKeyGrant`], and a
@@ -118,6 +142,9 @@ pub struct OAuthSource<G> {
     client_auth: ClientAuth,
     scopes: Vec<String>,
     http: HttpClient,
+    /// With [`use_refresh_tokens`](Self::use_refresh_tokens): the last
+    /// refresh token, shared by clones like `discovered`.
+    refresh: Option<Arc<ArcSwapOption<SecretString>>>,
 }
 
 /// Where the client id and secret go in a token request. CXone accepts both
@@ -152,6 +179,7 @@ impl<G> OAuthSource<G> {
             client_auth: ClientAuth::default(),
             scopes: Vec::new(),
             http: HttpClient::new(),
+            refresh: None,
         }
     }
 
@@ -361,13 +389,54 @@ impl<G: OAuthGrant> TokenSource for OAuthSource<G> {
 }
 
 impl<G: OAuthGrant> OAuthSource<G> {
+    /// Fetches with the last refresh token when there is one
+    /// (`grant_type=refresh_token&scope=openid&refresh_token=..`, as NICE's
+    /// agent SDK does), and with the full grant at first and whenever the
+    /// server refuses the refresh (`invalid_grant`: the refresh token expired
+    /// or was revoked; `unauthorized_client`, `unsupported_grant_type`). A refresh answer without a new refresh token keeps the old
+    /// one. Defaults to off: repeating the grant is all a back-end app needs,
+    /// and the access key is then the only long-lived secret. No effect on
+    /// [`AccessKeyOnly`], for which CXone documents no refresh request.
+    pub fn use_refresh_tokens(mut self, enabled: bool) -> Self {
+        self.refresh = (enabled && G::NEEDS_CLIENT).then(Arc::default);
+        self
+    }
+
     async fn exchange(&self) -> Result<AccessToken, Error> {
         let token_url = self.resolved_token_url().await?;
-        let request = self.request(&token_url)?;
+        let Some(kept) = &self.refresh else {
+            return self.send(self.request(&token_url, None)?).await;
+        };
+        let previous = kept.load_full();
+        let mut token = match &previous {
+            Some(refresh) => {
+                let request = self.request(&token_url, Some(refresh.expose_secret()))?;
+                match self.send(request).await {
+                    // `invalid_grant`: expired or revoked; `unauthorized_client` or
+                    // `unsupported_grant_type`: a server without the refresh grant.
+                    Err(err) if err.kind() == ErrorKind::GrantRejected => {
+                        tracing::debug!("the refresh token was refused; using the grant");
+                        kept.store(None);
+                        self.send(self.request(&token_url, None)?).await?
+                    }
+                    sent => sent?,
+                }
+            }
+            None => self.send(self.request(&token_url, None)?).await?,
+        };
+        match (token.refresh_token(), previous) {
+            (Some(new), _) => kept.store(Some(Arc::new(new.into()))),
+            (None, Some(old)) => token.extras_mut().refresh_token = Some((*old).clone()),
+            (None, None) => {}
+        }
+        Ok(token)
+    }
+
+    async fn send(&self, request: Request<Bytes>) -> Result<AccessToken, Error> {
         let transport = self.http.transport()?;
         let requested_at = Instant::now();
         let response = transport.send(request).await?;
-        token_from_response(&response, requested_at, &self.scopes)
+        token_from_response(&response, requested_at)
     }
 
     /// The configured token URL, or the discovered one.
@@ -388,43 +457,68 @@ impl<G: OAuthGrant> OAuthSource<G> {
         Ok(url)
     }
 
-    /// The token request: `grant_type`, the grant's fields, `scope`, and the
-    /// client credentials in the header or the body.
-    fn request(&self, token_url: &Url) -> Result<Request<Bytes>, Error> {
+    /// The token request: a JSON grant's body; or `grant_type`, the grant's
+    /// fields (or the `refresh` token), `scope`, and the client credentials
+    /// in the header or the body.
+    fn request(&self, token_url: &Url, refresh: Option<&str>) -> Result<Request<Bytes>, Error> {
+        let request = Request::post(token_url.as_str())
+            .header(ACCEPT, "application/json")
+            .header(CACHE_CONTROL, "no-store");
+        let (mut request, body) = match self.grant.json_body() {
+            Some(json) => (request.header(CONTENT_TYPE, "application/json"), json),
+            None => {
+                let form = self.form(refresh);
+                (
+                    request.header(CONTENT_TYPE, "application/x-www-form-urlencoded"),
+                    form,
+                )
+            }
+        };
+        if G::NEEDS_CLIENT && self.client_auth != ClientAuth::Body {
+            let secret = self.client_secret.expose_secret();
+            let credentials = self.basic_credentials(self.client_auth, secret);
+            request = request.header(AUTHORIZATION, basic_header(&credentials));
+        }
+        request.body(Bytes::from(body)).map_err(|err| {
+            Error::config("the token URL is not a valid request URI").with_source(err)
+        })
+    }
+
+    fn form(&self, refresh: Option<&str>) -> String {
         let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", G::GRANT_TYPE);
-        self.grant.write_form(&mut form);
-        if !self.scopes.is_empty() {
-            form.append_pair("scope", &self.scopes.join(" "));
+        if let Some(refresh) = refresh {
+            form.append_pair("grant_type", "refresh_token");
+            form.append_pair("scope", "openid");
+            form.append_pair("refresh_token", refresh);
+        } else {
+            form.append_pair("grant_type", G::GRANT_TYPE);
+            self.grant.write_form(&mut form);
+            if !self.scopes.is_empty() {
+                form.append_pair("scope", &self.scopes.join(" "));
+            }
         }
         if self.client_auth == ClientAuth::Body {
             form.append_pair("client_id", &self.client_id);
             form.append_pair("client_secret", self.client_secret.expose_secret());
         }
-        let mut request = Request::post(token_url.as_str())
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json")
-            .header(CACHE_CONTROL, "no-store");
-        if self.client_auth != ClientAuth::Body {
-            let secret = self.client_secret.expose_secret();
-            let credentials = self.basic_credentials(self.client_auth, secret);
-            request = request.header(AUTHORIZATION, basic_header(&credentials));
-        }
-        request.body(Bytes::from(form.finish())).map_err(|err| {
-            Error::config("the token URL is not a valid request URI").with_source(err)
-        })
+        form.finish()
     }
 }
 
 impl<G: OAuthGrant> fmt::Debug for OAuthSource<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(G::NAME)
-            .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
-            .field("client_auth", &self.client_auth)
-            .field("scopes", &self.scopes)
+        let mut debug = f.debug_struct(G::NAME);
+        debug.field("endpoint", &self.endpoint);
+        if G::NEEDS_CLIENT {
+            debug
+                .field("client_id", &self.client_id)
+                .field("client_secret", &"[redacted]")
+                .field("client_auth", &self.client_auth)
+                .field("scopes", &self.scopes);
+        }
+        debug
             .field("grant", &self.grant)
+            .field("use_refresh_tokens", &self.refresh.is_some())
             .field("http", &self.http)
             .finish()
     }
@@ -435,12 +529,17 @@ impl<G: OAuthGrant> OAuthSource<G> {
     /// in base64 (standard and URL-safe), and the Basic credentials.
     fn secret_forms(&self) -> Vec<String> {
         let client_secret = self.client_secret.expose_secret();
-        let secrets = [Some(client_secret), self.grant.secret()];
-        // Both Basic encodings: a server may echo either.
-        let mut forms: Vec<String> = [ClientAuth::Basic, ClientAuth::BasicFormEncoded]
-            .map(|auth| STANDARD_NO_PAD.encode(self.basic_credentials(auth, client_secret)))
-            .into();
-        for secret in secrets.into_iter().flatten() {
+        let refresh = self.refresh.as_ref().and_then(|kept| kept.load_full());
+        let refresh = refresh.as_deref().map(ExposeSecret::expose_secret);
+        let secrets = [Some(client_secret), self.grant.secret(), refresh];
+        let mut forms = Vec::new();
+        if G::NEEDS_CLIENT {
+            // Both Basic encodings: a server may echo either.
+            for auth in [ClientAuth::Basic, ClientAuth::BasicFormEncoded] {
+                forms.push(STANDARD_NO_PAD.encode(self.basic_credentials(auth, client_secret)));
+            }
+        }
+        for secret in secrets.into_iter().flatten().filter(|s| !s.is_empty()) {
             forms.push(secret.to_owned());
             forms.push(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
             forms.push(STANDARD_NO_PAD.encode(secret));
@@ -491,7 +590,7 @@ mod tests {
     fn basic_request() {
         let source = access_key().scopes(["openid agents:read", "openid"]);
         let url = Url::parse("https://auth.example.com/auth/token").unwrap();
-        let request = source.request(&url).unwrap();
+        let request = source.request(&url, None).unwrap();
         assert_eq!(request.method(), Method::POST);
         assert_eq!(request.uri(), "https://auth.example.com/auth/token");
         assert_eq!(
@@ -513,7 +612,7 @@ mod tests {
             .unwrap()
             .client_auth(ClientAuth::Body);
         let url = Url::parse("https://auth.example.com/t").unwrap();
-        let request = source.request(&url).unwrap();
+        let request = source.request(&url, None).unwrap();
         assert_eq!(
             body_of(&request),
             "grant_type=client_credentials&client_id=app&client_secret=s3cr3t"
@@ -529,7 +628,7 @@ mod tests {
                 .unwrap()
                 .client_auth(auth);
             let url = Url::parse("https://auth.example.com/t").unwrap();
-            let header = source.request(&url).unwrap().headers()[AUTHORIZATION].clone();
+            let header = source.request(&url, None).unwrap().headers()[AUTHORIZATION].clone();
             assert!(header.is_sensitive());
             let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
             String::from_utf8(STANDARD.decode(encoded).unwrap()).unwrap()

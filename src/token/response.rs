@@ -11,8 +11,11 @@
 //! - `expires_in` may be a number or a numeric string; negative or garbled is
 //!   an error; absent or zero falls back to the JWT `exp`, then to 5
 //!   minutes; beyond 24 hours it is cut;
-//! - `scope` is the granted scopes; when absent, RFC 6749 §5.1 says they are
-//!   the requested ones.
+//! - `scope` is the granted scopes; when absent, none are reported: RFC 6749
+//!   §5.1 lets a server imply the requested ones, but CXone sends no `scope`
+//!   and grants by the key owner's role, so "requested" would be a guess;
+//! - `refresh_token` and `id_token` are kept (an `id_token` that is not a
+//!   JWT is refused), and CXone's `resource_server_base_uri` must be https.
 //!
 //! No error quotes the body, which may hold the token: only the RFC 6749
 //! `error` code and a sanitized, bounded `error_description` are kept.
@@ -23,20 +26,20 @@ use bytes::Bytes;
 use http::Response;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
+use url::Url;
 
 use crate::backoff::retry_after;
 use crate::error::OAuthError;
-use crate::token::MAX_LIFETIME;
+use crate::token::endpoint::check_url_rule;
+use crate::token::{JwtClaims, MAX_LIFETIME};
 use crate::{AccessToken, Error};
 
 /// Turns a token endpoint's response into a token or a typed error.
 ///
-/// `requested_at` is when the request was sent; `requested_scopes` are the
-/// scopes asked for, granted when the response does not list any.
+/// `requested_at` is when the request was sent.
 pub(crate) fn token_from_response(
     response: &Response<Bytes>,
     requested_at: Instant,
-    requested_scopes: &[String],
 ) -> Result<AccessToken, Error> {
     let status = response.status();
     if status.is_redirection() {
@@ -76,10 +79,31 @@ pub(crate) fn token_from_response(
     if let Some(lifetime) = lifetime {
         token = token.with_lifetime(lifetime);
     }
-    Ok(match body.get("scope").and_then(Value::as_str) {
-        Some(scope) => token.with_scopes(scope.split_ascii_whitespace()),
-        None => token.with_scopes(requested_scopes.iter().cloned()),
-    })
+    if let Some(scope) = body.get("scope").and_then(Value::as_str) {
+        token = token.with_scopes(scope.split_ascii_whitespace());
+    }
+    let text = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(refresh) = text("refresh_token") {
+        token.extras_mut().refresh_token = Some(refresh.into());
+    }
+    if let Some(id_token) = text("id_token") {
+        let claims = JwtClaims::from_jwt(id_token).ok_or_else(|| {
+            Error::invalid_response("the token response's `id_token` is not a JWT")
+        })?;
+        token.extras_mut().id_token = Some((id_token.into(), claims));
+    }
+    if let Some(uri) = text("resource_server_base_uri") {
+        let what = "`resource_server_base_uri` of the token response";
+        let url = Url::parse(uri)
+            .map_err(|_| Error::invalid_response(format!("the {what} is not a URL")))?;
+        check_url_rule(what, &url).map_err(Error::invalid_response)?;
+        token.extras_mut().resource_server_base_uri = Some(url.into());
+    }
+    Ok(token)
 }
 
 /// The body as a JSON object, if it is one.
@@ -146,7 +170,7 @@ mod tests {
     }
 
     fn parse(status: u16, body: &str) -> Result<AccessToken, Error> {
-        token_from_response(&response(status, body), Instant::now(), &[])
+        token_from_response(&response(status, body), Instant::now())
     }
 
     #[tokio::test(start_paused = true)]
@@ -159,17 +183,12 @@ mod tests {
                 r#"{"access_token":"2YotnFZFEjr1zCsicMWpAA","token_type":"Bearer","expires_in":3600}"#,
             ),
             requested_at,
-            &["openid".to_owned()],
         )
         .unwrap();
         assert_eq!(token.secret(), "2YotnFZFEjr1zCsicMWpAA");
         assert_eq!(token.lifetime(), Duration::from_secs(3600));
         assert_eq!(token.requested_at(), requested_at);
-        assert_eq!(
-            token.scopes(),
-            ["openid"],
-            "absent scope means as requested"
-        );
+        assert!(token.scopes().is_empty(), "none named, none reported");
     }
 
     #[tokio::test]
@@ -243,7 +262,6 @@ mod tests {
         let token = token_from_response(
             &response(200, r#"{"access_token":"t","scope":"openid  agents:read"}"#),
             Instant::now(),
-            &["openid".to_owned(), "admin".to_owned()],
         )
         .unwrap();
         assert_eq!(token.scopes(), ["openid", "agents:read"]);
@@ -307,13 +325,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn refresh_id_token_and_resource_server_are_kept_or_refused() {
+        let claims = URL_SAFE_NO_PAD.encode(r#"{"tenantId":"from-id-token"}"#);
+        let body = format!(
+            r#"{{"access_token":"opaque","refresh_token":"r-SECRET","id_token":"e30.{claims}.sig",
+                "resource_server_base_uri":"https://api-b32.nice-incontact.com/inContactAPI/"}}"#
+        );
+        let token = parse(200, &body).unwrap();
+        assert_eq!(token.refresh_token(), Some("r-SECRET"));
+        assert_eq!(token.tenant_id(), Some("from-id-token"));
+        let base = token.resource_server_base_uri();
+        assert_eq!(
+            base,
+            Some("https://api-b32.nice-incontact.com/inContactAPI/")
+        );
+        assert!(!format!("{token:?}").contains("SECRET"));
+        for (field, says) in [
+            (r#""id_token":"id-SECRET""#, "`id_token` is not a JWT"),
+            (
+                r#""resource_server_base_uri":"http://api.incontact.com/?k=SECRET""#,
+                "must use https",
+            ),
+            (r#""resource_server_base_uri":"SECRET""#, "is not a URL"),
+        ] {
+            let err = parse(200, &format!(r#"{{"access_token":"t",{field}}}"#)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidResponse, "{field}");
+            let text = format!("{err} {err:?}");
+            assert!(text.contains(says) && !text.contains("SECRET"), "{text}");
+        }
+    }
+
+    #[tokio::test]
     async fn redirects_are_refused() {
         let mut redirect = response(302, "");
         redirect.headers_mut().insert(
             http::header::LOCATION,
             "https://elsewhere.example.com/token".parse().unwrap(),
         );
-        let err = token_from_response(&redirect, Instant::now(), &[]).unwrap_err();
+        let err = token_from_response(&redirect, Instant::now()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidResponse);
         assert_eq!(err.status(), Some(StatusCode::FOUND));
         assert!(
@@ -338,7 +387,8 @@ mod tests {
         assert!(err.oauth_code().is_none() && err.oauth_description().is_none());
 
         let err = parse(403, r#"{"message":"forbidden","route":"/auth/token"}"#).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidScope);
+        assert_eq!(err.kind(), ErrorKind::Rejected);
+        assert!(err.to_string().contains("role of the CXone user"), "{err}");
 
         let err = parse(502, "").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -348,7 +398,7 @@ mod tests {
         limited
             .headers_mut()
             .insert(RETRY_AFTER, "12".parse().unwrap());
-        let err = token_from_response(&limited, Instant::now(), &[]).unwrap_err();
+        let err = token_from_response(&limited, Instant::now()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::RateLimited);
         assert_eq!(err.retry_after(), Some(Duration::from_secs(12)));
 
@@ -358,7 +408,7 @@ mod tests {
         unavailable
             .headers_mut()
             .insert(RETRY_AFTER, later.parse().unwrap());
-        let err = token_from_response(&unavailable, Instant::now(), &[]).unwrap_err();
+        let err = token_from_response(&unavailable, Instant::now()).unwrap_err();
         let wait = err.retry_after().unwrap().as_secs();
         assert!((118..=120).contains(&wait), "{wait}");
     }
@@ -404,7 +454,7 @@ mod tests {
                     response = response.header(RETRY_AFTER, value);
                 }
                 let response = response.body(Bytes::from(body)).unwrap();
-                if let Ok(token) = token_from_response(&response, Instant::now(), &[]) {
+                if let Ok(token) = token_from_response(&response, Instant::now()) {
                     prop_assert!(response.status().is_success());
                     prop_assert!(token.lifetime() <= MAX_LIFETIME);
                 }
@@ -459,12 +509,10 @@ mod tests {
                 if let Some(scopes) = &scopes {
                     body["scope"] = json!(scopes.join(" "));
                 }
-                let requested = ["requested".to_owned()];
                 let requested_at = Instant::now();
                 let parsed = token_from_response(
                     &response(200, &body.to_string()),
                     requested_at,
-                    &requested,
                 )
                 .unwrap();
                 prop_assert_eq!(parsed.secret(), token.as_str());
@@ -475,7 +523,7 @@ mod tests {
                 prop_assert_eq!(parsed.requested_at(), requested_at);
                 match scopes {
                     Some(scopes) => prop_assert_eq!(parsed.scopes(), &scopes[..]),
-                    None => prop_assert_eq!(parsed.scopes(), &requested[..]),
+                    None => prop_assert!(parsed.scopes().is_empty()),
                 }
             }
 

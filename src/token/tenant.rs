@@ -225,9 +225,9 @@ impl TenantDiscovery {
     /// 429 and 5xx answers; [`ErrorKind::InvalidResponse`](crate::ErrorKind::InvalidResponse)
     /// when the body is not JSON.
     pub async fn discover(&self, token: &AccessToken) -> Result<TenantConfig, Error> {
-        let Some(tenant_id) = token.claims().and_then(|claims| claims.tenant_id()) else {
+        let Some(tenant_id) = token.tenant_id() else {
             return Err(Error::discovery(
-                "the access token has no `tenantId` claim; is it a CXone token?",
+                "the access token (and its id token) has no `tenantId` claim; is it a CXone token?",
             ));
         };
         self.tenant(tenant_id).await

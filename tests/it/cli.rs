@@ -5,7 +5,8 @@ use std::process::{Command, Output};
 
 use cxone_auth::mock;
 
-const VARIABLES: [&str; 7] = [
+const VARIABLES: [&str; 8] = [
+    "CXONE_AREA",
     "CXONE_CLIENT_ID",
     "CXONE_CLIENT_SECRET",
     "CXONE_ACCESS_KEY_ID",
@@ -224,4 +225,36 @@ fn control_characters_from_the_server_are_escaped() {
             "{name}: {stdout}"
         );
     }
+}
+
+#[test]
+fn the_access_key_alone_is_chosen_without_a_client_id() {
+    let (code, stdout, stderr) = run(&["--mock", "--grant", "access-key-only"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(field(&stdout, "area"), Some("na1"), "{stdout}");
+
+    // No CXONE_CLIENT_ID, an access key: the access-key endpoint is asked
+    // (here a closed loopback port), not refused for a missing client id.
+    let key = [
+        ("CXONE_ACCESS_KEY_ID", "KEY"),
+        ("CXONE_ACCESS_KEY_SECRET", "c2VjcmV0===="),
+    ];
+    let closed = [(
+        "CXONE_TOKEN_URL",
+        "http://127.0.0.1:9/authentication/v1/token/access-key",
+    )];
+    let env: Vec<_> = key.iter().chain(&closed).copied().collect();
+    let (code, _, stderr) = run(&[], &env);
+    assert_eq!(code, 8, "{stderr}");
+    let env: Vec<_> = key
+        .iter()
+        .chain(&[("CXONE_AREA", "xx1")])
+        .copied()
+        .collect();
+    let (code, _, stderr) = run(&[], &env);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("unknown CXone area") && !stderr.contains("c2VjcmV0"),
+        "{stderr}"
+    );
 }

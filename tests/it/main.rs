@@ -2,6 +2,7 @@
 //! through its public API, as a user's code would. The allocation tests are
 //! separate binaries because each installs a counting global allocator.
 
+mod access_key;
 mod auth_layer;
 mod chaos;
 #[cfg(feature = "cli")]

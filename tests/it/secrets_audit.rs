@@ -19,7 +19,7 @@ use bytes::Bytes;
 use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
 };
-use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
+use cxone_auth::token::{AccessKeyGrant, AccessKeyOnly, ServiceTransport};
 use cxone_auth::{CxoneAuthLayer, CxoneRetryLayer, ErrorKind, TokenCache, TokenSource as _};
 use http::{Request, StatusCode};
 use http_body_util::Empty;
@@ -80,7 +80,6 @@ async fn the_quickstart_flow_logs_no_secret_and_no_token() {
         assert_eq!(response.status(), StatusCode::OK);
     }
     let first = tokens.cached().unwrap();
-    seen_tokens.push(first.secret().to_owned());
 
     // The token is revoked: a 401, one refresh, one replay.
     mock.revoke_all();
@@ -88,7 +87,6 @@ async fn the_quickstart_flow_logs_no_secret_and_no_token() {
     assert_eq!(response.status(), StatusCode::OK);
     let second = tokens.cached().unwrap();
     assert!(!second.same_token(&first));
-    seen_tokens.push(second.secret().to_owned());
 
     // A 429 is waited out.
     mock.rate_limit_next_api_calls(1, Duration::from_secs(2));
@@ -124,8 +122,33 @@ async fn the_quickstart_flow_logs_no_secret_and_no_token() {
         .await
         .unwrap_err();
 
+    // The access key alone, and a source in refresh mode (its second fetch
+    // sends the refresh token).
+    let alone = AccessKeyOnly::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+        .unwrap()
+        .token_url(mock.access_key_url())
+        .unwrap()
+        .transport(ServiceTransport::new(mock.router()));
+    let alone_token = alone.fetch().await.unwrap();
+    let refreshing = access_key_grant(&mock, CLIENT_SECRET).use_refresh_tokens(true);
+    let before_refresh = refreshing.fetch().await.unwrap();
+    let refreshed = refreshing.fetch().await.unwrap();
+    let requests = mock.token_requests();
+    let mut kept = Vec::new();
+    for token in [&first, &second, &alone_token, &before_refresh, &refreshed] {
+        seen_tokens.push(token.secret().to_owned());
+        kept.extend(token.refresh_token().map(str::to_owned));
+        kept.extend(token.id_token().map(str::to_owned));
+    }
+    assert_eq!(kept.len(), 10, "each token keeps its refresh and id token");
+
     // Everything the flow handled, as `Debug` shows it.
     tracing::trace!(
+        ?alone,
+        ?alone_token,
+        ?refreshing,
+        ?refreshed,
+        ?requests,
         ?source,
         ?wrong,
         ?tokens,
@@ -172,7 +195,7 @@ async fn the_quickstart_flow_logs_no_secret_and_no_token() {
     // The distinctive middles of the secrets, in case a log cut them.
     secrets.push(ACCESS_KEY_SECRET[2..ACCESS_KEY_SECRET.len() - 4].to_owned());
     secrets.push("client secret".to_owned());
-    for token in &seen_tokens {
+    for token in seen_tokens.iter().chain(&kept) {
         secrets.push(token.clone());
         secrets.push(format!("Bearer {token}"));
         // Each part of the JWT: a payload or signature alone is a leak too.
@@ -183,7 +206,7 @@ async fn the_quickstart_flow_logs_no_secret_and_no_token() {
                 .map(str::to_owned),
         );
     }
-    assert_eq!(seen_tokens.len(), 2);
+    assert_eq!(seen_tokens.len(), 5);
     for secret in &secrets {
         assert!(
             !log.contains(secret.as_str()),
@@ -238,6 +261,25 @@ async fn secrets_a_token_endpoint_echoes_are_redacted() {
             assert!(!log.contains(form.as_str()), "{form:?} in the log");
         }
         assert!(!text.contains(&secret[..8]), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
+    }
+
+    // The access key alone: its secret echoed, as it is, url-encoded or in base64.
+    let alone = AccessKeyOnly::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+        .unwrap()
+        .token_url(mock.access_key_url())
+        .unwrap()
+        .transport(ServiceTransport::new(mock.router()));
+    for echoed in &forms[3..6] {
+        let description = format!("you sent {echoed}");
+        mock.fail_next_token_requests(1, TokenFault::oauth_error(400, echoed, &description));
+        let error = alone.fetch().await.unwrap_err();
+        let text = format!("{error} {error:?}");
+        let log = captured.text();
+        for form in &forms[3..6] {
+            assert!(!text.contains(form.as_str()), "{form:?} in {text}");
+            assert!(!log.contains(form.as_str()), "{form:?} in the log");
+        }
         assert!(text.contains("[redacted]"), "{text}");
     }
 }
