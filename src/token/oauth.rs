@@ -46,7 +46,7 @@ pub type AccessKeyGrant = OAuthSource<AccessKey>;
 /// use cxone_auth::token::AccessKeyOnly;
 ///
 /// let source = AccessKeyOnly::new("KEYID", "c2VjcmV0+/x====")?.area("eu1")?;
-/// let url = source.token_endpoint().token_url().unwrap();
+/// let url = source.token_endpoint().and_then(|e| e.token_url()).unwrap();
 /// assert_eq!(url.as_str(), "https://eu1.nice-incontact.com/authentication/v1/token/access-key");
 /// assert!(AccessKeyOnly::new("KEYID", "x")?.area("mars1").is_err());
 /// # Ok::<(), cxone_auth::Error>(())
