@@ -72,7 +72,12 @@ async fn the_access_key_alone_posts_json_and_reads_the_answer() {
 fn areas_choose_the_endpoint_and_an_unknown_one_is_a_config_error() {
     for area in ["na1", "na2", "au1", "eu1", "uk1", "ca1", "JP1"] {
         let source = AccessKeyOnly::new("KEY", "s").unwrap().area(area).unwrap();
-        let url = source.token_endpoint().unwrap().token_url().unwrap().as_str();
+        let url = source
+            .token_endpoint()
+            .unwrap()
+            .token_url()
+            .unwrap()
+            .as_str();
         let expected = format!(
             "https://{}.nice-incontact.com/authentication/v1/token/access-key",
             area.to_lowercase()
@@ -107,7 +112,12 @@ fn from_lookup_reads_the_area_or_the_token_url() {
         }
     };
     let host = |source: AccessKeyOnly| {
-        let url = source.token_endpoint().unwrap().token_url().unwrap().clone();
+        let url = source
+            .token_endpoint()
+            .unwrap()
+            .token_url()
+            .unwrap()
+            .clone();
         url.host_str().unwrap().to_owned()
     };
     assert_eq!(
