@@ -6,6 +6,12 @@
 //! refresh runs in the background; callers wait only when there is no usable
 //! token, for the one fetch in flight.
 //!
+//! A read is an `ArcSwap` load, one clock read against the token's deadlines
+//! and a clone of its pre-built header. That is slower per call than a flag a
+//! timer flips (tens of nanoseconds; see `docs/benchmarks.md`), and the
+//! difference does not show once a request crosses a socket: the plain read
+//! was chosen over the timer, its task and its bookkeeping.
+//!
 //! ```
 //! use std::time::Duration;
 //! use cxone_auth::{StaticToken, TokenCache};
