@@ -48,6 +48,10 @@ pub trait HttpRequest: Sized + sealed::Sealed {
     #[doc(hidden)]
     fn host(&self) -> Option<&str>;
 
+    /// The URI's path.
+    #[doc(hidden)]
+    fn path(&self) -> &str;
+
     /// The port, explicit or the scheme's default.
     #[doc(hidden)]
     fn port(&self) -> Option<u16>;
@@ -128,11 +132,15 @@ impl<B> HttpRequest for http::Request<B> {
         self.uri().host()
     }
 
+    fn path(&self) -> &str {
+        self.uri().path()
+    }
+
     fn port(&self) -> Option<u16> {
         let uri = self.uri();
         uri.port_u16().or(match uri.scheme_str() {
-            Some("https") => Some(443),
-            Some("http") => Some(80),
+            Some("https" | "wss") => Some(443),
+            Some("http" | "ws") => Some(80),
             _ => None,
         })
     }
@@ -225,6 +233,10 @@ impl HttpRequest for reqwest::Request {
 
     fn host(&self) -> Option<&str> {
         self.url().host_str()
+    }
+
+    fn path(&self) -> &str {
+        self.url().path()
     }
 
     fn port(&self) -> Option<u16> {

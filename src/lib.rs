@@ -78,7 +78,7 @@ pub use crate::error::{Error, ErrorKind, OAuthErrorCode};
 pub use crate::http::{HttpRequest, HttpResponse, ReplayBody};
 pub use crate::layer::{CxoneAuth, CxoneAuthLayer};
 pub use crate::retry::{CxoneRetry, CxoneRetryLayer};
-pub use crate::routing::{TenantRouting, TenantRoutingLayer};
+pub use crate::routing::{HostFamily, TenantRouting, TenantRoutingLayer};
 pub use crate::token::{
     AccessKeyGrant, AccessKeyOnly, AccessToken, ClientAuth, ClientCredentials, Environment,
     ServiceTransport, StaticToken, TenantConfig, TenantDiscovery, TokenEndpoint, TokenSource,

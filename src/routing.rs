@@ -4,14 +4,24 @@
 //! [`TenantRoutingLayer`], stacked outside the [`CxoneAuthLayer`] it was made
 //! from, runs [`TenantDiscovery`] once per tenant and rewrites each path-only
 //! request (`/inContactAPI/services/v34.0/agents`) to an absolute one on the
-//! tenant's `api_endpoint`. The discovered origin joins the auth layer's
-//! allowed hosts under the rules configured ones follow. Requests with an
-//! absolute URL pass through untouched.
+//! tenant's `api_endpoint`. Requests with an absolute URL pass through
+//! untouched.
+//!
+//! A tenant has more hosts than the API facade; NICE's agent SDK derives them
+//! from the same document ([`HostFamily`]): the area host
+//! `https://{area}.{uhDomain}` (UserHub, regional auth, data extraction),
+//! Digital `https://api-de-{area}.{domain}` and the websocket host
+//! `wss://websocket-{area}.{domain}`. Every one of their origins joins the
+//! auth layer's allowed hosts under the rules configured ones follow (`wss`
+//! counting as https), so absolute URLs to them carry the token.
+//! [`route_prefix`](TenantRoutingLayer::route_prefix) sends path-only
+//! requests under a prefix to another family than the facade:
+//! `.route_prefix("/dfo/", HostFamily::Digital)`.
 //!
 //! ```
 //! use std::convert::Infallible;
 //! use cxone_auth::mock::MockCxone;
-//! use cxone_auth::{AccessKeyGrant, CxoneAuthLayer, ServiceTransport, TenantDiscovery, TenantRoutingLayer, TokenCache};
+//! use cxone_auth::{AccessKeyGrant, CxoneAuthLayer, HostFamily, ServiceTransport, TenantDiscovery, TenantRoutingLayer, TokenCache};
 //! use http::{Request, Response};
 //! use tower::{ServiceBuilder, ServiceExt as _};
 //!
@@ -30,7 +40,7 @@
 //!
 //! let auth = CxoneAuthLayer::new(TokenCache::new(source));
 //! let client = ServiceBuilder::new()
-//!     .layer(TenantRoutingLayer::new(&auth, discovery))
+//!     .layer(TenantRoutingLayer::new(&auth, discovery).route_prefix("/dfo/", HostFamily::Digital))
 //!     .layer(auth)
 //!     .service_fn(|request: Request<()>| async move {
 //!         // Stands for an HTTP client: answers with the URI it was sent to.
@@ -38,11 +48,13 @@
 //!     });
 //!
 //! let request = Request::get("/inContactAPI/services/v34.0/agents?top=10").body(())?;
-//! let response = client.oneshot(request).await?;
+//! let response = client.clone().oneshot(request).await?;
 //! assert_eq!(
 //!     response.body(),
 //!     "https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents?top=10"
 //! );
+//! let digital = client.oneshot(Request::get("/dfo/3.0/contacts").body(())?).await?;
+//! assert_eq!(digital.body(), "https://api-de-na1.niceincontact.com/dfo/3.0/contacts");
 //! # Ok(())
 //! # }
 //! ```
@@ -50,8 +62,9 @@
 //! # Failures
 //!
 //! Nothing is sent when the tenant cannot be found: a token without a
-//! `tenantId` claim, an unknown tenant, or an `api_endpoint` that is not a
-//! plain base URL the token may go to fail the request with
+//! `tenantId` claim, an unknown tenant, an `api_endpoint` that is not a
+//! plain base URL the token may go to, or an `area` or domain that makes no
+//! host name fail the request with
 //! [`ErrorKind::Discovery`](crate::ErrorKind::Discovery) (a timeout or a 5xx
 //! with its transient kind). A failure is handed to every routed request for
 //! 5 s, doubling with each failure in a row up to a minute (at least the
@@ -71,6 +84,7 @@ use pin_project_lite::pin_project;
 use tower::ServiceExt as _;
 use tower_layer::Layer;
 use tower_service::Service;
+use url::Url;
 
 use crate::backoff::Backoff;
 use crate::cache::TokenCache;
@@ -90,6 +104,28 @@ const DISCOVERY_BACKOFF: (Duration, Duration) = (Duration::from_secs(5), Duratio
 #[derive(Clone, Debug)]
 pub struct TenantRoutingLayer {
     router: Arc<Router>,
+    prefixes: Prefixes,
+}
+
+/// Path prefixes sent to another host family than the API facade, in the
+/// order they were added.
+type Prefixes = Arc<Vec<(String, HostFamily)>>;
+
+/// One of a tenant's hosts, as its configuration names or derives it; see
+/// [`TenantRoutingLayer::route_prefix`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HostFamily {
+    /// The REST API facade, `api_endpoint` (`/inContactAPI/...`): where
+    /// path-only requests go unless a prefix says otherwise.
+    Api,
+    /// The area host, `https://{area}.{uhDomain}`: UserHub, regional
+    /// authentication, data extraction.
+    Area,
+    /// Digital Engagement, `https://api-de-{area}.{domain}` (`/dfo/3.0/...`).
+    Digital,
+    /// The websocket host, `wss://websocket-{area}.{domain}`.
+    Websocket,
 }
 
 /// The discovery state of one layer, shared by every service it builds.
@@ -118,7 +154,19 @@ impl TenantRoutingLayer {
                 route: ArcSwapOption::empty(),
                 flight: Flight::new(Backoff::new(base, max, 0.0)),
             }),
+            prefixes: Prefixes::default(),
         }
+    }
+
+    /// Sends path-only requests whose path starts with `prefix` (compared
+    /// exactly, the first added that matches wins) to the tenant's `family`
+    /// host instead of the API facade: `.route_prefix("/dfo/",
+    /// HostFamily::Digital)`. The path is kept whole. A request for a
+    /// family the tenant's configuration does not name (no `area`, say)
+    /// fails with [`ErrorKind::Discovery`](crate::ErrorKind::Discovery).
+    pub fn route_prefix(mut self, prefix: impl Into<String>, family: HostFamily) -> Self {
+        Arc::make_mut(&mut self.prefixes).push((prefix.into(), family));
+        self
     }
 }
 
@@ -129,6 +177,7 @@ impl<S> Layer<S> for TenantRoutingLayer {
         TenantRouting {
             inner,
             router: Arc::clone(&self.router),
+            prefixes: Arc::clone(&self.prefixes),
         }
     }
 }
@@ -138,6 +187,7 @@ impl<S> Layer<S> for TenantRoutingLayer {
 pub struct TenantRouting<S> {
     inner: S,
     router: Arc<Router>,
+    prefixes: Prefixes,
 }
 
 impl<S> TenantRouting<S> {
@@ -183,7 +233,7 @@ impl Router {
                 let config = router.discovery.tenant(&tenant_id).await;
                 match config.and_then(|config| Route::new(&config, tenant_id, &router.hosts)) {
                     Ok(route) => {
-                        tracing::debug!(host = %route.authority, "tenant discovered: routing path-only requests to its API host");
+                        tracing::debug!(host = %route.bases[0].1.authority, "tenant discovered: routing path-only requests to its API host");
                         let route = Arc::new(route);
                         router.route.store(Some(Arc::clone(&route)));
                         Ok(route)
@@ -222,9 +272,13 @@ where
         let path_only = request.scheme().is_none() && request.host().is_none();
         let cached = || self.router.cached(&*self.router.tokens.cached()?);
         let route = if path_only { cached() } else { None };
+        let path = if path_only { request.path() } else { "" };
+        let family = (self.prefixes.iter())
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map_or(HostFamily::Api, |(_, family)| *family);
         if !path_only || route.is_some() {
             if let Some(route) = route
-                && let Err(error) = route.apply(&mut request)
+                && let Err(error) = route.apply(&mut request, family)
             {
                 return ResponseFuture::routing(Box::pin(async move { Err(error.into()) }));
             }
@@ -236,7 +290,7 @@ where
         let router = Arc::clone(&self.router);
         ResponseFuture::routing(Box::pin(async move {
             let route = router.route().await?;
-            route.apply(&mut request)?;
+            route.apply(&mut request, family)?;
             inner.ready().await.map_err(Into::into)?;
             inner.call(request).await.map_err(Into::into)
         }))
@@ -306,10 +360,17 @@ impl<F, T> fmt::Debug for ResponseFuture<F, T> {
     }
 }
 
-/// A tenant's API base: where a path-only request is sent.
+/// A tenant's hosts: where its path-only requests are sent.
 #[derive(Debug)]
 struct Route {
     tenant_id: String,
+    /// The API facade first, then the hosts derived from the configuration.
+    bases: Vec<(HostFamily, Base)>,
+}
+
+/// One host's base URL, split for a request's URI.
+#[derive(Debug)]
+struct Base {
     scheme: Scheme,
     authority: Authority,
     /// The base URL's path without its trailing `/`; usually empty.
@@ -317,15 +378,79 @@ struct Route {
 }
 
 impl Route {
-    /// Checks that `api_endpoint` is a base URL the token may be sent to,
-    /// and allows its origin in `hosts`.
+    /// Checks the tenant's hosts and allows their origins in `hosts`; a
+    /// malformed one allows none.
     fn new(config: &TenantConfig, tenant_id: String, hosts: &Hosts) -> Result<Self, Error> {
-        let url = config.api_endpoint();
-        let malformed = |why: &str| {
-            Error::discovery(format!(
-                "the tenant's `api_endpoint` {why}; no request was sent"
-            ))
+        let derived = derived_hosts(config)?;
+        let mut bases = Vec::with_capacity(1 + derived.len());
+        let api = Base::new(config.api_endpoint(), "`api_endpoint`", hosts)?;
+        bases.push((HostFamily::Api, api));
+        for (family, url) in &derived {
+            bases.push((*family, Base::new(url, "derived host", hosts)?));
+        }
+        Ok(Self { tenant_id, bases })
+    }
+
+    /// Points the path-only `request` at the tenant's `family` host.
+    fn apply<R: HttpRequest>(&self, request: &mut R, family: HostFamily) -> Result<(), Error> {
+        let Some((_, base)) = self.bases.iter().find(|(f, _)| *f == family) else {
+            return Err(Error::discovery(format!(
+                "the tenant's configuration names no {family:?} host (it needs `area` and a domain); no request was sent"
+            )));
         };
+        request.set_origin(base.scheme.clone(), base.authority.clone(), &base.prefix)
+    }
+}
+
+/// The hosts NICE's agent SDK derives from `area`, `uhDomain` and `domain`,
+/// for the fields the configuration has.
+fn derived_hosts(config: &TenantConfig) -> Result<Vec<(HostFamily, Url)>, Error> {
+    let Some(area) = config.area() else {
+        return Ok(Vec::new());
+    };
+    let families = [
+        (HostFamily::Area, "https://", config.uh_domain()),
+        (HostFamily::Digital, "https://api-de-", config.domain()),
+        (HostFamily::Websocket, "wss://websocket-", config.domain()),
+    ];
+    let mut derived = Vec::with_capacity(families.len());
+    for (family, start, domain) in families {
+        let Some(domain) = domain else { continue };
+        // Checked before parsing: `Url` would read `na1/x` or `a@b` as
+        // another host, or a path.
+        if area.contains('.') || !is_dns_name(area) || !is_dns_name(domain) {
+            return Err(Error::discovery(format!(
+                "the tenant's `area` {area:?} or domain {domain:?} is not a DNS name, so its {family:?} host cannot be derived; no request was sent"
+            )));
+        }
+        let url = Url::parse(&format!("{start}{area}.{domain}")).map_err(|err| {
+            Error::discovery(format!("the tenant's {family:?} host is not a URL")).with_source(err)
+        })?;
+        derived.push((family, url));
+    }
+    Ok(derived)
+}
+
+/// Letters, digits and inner hyphens, in dot-separated labels of at most
+/// 63 characters.
+fn is_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+impl Base {
+    /// Checks that `url` is a base URL the token may be sent to, and allows
+    /// its origin in `hosts`.
+    fn new(url: &Url, what: &str, hosts: &Hosts) -> Result<Self, Error> {
+        let malformed =
+            |why: &str| Error::discovery(format!("the tenant's {what} {why}; no request was sent"));
         if url.query().is_some() || url.fragment().is_some() {
             return Err(malformed(
                 "has a query or a fragment, so it is not a base URL",
@@ -337,6 +462,8 @@ impl Route {
         let scheme = match url.scheme() {
             "https" => Scheme::HTTPS,
             "http" => Scheme::HTTP,
+            "wss" => Scheme::try_from("wss")
+                .map_err(|err| malformed("has an invalid scheme").with_source(err))?,
             _ => return Err(malformed("is not an http(s) URL")),
         };
         let Some(host) = url.host_str().filter(|host| !host.is_empty()) else {
@@ -350,15 +477,9 @@ impl Route {
             .map_err(|err| malformed("has a host that is not valid in a URI").with_source(err))?;
         hosts.discover(url)?;
         Ok(Self {
-            tenant_id,
             scheme,
             authority,
             prefix: url.path().trim_end_matches('/').to_owned(),
         })
-    }
-
-    /// Points the path-only `request` at this base.
-    fn apply<R: HttpRequest>(&self, request: &mut R) -> Result<(), Error> {
-        request.set_origin(self.scheme.clone(), self.authority.clone(), &self.prefix)
     }
 }

@@ -164,11 +164,11 @@ impl Hosts {
     }
 
     /// Allows the origin of a tenant's discovered host, if it obeys the
-    /// rules configured hosts obey: https, or plain http to loopback when
-    /// that is on.
+    /// rules configured hosts obey: https (`wss` for the websocket host), or
+    /// plain http to loopback when that is on.
     pub(crate) fn discover(&self, url: &Url) -> Result<(), Error> {
         let (scheme, host) = (url.scheme(), url.host_str().unwrap_or_default());
-        let scheme_allowed = scheme == "https" || self.rules.allows(scheme, host);
+        let scheme_allowed = matches!(scheme, "https" | "wss") || self.rules.allows(scheme, host);
         if !scheme_allowed {
             return Err(Error::discovery(format!(
                 "tenant discovery named {scheme}://{host}, which may not receive the token (https only)"

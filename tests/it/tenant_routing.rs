@@ -16,7 +16,7 @@ use cxone_auth::mock::{
 };
 use cxone_auth::retry::CxoneRetryLayer;
 use cxone_auth::token::{AccessKeyGrant, ServiceTransport, StaticToken, TenantDiscovery};
-use cxone_auth::{CxoneAuthLayer, Error, ErrorKind, TenantRoutingLayer, TokenCache};
+use cxone_auth::{CxoneAuthLayer, Error, ErrorKind, HostFamily, TenantRoutingLayer, TokenCache};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::layer::util::Stack;
@@ -431,5 +431,198 @@ async fn discovered_hosts_obey_the_scheme_rules_and_allow_one_origin() {
             format!("https://api.tenant.example:8443{AGENTS}"),
             same_origin.to_owned()
         ]
+    );
+}
+
+/// An API client that answers with the URI it was sent to and the
+/// `Authorization` it carried, space-separated.
+fn echo_auth()
+-> impl Service<Request<String>, Response = Response<String>, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ 'static {
+    tower::service_fn(|request: Request<String>| async move {
+        let auth = (request.headers().get(http::header::AUTHORIZATION))
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        Ok::<_, Infallible>(Response::new(format!("{} {auth}", request.uri())))
+    })
+}
+
+/// Sends `uri` through `client`, returns where it went; asserts it carried
+/// the token.
+async fn sent_with_token<S>(client: &S, uri: &str) -> String
+where
+    S: Service<Request<String>, Response = Response<String>, Error = BoxError> + Clone,
+{
+    let response = client.clone().oneshot(get(uri)).await.unwrap();
+    let (to, auth) = response.body().split_once(' ').unwrap();
+    assert!(
+        auth.strip_prefix("Bearer ").is_some_and(|t| !t.is_empty()),
+        "{uri}: {auth:?}"
+    );
+    to.to_owned()
+}
+
+/// Issue 12, item 6: a `/dfo/` prefix goes to Digital, other paths to the
+/// facade, and the area and websocket hosts derived from the mock's document
+/// (`na1`, `nice-incontact.com`, `niceincontact.com`) may receive the token.
+#[tokio::test(start_paused = true)]
+async fn a_prefix_goes_to_the_digital_host_and_every_tenant_host_is_allowed() {
+    let cxone = MockCxone::builder()
+        .api_endpoint("https://api-na1.niceincontact.com")
+        .build();
+    let (discovery, _) = counting_discovery(&cxone);
+    let auth = CxoneAuthLayer::new(tokens(&cxone));
+    let routing =
+        TenantRoutingLayer::new(&auth, discovery).route_prefix("/dfo/", HostFamily::Digital);
+    let client = ServiceBuilder::new()
+        .layer(routing)
+        .layer(auth)
+        .service(echo_auth());
+
+    // wss is no configured scheme: only discovery allows the websocket host.
+    let websocket = "wss://websocket-na1.niceincontact.com/";
+    let err = client.clone().oneshot(get(websocket)).await.unwrap_err();
+    assert_eq!(
+        kind(&err),
+        ErrorKind::HostNotAllowed,
+        "not before discovery"
+    );
+
+    let digital = "/dfo/3.0/contacts?status=new";
+    assert_eq!(
+        sent_with_token(&client, digital).await,
+        format!("https://api-de-na1.niceincontact.com{digital}")
+    );
+    assert_eq!(
+        sent_with_token(&client, AGENTS).await,
+        format!("https://api-na1.niceincontact.com{AGENTS}")
+    );
+    assert_eq!(
+        sent_with_token(&client, "/dfo").await,
+        "https://api-na1.niceincontact.com/dfo",
+        "the prefix is compared exactly"
+    );
+    assert_eq!(sent_with_token(&client, websocket).await, websocket);
+    let area = "https://na1.nice-incontact.com/user-management/v1/users";
+    assert_eq!(sent_with_token(&client, area).await, area);
+}
+
+/// Discovery answering every request with `document`.
+fn answering(document: serde_json::Value) -> TenantDiscovery {
+    let service = tower::service_fn(move |_: Request<Full<Bytes>>| {
+        let body = Full::new(Bytes::from(document.to_string()));
+        async move { Ok::<_, Infallible>(Response::new(body)) }
+    });
+    TenantDiscovery::from_url(IN_MEMORY_BASE_URL)
+        .unwrap()
+        .transport(ServiceTransport::new(service))
+}
+
+/// Hosts outside CXone's domains are allowed once their tenant names them,
+/// the websocket one only over wss.
+#[tokio::test(start_paused = true)]
+async fn derived_hosts_outside_cxone_domains_join_the_allowed_hosts() {
+    let cxone = MockCxone::new();
+    let discovery = answering(serde_json::json!({
+        "api_endpoint": "https://api-eu9.cx.example", "area": "eu9",
+        "domain": "cx.example", "uhDomain": "uh.example",
+    }));
+    let auth = CxoneAuthLayer::new(tokens(&cxone));
+    let client = ServiceBuilder::new()
+        .layer(TenantRoutingLayer::new(&auth, discovery).route_prefix("/users", HostFamily::Area))
+        .layer(auth)
+        .service(echo_auth());
+    let area = "https://eu9.uh.example/users/v1";
+    let err = client.clone().oneshot(get(area)).await.unwrap_err();
+    assert_eq!(
+        kind(&err),
+        ErrorKind::HostNotAllowed,
+        "not before discovery"
+    );
+
+    assert_eq!(sent_with_token(&client, "/users/v1").await, area);
+    assert_eq!(sent_with_token(&client, area).await, area);
+    for allowed in [
+        "https://api-de-eu9.cx.example/dfo/3.0/x",
+        "wss://websocket-eu9.cx.example/",
+    ] {
+        assert_eq!(sent_with_token(&client, allowed).await, allowed);
+    }
+    for refused in [
+        "ws://websocket-eu9.cx.example/",
+        "https://eu9.cx.example/",
+        "https://x.uh.example/",
+    ] {
+        let err = client.clone().oneshot(get(refused)).await.unwrap_err();
+        assert_eq!(kind(&err), ErrorKind::HostNotAllowed, "{refused}");
+    }
+}
+
+/// A document whose `area` or domain cannot make a host name fails every
+/// routed request with a typed error; nothing is sent, nothing allowed.
+#[tokio::test(start_paused = true)]
+async fn a_malformed_derived_host_is_a_typed_error_and_nothing_is_sent() {
+    for (area, domain) in [
+        ("na1/evil", "niceincontact.com"),
+        ("na1.evil.example", "niceincontact.com"),
+        ("na1@evil.example", "niceincontact.com"),
+        ("", "niceincontact.com"),
+        ("na1", "evil.example/x"),
+        ("na1", "-bad.example"),
+        ("na1", "a..example"),
+        ("na1", "évil.example"),
+    ] {
+        let cxone = MockCxone::new();
+        let discovery = answering(serde_json::json!({
+            "api_endpoint": "https://api.tenant.example", "area": area,
+            "domain": domain, "uhDomain": "nice-incontact.com",
+        }));
+        let auth = CxoneAuthLayer::new(tokens(&cxone));
+        let sent = Sent::default();
+        let client = ServiceBuilder::new()
+            .layer(
+                TenantRoutingLayer::new(&auth, discovery)
+                    .route_prefix("/dfo/", HostFamily::Digital),
+            )
+            .layer(auth)
+            .service(sent.api(&cxone));
+        for path in [AGENTS, "/dfo/3.0/contacts"] {
+            let err = client.clone().oneshot(get(path)).await.unwrap_err();
+            assert_eq!(kind(&err), ErrorKind::Discovery, "{area} {domain}: {err}");
+            assert!(err.to_string().contains("not a DNS name"), "{err}");
+        }
+        let err = client
+            .clone()
+            .oneshot(get("https://api.tenant.example/x"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            kind(&err),
+            ErrorKind::HostNotAllowed,
+            "{area} {domain}: the facade was not allowed"
+        );
+        assert!(sent.uris().is_empty(), "{area} {domain}: nothing was sent");
+    }
+}
+
+/// A prefix for a family the document cannot derive (no `area`) is a typed
+/// error; the facade still works.
+#[tokio::test(start_paused = true)]
+async fn a_family_the_tenant_does_not_name_is_a_typed_error() {
+    let cxone = MockCxone::new();
+    let discovery = answering(serde_json::json!({"api_endpoint": "https://api.tenant.example"}));
+    let auth = CxoneAuthLayer::new(tokens(&cxone));
+    let client = ServiceBuilder::new()
+        .layer(TenantRoutingLayer::new(&auth, discovery).route_prefix("/dfo/", HostFamily::Digital))
+        .layer(auth)
+        .service(echo_auth());
+    let err = client.clone().oneshot(get("/dfo/3.0/x")).await.unwrap_err();
+    assert_eq!(kind(&err), ErrorKind::Discovery, "{err}");
+    assert!(err.to_string().contains("no Digital host"), "{err}");
+    assert_eq!(
+        sent_with_token(&client, AGENTS).await,
+        format!("https://api.tenant.example{AGENTS}")
     );
 }
