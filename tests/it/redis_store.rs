@@ -12,29 +12,12 @@ use crate::redis_support::{
     self, Observed, Proxy, delete_under, fetch_and_publish, keys_under, lock_keys, raw_connection,
     redis_url, source, token_key, unique_prefix,
 };
-use crate::support::Captured;
+use crate::support::capture_logs;
 use cxone_auth::cache::{RedisStore, StoreLock, StoredToken, TokenStore};
 use cxone_auth::mock::{self, MockCxone};
 use cxone_auth::{TokenCache, TokenSource as _};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// Captures every event of this thread's tasks (the tests using it run on a
-/// current-thread runtime).
-fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    // Other tests in this binary hit the same callsites with no subscriber, on
-    // other threads; their cached "not interested" must not hide ours.
-    tracing::callsite::rebuild_interest_cache();
-    (captured, guard)
-}
 
 async fn get(connection: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<String> {
     redis::cmd("GET")

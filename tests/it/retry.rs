@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use crate::support::Captured;
+use crate::support::capture_logs;
 use bytes::Bytes;
 use cxone_auth::retry::CxoneRetryLayer;
 use futures_util::future::join_all;
@@ -589,14 +589,7 @@ async fn a_streaming_body_is_sent_once_and_its_answer_returned() {
 
 #[tokio::test(start_paused = true)]
 async fn a_request_that_cannot_be_copied_says_why_its_answer_was_not_replayed() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (captured, _capture) = capture_logs();
     let logged = || captured.text();
     let (api, _) = server(|n, _: &Request<Vec<u8>>| answer(if n == 0 { 200 } else { 429 }));
     let client = CxoneRetryLayer::builder()

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Captured, basic_authorization, form_encode};
+use crate::support::{basic_authorization, capture_logs, form_encode};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use bytes::Bytes;
@@ -24,7 +24,6 @@ use cxone_auth::{CxoneAuthLayer, CxoneRetryLayer, ErrorKind, TokenCache, TokenSo
 use http::{Request, StatusCode};
 use http_body_util::Empty;
 use tower::{BoxError, ServiceBuilder, ServiceExt as _};
-use tracing_subscriber::fmt::format::FmtSpan;
 
 /// A token the token endpoint sends with a token type the crate refuses: it
 /// must not be quoted in the error that says so.
@@ -43,15 +42,7 @@ fn access_key_grant(mock: &MockCxone, client_secret: &str) -> AccessKeyGrant {
 
 #[tokio::test(start_paused = true)]
 async fn the_quickstart_flow_logs_no_secret_and_no_token() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(FmtSpan::FULL)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, capture) = capture_logs();
 
     // The API on a CXone host (the mock answers in memory, no DNS), so a
     // 401 from it costs the token.
@@ -162,7 +153,7 @@ async fn the_quickstart_flow_logs_no_secret_and_no_token() {
         "the flow's values"
     );
     tracing::trace!(%refused, %rejected, %rejected_through_the_stack, "the flow's errors");
-    drop(_guard);
+    drop(capture);
 
     let log = captured.text();
     // The log is there, and it is detailed: the fetches, the discovery, the
@@ -223,14 +214,7 @@ async fn the_quickstart_flow_logs_no_secret_and_no_token() {
 /// may reach the error's `Display` or `Debug`, or the log.
 #[tokio::test(start_paused = true)]
 async fn secrets_a_token_endpoint_echoes_are_redacted() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _capture) = capture_logs();
 
     let secret = "s3cret+with/odd=chars and space";
     let mock = MockCxone::builder().client(CLIENT_ID, secret).build();

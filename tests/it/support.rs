@@ -1,8 +1,9 @@
 //! What several test modules share: a log capture and the client credentials'
 //! `Authorization` header.
 
+use std::cell::RefCell;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -22,6 +23,59 @@ impl io::Write for Captured {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(bytes);
         Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Where the events this thread emits are captured, while a test does.
+    static CAPTURE: RefCell<Option<Captured>> = const { RefCell::new(None) };
+}
+
+/// Captures every event this thread emits (at every level, with span
+/// openings and closings) until the guard drops. Tests using it run on a
+/// current-thread runtime, so their tasks' events are this thread's.
+///
+/// The binary has one subscriber, set on first use, writing each event into
+/// the capture of the thread that emitted it: subscribers set per test, on
+/// threads running side by side, race in `tracing`'s callsite interest and
+/// level caches and lose events.
+pub(crate) fn capture_logs() -> (Captured, CaptureGuard) {
+    static SUBSCRIBER: Once = Once::new();
+    SUBSCRIBER.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+            .with_ansi(false)
+            .with_writer(|| ThreadCapture)
+            .init();
+    });
+    let captured = Captured::default();
+    CAPTURE.with(|capture| *capture.borrow_mut() = Some(captured.clone()));
+    (captured, CaptureGuard)
+}
+
+/// Ends this thread's capture when dropped.
+pub(crate) struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| capture.borrow_mut().take());
+    }
+}
+
+/// The subscriber's writer: the emitting thread's capture, if any.
+struct ThreadCapture;
+
+impl io::Write for ThreadCapture {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        CAPTURE.with(|capture| match &mut *capture.borrow_mut() {
+            Some(captured) => captured.write(bytes),
+            None => Ok(bytes.len()),
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {

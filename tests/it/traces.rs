@@ -7,38 +7,23 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use crate::support::{Captured, basic_authorization, form_encode};
+use crate::support::{basic_authorization, capture_logs, form_encode};
 use cxone_auth::mock::{
     ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
 };
 use cxone_auth::token::ServiceTransport;
 use cxone_auth::{AccessKeyGrant, TokenCache, TokenSource as _};
 
-/// One capturing test at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
 /// Runs `test` on a paused current-thread runtime with everything at TRACE
 /// captured, and returns what was logged.
 fn capture<F: Future<Output = ()>>(test: impl FnOnce() -> F) -> String {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-            .block_on(test());
-    });
+    let (captured, _capture) = capture_logs();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(test());
     captured.text()
 }
 
