@@ -3,8 +3,18 @@
 //! router, in memory, tokens from `AccessKeyGrant` through the same router)
 //! while the token endpoint fails in turn with a 503, a 429 with
 //! `Retry-After`, answers slower than the source's timeout, truncated JSON,
-//! an HTML page and a body that trickles in; and while the API revokes
-//! tokens and answers 429 at random.
+//! an HTML page and a body that trickles in; and while the API answers 429
+//! at random, half of those with a `Retry-After` and half without one (so the
+//! retry layer backs off on its own schedule), and, while the token endpoint
+//! is healthy, revokes tokens at random. (It revokes none while a fault is
+//! on: with no way to get another token, a revoked token serves no one, and
+//! the test checks that the valid token keeps serving through the fault.
+//! Nor one in the first second it is used, while the cache may still hold
+//! it against a second invalidation; see [`ChaosApi`].)
+//!
+//! Revocations are tracked per token, not per request: a request whose
+//! token another request's call revoked gets a 401 just the same, and is
+//! judged by whether the token it carried was revoked.
 //!
 //! Time is paused: the run covers about twenty minutes of tokio's clock in a
 //! few seconds, and every random choice comes from a fixed seed, so a run is
@@ -14,13 +24,18 @@
 //! - no request fails while the cache holds a token the API accepts: every
 //!   failure happened with no valid token (the API's own 429, returned after
 //!   the retry layer's last attempt, is counted apart: it is the API's
-//!   answer, not the stack's);
+//!   answer, not the stack's; a request whose replay carried a token that
+//!   was revoked, by its own call or another request's, is counted apart
+//!   too);
+//! - the retry layer carries requests through the API's 429s, those with a
+//!   `Retry-After` and those without one;
 //! - each failure is the typed error naming the fault that caused it;
 //! - the token endpoint receives no more requests than the cache's backoff
 //!   allows (the bound is derived below from its constants);
 //! - within a bound derived the same way after each fault stops, every
 //!   request succeeds again.
 
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,7 +52,7 @@ use cxone_auth::mock::{
 use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
 use cxone_auth::{CxoneAuthLayer, CxoneRetryLayer, Error, ErrorKind, TokenCache};
 use futures::future::BoxFuture;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Empty, Full};
 use tokio::time::{Instant, sleep, sleep_until};
@@ -63,11 +78,13 @@ const SEED: u64 = 0x00c4_a05e_ed00_0007;
 
 /// How long the mock's tokens live: short, so faults outlast tokens.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(60);
-/// The chance that the API revokes the token of a call it receives.
+/// The chance that the API revokes the token of a call it receives (while
+/// the token endpoint is healthy).
 const REVOKE_CHANCE: f64 = 0.003;
-/// The chance that the API answers a call with 429.
+/// The chance that the API answers a call with 429: half of them with
+/// [`API_RETRY_AFTER`], half with no `Retry-After`.
 const RATE_LIMIT_CHANCE: f64 = 0.02;
-/// The `Retry-After` of the API's 429s.
+/// The `Retry-After` of the API's 429s that have one.
 const API_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// The `Retry-After` of the token endpoint's 429s.
 const TOKEN_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -286,18 +303,31 @@ impl Service<Request<Full<Bytes>>> for ChaosIdp {
 #[derive(Debug, Clone)]
 struct ApiCall {
     request: usize,
+    /// The bearer token the call carried.
+    token: Option<String>,
     status: StatusCode,
+    /// The `Retry-After` of the answer, if it had one.
+    retry_after: Option<HeaderValue>,
     /// Whether the API revoked the call's token just before answering it.
     revoked: bool,
 }
 
 /// The mock's router as the API: before each call, revokes its token or
-/// queues a 429 at random.
+/// queues a 429, with or without `Retry-After`, at random. It revokes no
+/// token while `outage` is set, nor one it first saw less than
+/// `DEFAULT_BACKOFF_MIN` ago: the cache holds a token fetched to replace a
+/// rejected one for up to that long after fetching it (so that a server
+/// refusing every token costs a fetch per backoff), and requests that carry
+/// a held token after it is revoked would get 401s of their own.
 #[derive(Clone)]
 struct ChaosApi {
     router: Router,
     mock: MockCxone,
     rng: Arc<Mutex<fastrand::Rng>>,
+    /// Set while a fault of the token endpoint is on.
+    outage: Arc<AtomicBool>,
+    /// When the API first saw each token.
+    first_seen: Arc<Mutex<HashMap<String, Instant>>>,
     calls: Arc<Mutex<Vec<ApiCall>>>,
 }
 
@@ -322,12 +352,23 @@ impl Service<Request<Empty<Bytes>>> for ChaosApi {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::to_owned);
+        if let Some(token) = &token {
+            let mut first_seen = self.first_seen.lock().unwrap();
+            first_seen.entry(token.clone()).or_insert_with(Instant::now);
+        }
         let draw = self.rng.lock().unwrap().f64();
         let mut revoked = false;
         if draw < REVOKE_CHANCE {
-            revoked = token.is_some_and(|token| self.mock.revoke(&token));
+            let settled = token.as_ref().is_some_and(|token| {
+                self.first_seen.lock().unwrap()[token] + DEFAULT_BACKOFF_MIN <= Instant::now()
+            });
+            if settled && !self.outage.load(Ordering::SeqCst) {
+                revoked = token.as_ref().is_some_and(|token| self.mock.revoke(token));
+            }
         } else if draw < REVOKE_CHANCE + RATE_LIMIT_CHANCE {
-            self.mock.rate_limit_next_api_calls(1, API_RETRY_AFTER);
+            let with_retry_after = draw < REVOKE_CHANCE + RATE_LIMIT_CHANCE / 2.0;
+            self.mock
+                .rate_limit_next_api_calls(1, with_retry_after.then_some(API_RETRY_AFTER));
         }
         let answer = self.router.clone().oneshot(request);
         let calls = Arc::clone(&self.calls);
@@ -335,7 +376,9 @@ impl Service<Request<Empty<Bytes>>> for ChaosApi {
             let response = answer.await?;
             calls.lock().unwrap().push(ApiCall {
                 request: id,
+                token,
                 status: response.status(),
+                retry_after: response.headers().get(RETRY_AFTER).cloned(),
                 revoked,
             });
             Ok(response)
@@ -399,6 +442,8 @@ async fn twenty_thousand_requests_through_token_and_api_faults() {
         router: mock.router(),
         mock: mock.clone(),
         rng: Arc::new(Mutex::new(fastrand::Rng::with_seed(SEED))),
+        outage: Arc::default(),
+        first_seen: Arc::default(),
         calls: Arc::default(),
     };
     let client = ServiceBuilder::new()
@@ -465,9 +510,11 @@ async fn twenty_thousand_requests_through_token_and_api_faults() {
     for (index, fault) in FAULTS.iter().enumerate() {
         let (from, until) = Fault::window(index);
         sleep_until(start + from).await;
+        api.outage.store(true, Ordering::SeqCst);
         fault.begin(&mock, &idp);
         sleep_until(start + until).await;
         fault.end(&mock, &idp);
+        api.outage.store(false, Ordering::SeqCst);
     }
     let mut sent = Vec::with_capacity(REQUESTS);
     for caller in callers {
@@ -487,6 +534,12 @@ async fn twenty_thousand_requests_through_token_and_api_faults() {
     for call in &calls {
         calls_of[call.request].push(call);
     }
+    // Every token the API revoked, whichever request's call revoked it.
+    let revoked_tokens: HashSet<&str> = calls
+        .iter()
+        .filter(|c| c.revoked)
+        .filter_map(|c| c.token.as_deref())
+        .collect();
     let arrivals = idp.arrivals.lock().unwrap().clone();
     let arrivals: Vec<Duration> = arrivals.iter().map(|at| *at - start).collect();
     let fault_at = |at: Duration| {
@@ -542,12 +595,23 @@ async fn twenty_thousand_requests_through_token_and_api_faults() {
                 refused_by_api[s.request] = true;
             }
             Outcome::Answered(StatusCode::UNAUTHORIZED) => {
-                // Its token was revoked, it was replayed once with a fresh
-                // token, and that one was revoked too.
+                // Its token was revoked (by its own call or another
+                // request's), it was replayed once with a fresh token, and
+                // that one was revoked too: exactly two 401s, the last call
+                // among them, for two different tokens, both revoked.
+                let refused: Vec<&&ApiCall> = calls
+                    .iter()
+                    .filter(|c| c.status == StatusCode::UNAUTHORIZED)
+                    .collect();
                 assert!(
-                    calls.len() >= 2
-                        && calls.iter().filter(|c| c.revoked).count() == 2
-                        && calls.last().unwrap().status == StatusCode::UNAUTHORIZED,
+                    refused.len() == 2
+                        && calls.last().unwrap().status == StatusCode::UNAUTHORIZED
+                        && refused[0].token != refused[1].token
+                        && refused.iter().all(|c| {
+                            c.token
+                                .as_deref()
+                                .is_some_and(|token| revoked_tokens.contains(token))
+                        }),
                     "{s:?}: {calls:?}"
                 );
                 assert!(
@@ -561,6 +625,29 @@ async fn twenty_thousand_requests_through_token_and_api_faults() {
         }
     }
     let failed = sent.iter().filter(|s| !s.succeeded()).count();
+
+    // The API's 429s came both with and without `Retry-After`, and the
+    // retry layer carried requests through both kinds.
+    for with_retry_after in [true, false] {
+        let recovered = sent
+            .iter()
+            .filter(|s| {
+                s.succeeded()
+                    && calls_of[s.request].iter().any(|c| {
+                        c.status == StatusCode::TOO_MANY_REQUESTS
+                            && c.retry_after.is_some() == with_retry_after
+                    })
+            })
+            .count();
+        println!(
+            "{recovered} requests succeeded after a 429 {} Retry-After",
+            if with_retry_after { "with" } else { "without" }
+        );
+        assert!(
+            recovered > 100,
+            "{recovered} (Retry-After: {with_retry_after})"
+        );
+    }
 
     // Each fault made requests fail; while the token endpoint failed, the
     // valid token kept serving until it ran out (or was revoked).
