@@ -227,7 +227,7 @@ mod tests {
         assert!(!AllowedHosts::default().allows("http", "127.0.0.1"));
     }
 
-    /// Issue 15, item 5: names that go through DNS are not loopback, whatever
+    /// Names that go through DNS are not loopback, whatever
     /// they look like.
     #[test]
     fn loopback_is_localhost_exactly_or_a_literal_address() {

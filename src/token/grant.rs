@@ -529,7 +529,7 @@ mod tests {
         assert_ne!(Some(key), other.shared_key());
     }
 
-    /// Issue 12, item 3: CXone's issuers do not offer `client_credentials`.
+    /// CXone's issuers do not offer `client_credentials`.
     #[test]
     fn client_credentials_has_no_cxone_default() {
         let err = ClientCredentials::from_lookup(vars(&ALL[..2])).unwrap_err();

@@ -620,7 +620,7 @@ mod tests {
         assert!(request.headers().get(AUTHORIZATION).is_none());
     }
 
-    /// Issue 12, item 4: plain `base64(id:secret)` by default, as NICE documents.
+    /// Plain `base64(id:secret)` by default, as NICE documents.
     #[test]
     fn basic_encodings() {
         let basic_of = |id: &str, secret: &str, auth| {

@@ -1,4 +1,4 @@
-//! Issue 12, items 1, 2 and 8 against the mock CXone, in memory on paused
+//! The access key and refresh flows against the mock CXone, in memory on paused
 //! time: the access key alone (JSON, by area or URL), refresh and id tokens
 //! kept and the opt-in refresh grant, and scopes and 403s that tell the truth.
 

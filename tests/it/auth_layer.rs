@@ -516,7 +516,7 @@ async fn reqwest_requests_are_authorized_too() {
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
-/// Issue 15, item 1: a URI with an authority but no scheme (`CONNECT
+/// A URI with an authority but no scheme (`CONNECT
 /// host:port`, `evil.example:443`) is neither absolute nor path-only. With a
 /// base URL set (the tonic configuration) it used to be judged by the base
 /// URL's host, and went to its own authority with the token.
@@ -555,7 +555,7 @@ async fn authority_form_requests_are_refused_even_with_a_base_url() {
     assert_eq!(recorder.seen(), [Some("Bearer token-1".to_owned())]);
 }
 
-/// Issue 15, item 2: a host that answers 401 to every token. Through the
+/// A host that answers 401 to every token. Through the
 /// retry layer each such request used to invalidate two tokens: 20 requests
 /// cost 40 token requests, without bound.
 #[tokio::test(start_paused = true)]
@@ -598,7 +598,7 @@ async fn a_host_that_always_answers_401_costs_a_bounded_number_of_fetches() {
     assert!(fetches <= 6, "{fetches} fetches in 10 s of 401s");
 }
 
-/// Issue 15, item 2: a 401 from a partner host (added with `allow_host`),
+/// A 401 from a partner host (added with `allow_host`),
 /// which is not the token's audience, is returned as it is: no invalidation,
 /// no replay, and CXone keeps the token it accepts.
 #[tokio::test(start_paused = true)]
@@ -672,7 +672,7 @@ async fn a_partner_answering_401_costs_cxone_traffic_nothing() {
     );
 }
 
-/// Issue 12, item 7: CXone's REST API needs `Accept: application/json`; the
+/// CXone's REST API needs `Accept: application/json`; the
 /// layer adds it where none is set, never changes one, and can be told not to.
 #[tokio::test(start_paused = true)]
 async fn requests_without_accept_get_json() {

@@ -161,7 +161,7 @@ fn bad_arguments_exit_2_and_help_exits_0() {
     assert!(stdout.starts_with("cxone-token "), "{stdout}");
 }
 
-/// Issue 15, item 7: claims and tenant fields holding ESC, BEL or CR are
+/// Claims and tenant fields holding ESC, BEL or CR are
 /// printed escaped, not sent to the terminal. A token endpoint and a tenant
 /// discovery on 127.0.0.1 (plain http is allowed there) send them.
 #[test]

@@ -719,7 +719,7 @@ async fn the_api_refuses_missing_and_foreign_tokens() {
 async fn api_versions_in_use_are_routed_and_others_are_not() {
     let cxone = MockCxone::new();
     let token = cxone.issue_token();
-    // Issue 12, item 11: any `vN.M`, as NICE's SDK (v4.0 to v31.0) and
+    // Any `vN.M`, as NICE's SDK (v4.0 to v31.0) and
     // third parties (v17.0, v21.0, v26.0) call them.
     for version in ["v4.0", "v17.0", "v26.0", "v34.0", "v35.1"] {
         let answer = call(
@@ -765,7 +765,7 @@ async fn api_versions_in_use_are_routed_and_others_are_not() {
     assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
 }
 
-/// Issue 12, item 7: without `Accept: application/json` CXone answers 200
+/// Without `Accept: application/json` CXone answers 200
 /// with a text that is not JSON.
 #[tokio::test(start_paused = true)]
 async fn the_api_needs_json_to_be_acceptable() {
@@ -1122,7 +1122,7 @@ async fn the_api_rate_limit_knob_answers_429_with_retry_after() {
     assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(answer.header(RETRY_AFTER), Some("1"));
 
-    // Issue 12, item 10: CXone does not reliably send `Retry-After` on 429.
+    // CXone does not reliably send `Retry-After` on 429.
     cxone.rate_limit_next_api_calls(1, None);
     let answer = call(&cxone, api_request(&cxone, "v34.0/server-time", None)).await;
     assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
@@ -1200,7 +1200,7 @@ async fn tenant_discovery_answers_200_404_and_400() {
         assert_eq!(answer.json()["error"], "invalid_request");
     }
 
-    // Issue 12, item 11: an area host answers without `tenantId`.
+    // An area host answers without `tenantId`.
     let area_host = "https://na1.cxone.mock.invalid/.well-known/cxone-configuration";
     let answer = call(&cxone, get(area_host.to_owned())).await;
     assert_eq!(answer.status, StatusCode::OK);
@@ -1373,7 +1373,7 @@ async fn serves_on_a_loopback_socket() {
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
     let claims = JwtClaims::from_jwt(body["access_token"].as_str().unwrap()).unwrap();
-    // Issue 12, item 11: the token's `iss` is the issuer.
+    // The token's `iss` is the issuer.
     assert_eq!(claims.issuer(), Some(base.as_str()));
     assert_eq!(server.stats().token_succeeded, 1);
 

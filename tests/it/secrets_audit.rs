@@ -208,7 +208,7 @@ async fn the_quickstart_flow_logs_no_secret_and_no_token() {
     println!("{} bytes of TRACE log, no secret in it", log.len());
 }
 
-/// Issue 15, item 6: a token endpoint whose `error` and `error_description`
+/// A token endpoint whose `error` and `error_description`
 /// quote the secrets, as they are, url-encoded, in base64, as the Basic
 /// credentials, or cut off at the description's length limit. None of it
 /// may reach the error's `Display` or `Debug`, or the log.

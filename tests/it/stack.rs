@@ -177,7 +177,7 @@ async fn a_429_is_waited_out_and_cools_down_every_clone() {
     assert_eq!(stats.token_requests, 0);
 }
 
-/// Issue 12, item 10: CXone does not reliably send `Retry-After` on 429;
+/// CXone does not reliably send `Retry-After` on 429;
 /// the retry layer then waits its own jittered backoff (500 ms, then 1 s at
 /// most, by default) and gets through.
 #[tokio::test(start_paused = true)]

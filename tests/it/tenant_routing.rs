@@ -384,7 +384,7 @@ async fn no_buffer_slot_is_held_while_the_tenant_is_discovered() {
     assert_eq!(sent.uris().len(), 2);
 }
 
-/// Issue 15, item 4: a discovered `api_endpoint` obeys the rules configured
+/// A discovered `api_endpoint` obeys the rules configured
 /// hosts obey (no plain http to loopback unless that is on), and allows its
 /// origin (scheme, host, port), not every port of its host.
 #[tokio::test(start_paused = true)]
@@ -464,7 +464,7 @@ where
     to.to_owned()
 }
 
-/// Issue 12, item 6: a `/dfo/` prefix goes to Digital, other paths to the
+/// A `/dfo/` prefix goes to Digital, other paths to the
 /// facade, and the area and websocket hosts derived from the mock's document
 /// (`na1`, `nice-incontact.com`, `niceincontact.com`) may receive the token.
 #[tokio::test(start_paused = true)]

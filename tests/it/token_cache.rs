@@ -378,7 +378,7 @@ async fn zero_second_tokens_are_failures_and_do_not_spin() {
     assert_eq!(cache.stats().fetch_failures, fetches as u64);
 }
 
-/// Issue 15, item 3: a token too short to use (`expires_in` of 0.001 or
+/// A token too short to use (`expires_in` of 0.001 or
 /// 0.05 s) is a failure backed off like any other, whatever the skew; it
 /// used to cost a fetch on nearly every call.
 #[tokio::test(start_paused = true)]
@@ -1148,7 +1148,7 @@ mod against_the_mock {
         token_endpoint_fault(fault, ErrorKind::InvalidResponse, Duration::ZERO).await;
     }
 
-    /// Issue 15, item 3, through the token endpoint's JSON.
+    /// Tokens too short to use, through the token endpoint's JSON.
     #[tokio::test(start_paused = true)]
     async fn a_tiny_expires_in_is_backed_off() {
         for expires_in in ["0.001", "0.05", "\"0.05\""] {

@@ -197,7 +197,7 @@ async fn access_key_grant_with_basic_auth() {
     assert!(mock.is_token_active(token.secret()));
 }
 
-/// Issue 12, item 4: RFC 6749 §2.3.1's encoding stays available, and the
+/// RFC 6749 §2.3.1's encoding stays available, and the
 /// mock, like the crate, takes both.
 #[tokio::test(start_paused = true)]
 async fn access_key_grant_with_form_encoded_basic_auth() {
@@ -211,7 +211,7 @@ async fn access_key_grant_with_form_encoded_basic_auth() {
     assert_eq!(mock.stats().token_succeeded, 1);
 }
 
-/// Issue 12, item 3: no CXone default for a grant CXone does not offer.
+/// No CXone default for a grant CXone does not offer.
 #[tokio::test(start_paused = true)]
 async fn client_credentials_needs_a_token_url_or_an_issuer() {
     let mock = offering_client_credentials();
