@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cxone_auth::cache::{RedisStore, StoreLock, StoredToken, TokenStore};
-use cxone_auth::mock::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone};
-use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
+use cxone_auth::mock::MockCxone;
+use cxone_auth::token::AccessKeyGrant;
 use cxone_auth::{AccessToken, Error, TokenCache};
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -134,13 +134,7 @@ pub(crate) async fn lock_keys(url: &str, prefix: &str) -> Vec<String> {
 }
 
 /// CXone's access key flow against the mock, in memory.
-pub(crate) fn source(mock: &MockCxone) -> AccessKeyGrant {
-    AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-        .unwrap()
-        .token_url(mock.token_url())
-        .unwrap()
-        .transport(ServiceTransport::new(mock.router()))
-}
+pub(crate) use crate::support::mock_grant as source;
 
 /// A store for one "process". Its calls are bounded by the cache's own
 /// store timeout, as in production.

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cxone_auth::middleware::CxoneAuthMiddleware;
-use cxone_auth::mock::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone};
+use cxone_auth::mock::MockCxone;
 use cxone_auth::retry::CxoneRetryLayer;
-use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
 use cxone_auth::{CxoneAuthLayer, ErrorKind, TokenCache};
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Extensions, StatusCode};
@@ -77,13 +76,7 @@ impl Middleware for InMemory {
 }
 
 fn tokens(cxone: &MockCxone) -> TokenCache {
-    TokenCache::new(
-        AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-            .unwrap()
-            .token_url(cxone.token_url())
-            .unwrap()
-            .transport(ServiceTransport::new(cxone.router())),
-    )
+    TokenCache::new(crate::support::mock_grant(cxone))
 }
 
 fn middleware(cxone: &MockCxone) -> CxoneAuthMiddleware {

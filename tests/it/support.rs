@@ -1,5 +1,5 @@
-//! What several test modules share: a log capture and the client credentials'
-//! `Authorization` header.
+//! What several test modules share: a log capture, the client credentials'
+//! `Authorization` header, and a source on the in-memory mock.
 
 use std::cell::RefCell;
 use std::io;
@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, Once};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use cxone_auth::mock::{ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone};
+use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
 
 /// A `tracing` writer into a shared buffer.
 #[derive(Clone, Default)]
@@ -92,4 +94,13 @@ pub(crate) fn form_encode(value: &str) -> String {
 pub(crate) fn basic_authorization(id: &str, secret: &str) -> String {
     let credentials = format!("{}:{}", form_encode(id), form_encode(secret));
     format!("Basic {}", STANDARD.encode(credentials))
+}
+
+/// The access key grant with the mock's credentials, sent to `mock` in memory.
+pub(crate) fn mock_grant(mock: &MockCxone) -> AccessKeyGrant {
+    AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
+        .unwrap()
+        .token_url(mock.token_url())
+        .unwrap()
+        .transport(ServiceTransport::new(mock.router()))
 }

@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use cxone_auth::mock::{
-    ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, IN_MEMORY_BASE_URL, MockCxone,
-};
+use cxone_auth::mock::{IN_MEMORY_BASE_URL, MockCxone};
 use cxone_auth::retry::CxoneRetryLayer;
-use cxone_auth::token::{AccessKeyGrant, ServiceTransport, StaticToken, TenantDiscovery};
+use cxone_auth::token::{ServiceTransport, StaticToken, TenantDiscovery};
 use cxone_auth::{CxoneAuthLayer, Error, ErrorKind, HostFamily, TenantRoutingLayer, TokenCache};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -42,13 +40,7 @@ fn counting_discovery(cxone: &MockCxone) -> (TenantDiscovery, Arc<AtomicUsize>) 
 }
 
 fn tokens(cxone: &MockCxone) -> TokenCache {
-    TokenCache::new(
-        AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-            .unwrap()
-            .token_url(cxone.token_url())
-            .unwrap()
-            .transport(ServiceTransport::new(cxone.router())),
-    )
+    TokenCache::new(crate::support::mock_grant(cxone))
 }
 
 /// The mock's router as the API client, recording every URI it is sent.

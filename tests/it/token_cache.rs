@@ -946,24 +946,13 @@ async fn a_store_lock_holder_that_dies_stalls_no_one_past_the_wait() {
 // Against the mock CXone, in memory, through the access key grant.
 
 mod against_the_mock {
+    use crate::support::mock_grant as source;
     use axum::body::Body;
-    use cxone_auth::mock::{
-        ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, ExpiresIn, MockCxone,
-        TokenFault,
-    };
-    use cxone_auth::token::{AccessKeyGrant, ServiceTransport};
+    use cxone_auth::mock::{ExpiresIn, MockCxone, TokenFault};
     use http::{Request, header};
     use tower::ServiceExt as _;
 
     use super::*;
-
-    fn source(mock: &MockCxone) -> AccessKeyGrant {
-        AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-            .unwrap()
-            .token_url(mock.token_url())
-            .unwrap()
-            .transport(ServiceTransport::new(mock.router()))
-    }
 
     fn requests(mock: &MockCxone) -> u64 {
         mock.stats().token_requests

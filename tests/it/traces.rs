@@ -7,12 +7,9 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use crate::support::{basic_authorization, capture_logs, form_encode};
-use cxone_auth::mock::{
-    ACCESS_KEY_ID, ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault,
-};
-use cxone_auth::token::ServiceTransport;
-use cxone_auth::{AccessKeyGrant, TokenCache, TokenSource as _};
+use crate::support::{basic_authorization, capture_logs, form_encode, mock_grant};
+use cxone_auth::mock::{ACCESS_KEY_SECRET, CLIENT_ID, CLIENT_SECRET, MockCxone, TokenFault};
+use cxone_auth::{TokenCache, TokenSource as _};
 
 /// Runs `test` on a paused current-thread runtime with everything at TRACE
 /// captured, and returns what was logged.
@@ -25,14 +22,6 @@ fn capture<F: Future<Output = ()>>(test: impl FnOnce() -> F) -> String {
         .unwrap()
         .block_on(test());
     captured.text()
-}
-
-fn access_key(mock: &MockCxone) -> AccessKeyGrant {
-    AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, ACCESS_KEY_ID, ACCESS_KEY_SECRET)
-        .unwrap()
-        .token_url(mock.token_url())
-        .unwrap()
-        .transport(ServiceTransport::new(mock.router()))
 }
 
 /// The secrets, their url-encoded forms and the Basic credentials.
@@ -60,7 +49,7 @@ fn token_fetches_and_tenant_discovery_are_traced_without_secrets() {
     let seen = Arc::clone(&tokens);
     let logs = capture(|| async move {
         let mock = MockCxone::new();
-        let source = access_key(&mock).scopes(["openid"]);
+        let source = mock_grant(&mock).scopes(["openid"]);
         let token = source.fetch().await.unwrap();
         seen.lock().unwrap().push(token.secret().to_owned());
         mock.fail_next_token_requests(1, TokenFault::oauth_error(401, "invalid_client", "no"));
@@ -84,7 +73,7 @@ fn cache_fetches_are_traced_without_the_token() {
     let seen = Arc::clone(&tokens);
     let logs = capture(|| async move {
         let mock = MockCxone::new();
-        let cache = TokenCache::new(access_key(&mock).scopes(["openid", "offline"]));
+        let cache = TokenCache::new(mock_grant(&mock).scopes(["openid", "offline"]));
         let token = cache.token().await.unwrap();
         seen.lock().unwrap().push(token.secret().to_owned());
         mock.fail_next_token_requests(1, TokenFault::status(503));
