@@ -281,9 +281,10 @@ impl TokenCache {
         // A 401 is almost always followed by a retry that needs a token:
         // start fetching it now rather than when the retry arrives.
         let stale = Arc::clone(&entry.token);
-        let rejections = match entry.rejected_while_held.load(Relaxed) {
-            true => entry.rejections.saturating_add(1),
-            false => 1,
+        let rejections = if entry.rejected_while_held.load(Relaxed) {
+            entry.rejections.saturating_add(1)
+        } else {
+            1
         };
         inner
             .flight

@@ -393,8 +393,8 @@ impl<G: OAuthGrant> OAuthSource<G> {
     /// (`grant_type=refresh_token&scope=openid&refresh_token=..`, as NICE's
     /// agent SDK does), and with the full grant at first and whenever the
     /// server refuses the refresh (`invalid_grant`: the refresh token expired
-    /// or was revoked; `unauthorized_client`, `unsupported_grant_type`). A refresh answer without a new refresh token keeps the old
-    /// one. Defaults to off: repeating the grant is all a back-end app needs,
+    /// or was revoked; `unauthorized_client`, `unsupported_grant_type`). A
+    /// refresh answer without a new refresh token keeps the old one. Defaults to off: repeating the grant is all a back-end app needs,
     /// and the access key is then the only long-lived secret. No effect on
     /// [`AccessKeyOnly`], for which CXone documents no refresh request.
     pub fn use_refresh_tokens(mut self, enabled: bool) -> Self {
@@ -407,27 +407,34 @@ impl<G: OAuthGrant> OAuthSource<G> {
         let Some(kept) = &self.refresh else {
             return self.send(self.request(&token_url, None)?).await;
         };
-        let previous = kept.load_full();
-        let mut token = match &previous {
-            Some(refresh) => {
-                let request = self.request(&token_url, Some(refresh.expose_secret()))?;
-                match self.send(request).await {
-                    // `invalid_grant`: expired or revoked; `unauthorized_client` or
-                    // `unsupported_grant_type`: a server without the refresh grant.
-                    Err(err) if err.kind() == ErrorKind::GrantRejected => {
-                        tracing::debug!("the refresh token was refused; using the grant");
-                        kept.store(None);
-                        self.send(self.request(&token_url, None)?).await?
-                    }
-                    sent => sent?,
+        let refreshed = match kept.load_full() {
+            Some(old) => match self
+                .send(self.request(&token_url, Some(old.expose_secret()))?)
+                .await
+            {
+                // `invalid_grant`: expired or revoked; `unauthorized_client` or
+                // `unsupported_grant_type`: a server without the refresh grant.
+                Err(err) if err.kind() == ErrorKind::GrantRejected => {
+                    tracing::debug!("the refresh token was refused; using the grant");
+                    kept.store(None);
+                    None
                 }
+                sent => Some((sent?, old)),
+            },
+            None => None,
+        };
+        let token = match refreshed {
+            // An answer without a new refresh token keeps the old one.
+            Some((mut token, old)) => {
+                if token.refresh_token().is_none() {
+                    token.extras_mut().refresh_token = Some((*old).clone());
+                }
+                token
             }
             None => self.send(self.request(&token_url, None)?).await?,
         };
-        match (token.refresh_token(), previous) {
-            (Some(new), _) => kept.store(Some(Arc::new(new.into()))),
-            (None, Some(old)) => token.extras_mut().refresh_token = Some((*old).clone()),
-            (None, None) => {}
+        if let Some(new) = token.refresh_token() {
+            kept.store(Some(Arc::new(new.into())));
         }
         Ok(token)
     }
