@@ -62,6 +62,11 @@ pub trait HttpRequest: Sized + sealed::Sealed {
     #[doc(hidden)]
     fn headers_mut(&mut self) -> &mut HeaderMap;
 
+    /// The request's extensions, where per-request controls travel; `None`
+    /// for `reqwest::Request`, whose extensions reqwest keeps to itself.
+    #[doc(hidden)]
+    fn extensions(&self) -> Option<&Extensions>;
+
     /// Sends a path-only request to `scheme://authority`, under the path
     /// `prefix` (empty, or starting with `/` and without a trailing one).
     #[doc(hidden)]
@@ -151,6 +156,10 @@ impl<B> HttpRequest for http::Request<B> {
 
     fn headers_mut(&mut self) -> &mut HeaderMap {
         self.headers_mut()
+    }
+
+    fn extensions(&self) -> Option<&Extensions> {
+        Some(self.extensions())
     }
 
     fn set_origin(
@@ -249,6 +258,10 @@ impl HttpRequest for reqwest::Request {
 
     fn headers_mut(&mut self) -> &mut HeaderMap {
         self.headers_mut()
+    }
+
+    fn extensions(&self) -> Option<&Extensions> {
+        None
     }
 
     fn set_origin(&mut self, _: Scheme, _: Authority, _: &str) -> Result<(), Error> {
