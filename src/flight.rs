@@ -59,6 +59,18 @@ struct State<T> {
     failures: u32,
     /// The last failure, handed back until the instant its backoff ends.
     failed: Option<(Error, Instant)>,
+    /// When the failures in a row began.
+    failing_since: Option<Instant>,
+}
+
+/// What a flight is doing, for a status report.
+#[derive(Debug, Clone)]
+pub(crate) struct Activity {
+    /// A fetch is in flight.
+    pub(crate) running: bool,
+    /// The last failure of the failures in a row, since when they have
+    /// lasted, and when the backoff after it ends.
+    pub(crate) failing: Option<(Error, Instant, Instant)>,
 }
 
 /// What a caller does next.
@@ -77,6 +89,7 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
                 task: None,
                 failures: 0,
                 failed: None,
+                failing_since: None,
             }),
             backoff,
         })
@@ -180,6 +193,7 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
             Ok(_) => {
                 state.failures = 0;
                 state.failed = None;
+                state.failing_since = None;
             }
             Err(error) => {
                 let retry = state.failures;
@@ -187,8 +201,23 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
                 let wait = self
                     .backoff
                     .wait(retry, error.retry_after(), fastrand::f64());
-                state.failed = Some((error.clone(), later(Instant::now(), wait)));
+                let now = Instant::now();
+                state.failed = Some((error.clone(), later(now, wait)));
+                state.failing_since.get_or_insert(now);
             }
+        }
+    }
+
+    /// Whether a fetch is in flight, and the failures in a row so far.
+    pub(crate) fn activity(&self) -> Activity {
+        let state = self.state();
+        let failing = match (&state.failed, state.failing_since) {
+            (Some((error, until)), Some(since)) => Some((error.clone(), since, *until)),
+            _ => None,
+        };
+        Activity {
+            running: state.running().is_some(),
+            failing,
         }
     }
 }

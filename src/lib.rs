@@ -57,6 +57,7 @@ pub mod error;
 mod flight;
 mod http;
 pub mod layer;
+mod metrics;
 #[cfg(feature = "reqwest-middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
 pub mod middleware;
@@ -72,7 +73,8 @@ pub use crate::cache::EncryptionKey;
 #[cfg(feature = "redis")]
 pub use crate::cache::RedisStore;
 pub use crate::cache::{
-    CacheStats, MemoryStore, StoreLock, StoredToken, TokenCache, TokenCacheBuilder, TokenStore,
+    CacheStats, CacheStatus, MemoryStore, StoreLock, StoredToken, TokenCache, TokenCacheBuilder,
+    TokenStore,
 };
 pub use crate::error::{Error, ErrorKind, OAuthErrorCode};
 pub use crate::http::{HttpRequest, HttpResponse, ReplayBody};

@@ -6,6 +6,9 @@
 //! layer inserts two headers (`Authorization`, and `Accept` as the requests
 //! have none).
 //!
+//! With the `metrics` feature, a recorder is installed: recording stays off
+//! the per-request path's allocations too.
+//!
 //! Its own test binary, because the counting allocator is process-wide; one
 //! test function, so nothing else in the binary runs meanwhile.
 
@@ -51,6 +54,10 @@ fn assert_allocation_free(mut reads: impl FnMut()) {
 
 #[test]
 fn hot_paths_allocate_nothing() {
+    #[cfg(feature = "metrics")]
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    #[cfg(feature = "metrics")]
+    let _recording = metrics::set_default_local_recorder(&recorder);
     fresh_reads_allocate_nothing();
     layer_allocates_no_more_than_a_static_header();
 }

@@ -15,6 +15,7 @@ use super::Counters;
 use super::store::{StoreLock, StoredToken, TokenStore};
 use super::timing::Timing;
 use crate::backoff::later;
+use crate::metrics::{self, CacheName};
 use crate::token::DynTokenSource;
 use crate::{AccessToken, Error};
 
@@ -62,6 +63,8 @@ pub(super) struct Fetch {
     pub(super) fetch_timeout: Duration,
     pub(super) store_wait: Duration,
     pub(super) counters: Arc<Counters>,
+    /// The cache's name, for its metrics.
+    pub(super) name: CacheName,
 }
 
 impl Fetch {
@@ -88,8 +91,10 @@ impl Fetch {
             .instrument(span.clone())
             .await;
         let result = result.and_then(|token| self.usable(token));
+        let took = started.elapsed();
+        metrics::fetched(&self.name, &result, from_store, took);
         span.record("origin", if from_store { "store" } else { "source" });
-        span.record("duration_ms", started.elapsed().as_millis());
+        span.record("duration_ms", took.as_millis());
         match &result {
             Ok(token) => {
                 span.record("outcome", "ok");
@@ -146,10 +151,11 @@ impl Fetch {
                 .refresh_at
                 .saturating_duration_since(now);
             let stored = StoredToken::from_token(token, now);
-            store_call("store", store.store(key, &stored, ttl)).await;
+            self.store_call("store", store.store(key, &stored, ttl))
+                .await;
         }
         if let Some(lock) = lock {
-            store_call("unlock", store.unlock(key, lock)).await;
+            self.store_call("unlock", store.unlock(key, lock)).await;
         }
     }
 
@@ -164,12 +170,16 @@ impl Fetch {
         };
         let store = &**store;
         if let (true, Some(stale)) = (invalidated, stale) {
-            store_call("invalidate", store.invalidate(key, stale)).await;
+            self.store_call("invalidate", store.invalidate(key, stale))
+                .await;
         }
         if let Some(token) = self.load_fresh(store, key, stale).await {
             return (Ok(token), true, None);
         }
-        let lock = match store_call("try_lock", store.try_lock(key, self.fetch_timeout)).await {
+        let lock = match self
+            .store_call("try_lock", store.try_lock(key, self.fetch_timeout))
+            .await
+        {
             Some(Some(lock)) => Some(lock),
             // Another cache is fetching: wait for its token, or for the lock.
             Some(None) => match self.wait_for_store(store, key, stale).await {
@@ -183,7 +193,8 @@ impl Fetch {
         if let Some(lock) = &lock
             && let Some(token) = self.load_fresh(store, key, stale).await
         {
-            store_call("unlock", store.unlock(key, lock.clone())).await;
+            self.store_call("unlock", store.unlock(key, lock.clone()))
+                .await;
             return (Ok(token), true, None);
         }
         (self.fetch_source().await, false, lock)
@@ -206,7 +217,10 @@ impl Fetch {
             if let Some(token) = self.load_fresh(store, key, stale).await {
                 return Ok(token);
             }
-            match store_call("try_lock", store.try_lock(key, self.fetch_timeout)).await {
+            match self
+                .store_call("try_lock", store.try_lock(key, self.fetch_timeout))
+                .await
+            {
                 Some(Some(lock)) => return Err(Some(lock)),
                 Some(None) => {}
                 None => return Err(None),
@@ -235,7 +249,7 @@ impl Fetch {
         key: &str,
         stale: Option<&AccessToken>,
     ) -> Option<AccessToken> {
-        let stored = store_call("load", store.load(key)).await??;
+        let stored = self.store_call("load", store.load(key)).await??;
         let now = Instant::now();
         let token = stored
             .to_token(now)
@@ -251,22 +265,28 @@ impl Fetch {
         self.counters.store_loads.fetch_add(1, Relaxed);
         Some(token)
     }
-}
 
-/// Runs one store call with [`STORE_CALL_TIMEOUT`]; a failure is logged and
-/// becomes `None`, because the store never fails a request.
-async fn store_call<T>(what: &'static str, call: BoxFuture<'_, Result<T, Error>>) -> Option<T> {
-    match tokio::time::timeout(STORE_CALL_TIMEOUT, call).await {
-        Ok(Ok(value)) => Some(value),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "token store {what} failed; going on without the store");
-            None
-        }
-        Err(_) => {
-            tracing::warn!(
-                "token store {what} took longer than {STORE_CALL_TIMEOUT:?}; going on without the store"
-            );
-            None
-        }
+    /// Runs one store call with [`STORE_CALL_TIMEOUT`]; a failure is logged and
+    /// becomes `None`, because the store never fails a request.
+    async fn store_call<T>(
+        &self,
+        what: &'static str,
+        call: BoxFuture<'_, Result<T, Error>>,
+    ) -> Option<T> {
+        let answer = match tokio::time::timeout(STORE_CALL_TIMEOUT, call).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "token store {what} failed; going on without the store");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "token store {what} took longer than {STORE_CALL_TIMEOUT:?}; going on without the store"
+                );
+                None
+            }
+        };
+        metrics::store_available(&self.name, answer.is_some());
+        answer
     }
 }

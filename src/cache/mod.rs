@@ -64,6 +64,7 @@ mod fetch;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod status;
 mod store;
 mod timing;
 
@@ -74,6 +75,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use self::fetch::{Fetch, Reason};
@@ -84,10 +86,12 @@ pub use self::redis::EncryptionKey;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisStore;
+pub use self::status::CacheStatus;
 pub use self::store::{StoreLock, StoredToken, TokenStore};
 use self::timing::{Schedule, Timing};
 use crate::backoff::{Backoff, later};
 use crate::flight::{self, Flight, Next};
+use crate::metrics::{self, LifetimeGauge};
 use crate::token::{DynTokenSource, TokenSource};
 use crate::{AccessToken, Error};
 
@@ -97,6 +101,7 @@ const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_STORE_WAIT: Duration = Duration::from_secs(5);
 const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
 const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+const DEFAULT_NAME: &str = "default";
 
 /// A cached, refreshed-ahead access token for one credential.
 ///
@@ -116,6 +121,8 @@ struct Inner {
     load_timeout: Duration,
     /// How long a token fetched after invalidations in a row is kept.
     hold: Backoff,
+    /// Every token change, for [`TokenCache::subscribe`].
+    changes: watch::Sender<Option<Arc<AccessToken>>>,
 }
 
 /// The current token and when it is due.
@@ -131,6 +138,7 @@ struct Entry {
     rejections: u32,
     held_until: Instant,
     rejected_while_held: AtomicBool,
+    lifetime: LifetimeGauge,
 }
 
 impl TokenCache {
@@ -149,6 +157,7 @@ impl TokenCache {
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             store_wait: DEFAULT_STORE_WAIT,
             store: None,
+            name: DEFAULT_NAME.into(),
         }
     }
 
@@ -180,6 +189,7 @@ impl TokenCache {
         if now >= entry.schedule.refresh_at {
             self.refresh_ahead();
         }
+        entry.lifetime.observe(entry.token.expires_at(), now);
         self.inner.fetch.counters.hits.fetch_add(1, Relaxed);
         Some(take(entry))
     }
@@ -233,14 +243,17 @@ impl TokenCache {
             Next::Wait(receiver) => receiver,
         };
         inner.fetch.counters.waits.fetch_add(1, Relaxed);
+        let started = Instant::now();
         let limit = inner.load_timeout;
-        tokio::time::timeout(limit, flight::wait(receiver))
+        let result = tokio::time::timeout(limit, flight::wait(receiver))
             .await
-            .map_err(|_| {
-                Error::timeout(format!(
+            .unwrap_or_else(|_| {
+                Err(Error::timeout(format!(
                     "no token within the load timeout ({limit:?}); the fetch goes on"
-                ))
-            })?
+                )))
+            });
+        metrics::waited(&inner.fetch.name, &result, started.elapsed());
+        result
     }
 
     /// Drops `token` if it is still the current token, and starts fetching
@@ -278,6 +291,9 @@ impl TokenCache {
             return false; // someone else got there first
         }
         inner.fetch.counters.invalidations.fetch_add(1, Relaxed);
+        metrics::invalidated(&inner.fetch.name);
+        entry.lifetime.clear();
+        inner.changes.send_replace(None);
         // A 401 is almost always followed by a retry that needs a token:
         // start fetching it now rather than when the retry arrives.
         let stale = Arc::clone(&entry.token);
@@ -297,6 +313,47 @@ impl TokenCache {
         self.inner.fetch.counters.snapshot()
     }
 
+    /// What the cache is doing: whether it holds a usable token, whether a
+    /// fetch runs, and since when fetches fail. For readiness probes.
+    pub fn status(&self) -> CacheStatus {
+        let activity = self.inner.flight.activity();
+        let now = Instant::now();
+        let usable_for = self.usable_entry().map(|entry| {
+            entry.lifetime.observe(entry.token.expires_at(), now);
+            entry.schedule.usable_until.saturating_duration_since(now)
+        });
+        match (usable_for, activity.failing, activity.running) {
+            (Some(usable_for), Some((last_error, failing_since, _)), _) => CacheStatus::Degraded {
+                usable_for,
+                failing_since,
+                last_error,
+            },
+            (None, Some((last_error, failing_since, next_try)), _) => CacheStatus::Failing {
+                failing_since,
+                last_error,
+                next_try,
+            },
+            (usable_for, None, true) => CacheStatus::Refreshing { usable_for },
+            (Some(usable_for), None, false) => CacheStatus::Fresh { usable_for },
+            (None, None, false) => CacheStatus::Empty,
+        }
+    }
+
+    /// A receiver of the cache's token changes: each new token as it lands,
+    /// and `None` when the current one is dropped after the server rejected
+    /// it. For long-lived connections (a websocket) that must authenticate
+    /// again when the token changes; requests need not watch it.
+    ///
+    /// It starts with the current token, if any, marked as seen.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<AccessToken>>> {
+        self.inner.changes.subscribe()
+    }
+
+    /// The cache's name, the `cache` label of its metrics.
+    pub(crate) fn name(&self) -> &metrics::CacheName {
+        &self.inner.fetch.name
+    }
+
     fn usable_entry(&self) -> Option<Arc<Entry>> {
         let entry = self.inner.current.load_full()?;
         (Instant::now() < entry.schedule.usable_until).then_some(entry)
@@ -307,6 +364,7 @@ impl TokenCache {
         let inner = &self.inner;
         if inner.flight.start_if_idle(|| self.fetch(Reason::Ahead, 0)) {
             inner.fetch.counters.refreshes_ahead.fetch_add(1, Relaxed);
+            metrics::refreshing_ahead(&inner.fetch.name);
         }
     }
 
@@ -342,6 +400,7 @@ impl TokenCache {
             };
             let entry = Arc::new(Entry {
                 schedule: timing.schedule(&token, fastrand::f64()),
+                lifetime: LifetimeGauge::new(&inner.fetch.name, token.expires_at()),
                 token: Arc::new(token),
                 id: inner.next_id.fetch_add(1, Relaxed),
                 rejections,
@@ -349,6 +408,7 @@ impl TokenCache {
                 rejected_while_held: AtomicBool::new(false),
             });
             inner.current.store(Some(Arc::clone(&entry)));
+            inner.changes.send_replace(Some(Arc::clone(&entry.token)));
             Ok(entry)
         }
     }
@@ -357,6 +417,7 @@ impl TokenCache {
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
+            .field("name", &self.inner.fetch.name)
             .field("has_usable_token", &self.usable_entry().is_some())
             .field("timing", &self.inner.fetch.timing)
             .field("stats", &self.stats())
@@ -387,9 +448,20 @@ pub struct TokenCacheBuilder {
     fetch_timeout: Duration,
     store_wait: Duration,
     store: Option<Arc<dyn TokenStore>>,
+    name: Arc<str>,
 }
 
 impl TokenCacheBuilder {
+    /// The cache's name: the `cache` label of its metrics (with the `metrics`
+    /// feature), so a process with several credentials tells them apart. Never
+    /// put a secret in it.
+    ///
+    /// Defaults to `default`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into().into();
+        self
+    }
+
     /// Refresh a token this long before it expires, at most; tokens living
     /// less than twice this are refreshed at half their life.
     ///
@@ -505,9 +577,11 @@ impl TokenCacheBuilder {
                     fetch_timeout: self.fetch_timeout,
                     store_wait: self.store_wait,
                     counters: Arc::default(),
+                    name: self.name,
                 },
                 load_timeout: self.load_timeout,
                 hold: backoff,
+                changes: watch::Sender::new(None),
             }),
         }
     }
@@ -521,6 +595,7 @@ impl fmt::Debug for TokenCacheBuilder {
             .field("load_timeout", &self.load_timeout)
             .field("fetch_timeout", &self.fetch_timeout)
             .field("store", &self.store)
+            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }

@@ -16,6 +16,7 @@ use crate::Error;
 use crate::cache::TokenCache;
 use crate::error::BoxError;
 use crate::http::{HttpRequest, HttpResponse, PartnerRefusal, rejects_token};
+use crate::metrics;
 
 /// A token being loaded, the cache it comes from, and whether the request
 /// goes to the token's audience.
@@ -142,9 +143,11 @@ where
             match state.as_mut().project() {
                 StateProj::Called { future, sent } => {
                     let mut response = ready!(future.poll(cx)).map_err(Into::into)?;
-                    if let Some((id, tokens, audience)) = sent.take()
-                        && rejects_token(&response)
-                    {
+                    let Some((id, tokens, audience)) = sent.take() else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    metrics::mark_response(&mut response, tokens.name());
+                    if rejects_token(&response) {
                         if audience {
                             tracing::debug!(status = %response.status(), "the server rejected the CXone token");
                             tokens.invalidate_id(id);

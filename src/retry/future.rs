@@ -104,9 +104,11 @@ where
         request: Req,
         until: Instant,
     ) -> Self {
+        let mut attempts = Attempts::default();
+        attempts.cool_down(until);
         Self {
             policy,
-            attempts: Attempts::default(),
+            attempts,
             next: Next::Send(service, request),
             state: State::Waiting {
                 sleep: sleep_until(until),
@@ -144,7 +146,12 @@ where
                         Next::Taken => None,
                     };
                     match replay_at {
-                        None => return Poll::Ready(result),
+                        None => {
+                            return Poll::Ready(result.map(|mut response| {
+                                this.attempts.report(&mut response);
+                                response
+                            }));
+                        }
                         Some(at) if at <= Instant::now() => this.state.set(State::Sending),
                         Some(at) => this.state.set(State::Waiting {
                             sleep: sleep_until(at),
@@ -159,6 +166,7 @@ where
                     if let Next::Send(service, request) = &mut *this.next {
                         // Another request's 429 may have made its host cool down.
                         if let Some(until) = this.policy.cooldowns.until(request) {
+                            this.attempts.cool_down(until);
                             this.state.set(State::Waiting {
                                 sleep: sleep_until(until),
                             });

@@ -16,6 +16,43 @@
 //! connection failures) are never retried: the request may have reached the
 //! server, and the auth layer already retries what it can.
 //!
+//! # Per request
+//!
+//! A request that carries [`NoReplay`] in its extensions is sent once: its
+//! 401, 429 or 503 is returned as it is (a 401 still makes the auth layer
+//! drop the token). A response the layer replayed or waited for carries
+//! [`RetryInfo`] in its extensions: how many sends it took and how long the
+//! layer waited. A response without it was sent once, with no wait.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use cxone_auth::CxoneRetryLayer;
+//! use cxone_auth::retry::{NoReplay, RetryInfo};
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let busy = tower::service_fn(|_: Request<()>| async {
+//!     Ok::<_, Infallible>(Response::builder().status(429).header("retry-after", "1").body(()).unwrap())
+//! });
+//! let client = ServiceBuilder::new().layer(CxoneRetryLayer::new()).service(busy);
+//!
+//! let url = "https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents";
+//! let response = client.clone().oneshot(Request::get(url).body(()).unwrap()).await.unwrap();
+//! let info = response.extensions().get::<RetryInfo>().unwrap();
+//! assert_eq!((info.attempts, info.waited.as_secs()), (3, 2));
+//!
+//! let mut once = Request::get(url).body(()).unwrap();
+//! once.extensions_mut().insert(NoReplay);
+//! let response = client.oneshot(once).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+//! # }
+//! ```
+//!
+//! `reqwest::Request` keeps its extensions to itself, so `NoReplay` works
+//! with `http::Request` only; `RetryInfo` is on both kinds of response.
+//!
 //! A request is replayed only from a copy taken before it is sent: a buffered
 //! body of at most 1 MiB (see [`ReplayBody`]), or a `reqwest::Request`
 //! whose `try_clone` succeeds. Any other request is sent once, and its
@@ -135,6 +172,23 @@ const DEFAULT_BUDGET_TTL: Duration = Duration::from_secs(10);
 const DEFAULT_BUDGET_MIN_PER_SEC: u32 = 10;
 const DEFAULT_BUDGET_RETRY_PERCENT: f32 = 0.2;
 const DEFAULT_MAX_REPLAY_BODY_BYTES: usize = 1024 * 1024;
+
+/// Put in a request's extensions, sends it once: no replay after a 401, a
+/// 429 or a 503. See [Per request](self#per-request).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReplay;
+
+/// On a response's extensions, what the retry layer did for it, when it
+/// replayed or waited. See [Per request](self#per-request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryInfo {
+    /// How many times the request was sent, the first send included.
+    pub attempts: u32,
+    /// How long the layer waited in all: `Retry-After`s, backoffs and host
+    /// cool-downs.
+    pub waited: std::time::Duration,
+}
 
 /// A tower [`Layer`] that replays a 401 once and honours 429 and 503; put it
 /// **outside** the auth layer (see the [module documentation](self)).

@@ -11,8 +11,10 @@ use tokio::time::Instant;
 use tower::retry::budget::{Budget as _, TpsBudget};
 
 use super::cooldown::{Cooldowns, HostKey};
+use super::{NoReplay, RetryInfo};
 use crate::backoff::{Backoff, later, retry_after};
 use crate::http::{HttpRequest, HttpResponse, PartnerRefusal, ReplayBody};
+use crate::metrics;
 
 /// What one layer was built with, and the state its services share (behind
 /// one `Arc`, created when the layer is built).
@@ -34,6 +36,29 @@ pub(super) struct Attempts {
     throttled: u32,
     /// Whether the one replay after a 401 was made.
     unauthorized_replayed: bool,
+    /// The waits so far: `Retry-After`s, backoffs and cool-downs.
+    pub(super) waited: Duration,
+}
+
+impl Attempts {
+    /// Tells the final response what the layer did, when it did more than
+    /// send the request once.
+    pub(super) fn report<Res: HttpResponse>(&self, response: &mut Res) {
+        let attempts = 1 + self.throttled + u32::from(self.unauthorized_replayed);
+        if attempts > 1 || !self.waited.is_zero() {
+            response.extensions_mut().insert(RetryInfo {
+                attempts,
+                waited: self.waited,
+            });
+        }
+    }
+
+    /// Counts a wait for a host's cool-down (the 429 of another request).
+    pub(super) fn cool_down(&mut self, until: Instant) {
+        let wait = until.saturating_duration_since(Instant::now());
+        metrics::retry_wait(None, StatusCode::TOO_MANY_REQUESTS.as_u16(), wait);
+        self.waited = self.waited.saturating_add(wait);
+    }
 }
 
 /// Why no copy of a request was kept, for the debug line when its answer
@@ -41,6 +66,7 @@ pub(super) struct Attempts {
 const NO_REPLAY_LEFT: &str = "no replay left for it";
 const CANNOT_COPY: &str =
     "its body cannot be copied (a stream, or longer than max_replay_body_bytes)";
+const OPTED_OUT: &str = "the request opted out of replays (NoReplay)";
 
 impl Policy {
     /// What to keep of `request` before it is sent: a copy to replay, or,
@@ -58,6 +84,12 @@ impl Policy {
         R: HttpRequest,
         R::Body: ReplayBody,
     {
+        if request
+            .extensions()
+            .is_some_and(|extensions| extensions.get::<NoReplay>().is_some())
+        {
+            return Err((HostKey::of(request), OPTED_OUT));
+        }
         let may_replay = attempts.throttled + 1 < self.max_attempts
             || (!attempts.unauthorized_replayed && !request.headers().contains_key(AUTHORIZATION));
         if !may_replay {
@@ -101,6 +133,7 @@ impl Policy {
             }
             StatusCode::UNAUTHORIZED => {
                 attempts.unauthorized_replayed = true;
+                metrics::replayed_unauthorized(metrics::response_cache(response));
                 tracing::debug!("401: replaying once with a fresh token");
                 Some(Instant::now())
             }
@@ -121,11 +154,15 @@ impl Policy {
                     tracing::debug!(%status, attempts = self.max_attempts, "attempts used up: returned as is");
                     return None;
                 }
+                let cache = metrics::response_cache(response);
                 if !self.budget.withdraw() {
+                    metrics::retry_refused(cache, status.as_u16());
                     tracing::debug!(%status, "retry budget exhausted: returned as is");
                     return None;
                 }
+                metrics::retry_wait(cache, status.as_u16(), wait);
                 attempts.throttled += 1;
+                attempts.waited = attempts.waited.saturating_add(wait);
                 tracing::debug!(%status, retry = attempts.throttled, ?wait, "retrying");
                 Some(later(now, wait))
             }
@@ -196,7 +233,7 @@ mod tests {
         let policy = policy(CxoneRetryLayer::builder().backoff(backoff.0, backoff.1));
         let third = Attempts {
             throttled: 2,
-            unauthorized_replayed: false,
+            ..Attempts::default()
         };
         let waits: Vec<Duration> = (0..200)
             .map(|_| policy.wait(&third, &answer(503)))

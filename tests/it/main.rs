@@ -8,6 +8,7 @@ mod chaos;
 #[cfg(feature = "cli")]
 mod cli;
 mod mock_server;
+mod operations;
 mod properties;
 #[cfg(feature = "redis")]
 mod redis_fleet;

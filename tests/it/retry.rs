@@ -871,3 +871,70 @@ mod reqwest_requests {
         assert_eq!(log.len(), 2);
     }
 }
+
+// ===== Per request =====
+
+#[tokio::test(start_paused = true)]
+async fn a_request_with_no_replay_is_sent_once_whatever_the_answer() {
+    use cxone_auth::retry::NoReplay;
+    for status in [401, 429, 503] {
+        let (api, log) = first_then_ok(move || answer_after(status, "1"));
+        let client = CxoneRetryLayer::default().layer(api);
+        let mut request = get(API);
+        request.extensions_mut().insert(NoReplay);
+        let start = Instant::now();
+
+        let response = client.oneshot(request).await.unwrap();
+
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(log.len(), 1, "{status}: not replayed");
+        assert_eq!(start.elapsed(), Duration::ZERO, "{status}: no wait");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_response_tells_the_attempts_and_the_waits() {
+    use cxone_auth::retry::RetryInfo;
+    let info = |response: &Response<()>| response.extensions().get::<RetryInfo>().copied();
+
+    // Sent once, no wait: nothing to tell.
+    let (api, _) = server(|_, _: &Request<()>| answer(200));
+    let client = CxoneRetryLayer::default().layer(api);
+    assert_eq!(info(&client.oneshot(get(API)).await.unwrap()), None);
+
+    // A 401 replay: two sends, no wait.
+    let (api, _) = first_then_ok(|| answer(401));
+    let response = CxoneRetryLayer::default()
+        .layer(api)
+        .oneshot(get(API))
+        .await
+        .unwrap();
+    let told = info(&response).unwrap();
+    assert_eq!((told.attempts, told.waited), (2, Duration::ZERO));
+
+    // 429 twice, asking 2 s then 3 s, then the answer: three sends, 5 s.
+    let (api, _) = server(|n, _: &Request<()>| match n {
+        0 => answer_after(429, "2"),
+        1 => answer_after(429, "3"),
+        _ => answer(200),
+    });
+    let client = CxoneRetryLayer::default().layer(api);
+    let response = client.clone().oneshot(get(API)).await.unwrap();
+    let told = info(&response).unwrap();
+    assert_eq!((told.attempts, told.waited), (3, Duration::from_secs(5)));
+
+    // The attempts used up: the last 429 comes back, with what was tried.
+    let (api, _) = server(|_, _: &Request<()>| answer_after(429, "1"));
+    let client = CxoneRetryLayer::default().layer(api);
+    let response = client.clone().oneshot(get(API)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let told = info(&response).unwrap();
+    assert_eq!((told.attempts, told.waited), (3, Duration::from_secs(2)));
+
+    // A later request waits for the host's cool-down before its first send.
+    let start = Instant::now();
+    let response = client.oneshot(get(API)).await.unwrap();
+    let told = info(&response).unwrap();
+    assert_eq!(told.waited, start.elapsed());
+    assert!(told.waited >= Duration::from_secs(1));
+}
