@@ -7,7 +7,7 @@
 //! Names follow OpenTelemetry's conventions: dotted, units out of the name
 //! (durations and lifetimes in seconds), `error.type` and
 //! `http.response.status_code` as OpenTelemetry names those attributes.
-#![cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+#![cfg_attr(not(feature = "metrics"), allow(unused_variables, dead_code))]
 
 use std::sync::Arc;
 use std::time::Duration;
