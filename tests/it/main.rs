@@ -22,6 +22,7 @@ mod redis_topologies;
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_middleware;
 mod retry;
+mod rotation;
 mod secrets_audit;
 mod stack;
 mod support;
