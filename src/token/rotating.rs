@@ -211,7 +211,7 @@ impl<G: OAuthGrant> TokenSource for Rotating<OAuthSource<G>> {
         {
             match (self.read)().await {
                 Ok(fresh) => {
-                    if self.replace(&self.current.load(), fresh).is_some() {
+                    if self.replace(&self.current.load_full(), fresh).is_some() {
                         tracing::info!("the credentials file changed; using its new credentials");
                     }
                 }
