@@ -37,7 +37,7 @@
 //! | a grant other than `password`, or `client_credentials` unless enabled | `400 unsupported_grant_type` |
 //! | `password` not enabled by [`MockCxoneBuilder::grants`] | `400 unauthorized_client` |
 //! | `password` without `username` or `password` | `400 invalid_request` |
-//! | a wrong access key; a `refresh_token` unknown or older than 7200 s | `400 invalid_grant` |
+//! | a wrong access key (the old one after [`rotate_access_key`](MockCxone::rotate_access_key)); a `refresh_token` unknown or older than 7200 s | `400 invalid_grant` |
 //! | a scope outside [`MockCxoneBuilder::scopes`] | `400 invalid_scope` |
 //!
 //! An empty parameter counts as absent. Success is `200` with `access_token`,

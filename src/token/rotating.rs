@@ -255,7 +255,7 @@ impl<G: OAuthGrant> TokenSource for Rotating<OAuthSource<G>> {
 impl<S: fmt::Debug> fmt::Debug for Rotating<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rotating")
-            .field("source", &self.current.load())
+            .field("source", &**self.current.load())
             .field("file", &self.file.as_ref().map(|file| &file.path))
             .finish_non_exhaustive()
     }

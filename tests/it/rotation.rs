@@ -353,7 +353,13 @@ async fn a_rewritten_file_is_used_at_the_next_fetch() {
 
     let text = logs.text();
     assert!(text.contains("the credentials file changed"), "{text}");
-    let shown = format!("{text} {source:?}");
+    let debug = format!("{source:?}");
+    assert!(
+        debug.starts_with("Rotating { source: AccessKeyGrant {"),
+        "{debug}"
+    );
+    assert!(debug.contains("rewritten.env"), "{debug}");
+    let shown = format!("{text} {debug}");
     for secret in [ACCESS_KEY_SECRET, NEW_SECRET, CLIENT_SECRET] {
         assert!(!shown.contains(&secret[..12]), "{shown}");
     }
