@@ -365,6 +365,32 @@ async fn a_rewritten_file_is_used_at_the_next_fetch() {
     }
 }
 
+/// The shared key is the first credentials', holds no secret, and stays
+/// when a rotation brings a new access key id.
+#[tokio::test(start_paused = true)]
+async fn the_shared_key_stays_that_of_the_first_credentials() {
+    const NEW_ID: &str = "ROTATEDACCESSKEYIDZ7Q4====";
+    let mock = MockCxone::new();
+    let file = TempFile::new("shared-key");
+    file.write(&env_file(&mock, ACCESS_KEY_SECRET));
+    let source = from_file(&file, &mock).await.unwrap();
+    let first = source.shared_key().unwrap();
+    assert_eq!(Some(&first), mock_grant(&mock).shared_key().as_ref());
+    assert!(!first.contains(&ACCESS_KEY_SECRET[..12]));
+
+    mock.rotate_access_key(NEW_ID, NEW_SECRET);
+    file.write(&env_file(&mock, NEW_SECRET).replace(ACCESS_KEY_ID, NEW_ID));
+    source.fetch().await.unwrap();
+    assert_eq!(source.shared_key(), Some(first.clone()));
+    let rotated = AccessKeyGrant::new(CLIENT_ID, CLIENT_SECRET, NEW_ID, NEW_SECRET).unwrap();
+    let rotated = rotated.token_url(mock.token_url()).unwrap();
+    assert_ne!(
+        rotated.shared_key(),
+        Some(first),
+        "a new key id names another credential"
+    );
+}
+
 /// A rewrite neither the modification time nor the length shows is still
 /// read after the token endpoint refuses the old secret.
 #[tokio::test(start_paused = true)]
