@@ -37,7 +37,7 @@
 //! | a grant other than `password`, or `client_credentials` unless enabled | `400 unsupported_grant_type` |
 //! | `password` not enabled by [`MockCxoneBuilder::grants`] | `400 unauthorized_client` |
 //! | `password` without `username` or `password` | `400 invalid_request` |
-//! | a wrong access key; a `refresh_token` unknown or older than 7200 s | `400 invalid_grant` |
+//! | a wrong access key (the old one after [`rotate_access_key`](MockCxone::rotate_access_key)); a `refresh_token` unknown or older than 7200 s | `400 invalid_grant` |
 //! | a scope outside [`MockCxoneBuilder::scopes`] | `400 invalid_scope` |
 //!
 //! An empty parameter counts as absent. Success is `200` with `access_token`,
@@ -99,7 +99,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use http::HeaderValue;
 use http::header::{CACHE_CONTROL, PRAGMA};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 
 pub use fault::TokenFault;
@@ -210,6 +210,8 @@ struct Runtime {
     expires_in: ExpiresIn,
     token_delay: Duration,
     token_faults: VecDeque<TokenFault>,
+    /// The access key accepted: the builder's until [`MockCxone::rotate_access_key`].
+    access_key: (String, SecretString),
     /// The next `.0` API calls answer 429, with `Retry-After: .1` if some.
     api_rate_limit: (u64, Option<Duration>),
     /// Every token issued and not revoked, with its expiry on tokio's clock.
@@ -226,6 +228,11 @@ impl Runtime {
     fn is_active(&self, token: &str) -> bool {
         let now = Instant::now();
         self.issued.get(token).is_some_and(|expiry| now < *expiry)
+    }
+
+    fn is_access_key(&self, id: &str, secret: &str) -> bool {
+        let (key_id, key_secret) = &self.access_key;
+        id == key_id && secret == key_secret.expose_secret()
     }
 }
 
@@ -361,6 +368,14 @@ impl MockCxone {
     /// does. Replaces a pending limit; `n = 0` clears it.
     pub fn rate_limit_next_api_calls(&self, n: u64, retry_after: impl Into<Option<Duration>>) {
         self.lock().api_rate_limit = (n, retry_after.into());
+    }
+
+    /// Replaces the accepted access key, as when a CXone user generates a new
+    /// key and deactivates the old one: from now on the old key gets `400
+    /// invalid_grant`, as any wrong key does. Tokens already issued stay
+    /// valid until they expire or are revoked ([`revoke_all`](Self::revoke_all)).
+    pub fn rotate_access_key(&self, id: impl Into<String>, secret: impl Into<String>) {
+        self.lock().access_key = (id.into(), SecretString::from(secret.into()));
     }
 
     /// Revokes `token`; returns whether it was an active token of this mock.
@@ -558,6 +573,7 @@ impl MockCxoneBuilder {
             token_lifetime: self.token_lifetime,
             expires_in: self.expires_in,
             token_delay: self.token_delay,
+            access_key: (self.access_key_id.clone(), self.access_key_secret.clone()),
             ..Runtime::default()
         });
         let shared = Arc::new(Shared {

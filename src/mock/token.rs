@@ -190,8 +190,7 @@ fn grant(cxone: &MockCxone, headers: &HeaderMap, form: &Form) -> Result<Response
             let description = "the password grant needs username (the access key id) and password (the access key secret)";
             return Err(bad_request("invalid_request", description));
         };
-        if username != config.access_key_id || password != config.access_key_secret.expose_secret()
-        {
+        if !cxone.lock().is_access_key(username, password) {
             let description = "the access key is unknown, inactive or its secret is wrong";
             return Err(bad_request("invalid_grant", description));
         }
@@ -220,7 +219,6 @@ fn access_key_grant(
     body: &[u8],
     legacy: bool,
 ) -> Result<Response, Refusal> {
-    let config = &cxone.shared.config;
     if !has_media_type(headers, "application/json") {
         return Err(bad_request(
             "invalid_request",
@@ -233,7 +231,7 @@ fn access_key_grant(
         let description = "the body must be a JSON object with accessKeyId and accessKeySecret";
         return Err(bad_request("invalid_request", description));
     };
-    if id != config.access_key_id || secret != config.access_key_secret.expose_secret() {
+    if !cxone.lock().is_access_key(id, secret) {
         let description = "the access key is unknown, inactive or its secret is wrong";
         return Err(bad_request("invalid_grant", description));
     }

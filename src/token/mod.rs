@@ -1,7 +1,8 @@
 //! Access tokens and the sources that fetch them: [`AccessToken`], the
 //! [`TokenSource`] trait (implement it, or use [`StaticToken`] or
 //! [`from_fn`]), the OAuth sources [`AccessKeyGrant`], [`AccessKeyOnly`] (the
-//! access key alone) and [`ClientCredentials`], and [`TenantDiscovery`].
+//! access key alone) and [`ClientCredentials`], [`Rotating`] for credentials
+//! that rotate while the process runs, and [`TenantDiscovery`].
 //!
 //! ```
 //! use cxone_auth::token::{AccessToken, TokenSource, from_fn};
@@ -33,12 +34,14 @@ mod endpoint;
 mod grant;
 mod oauth;
 pub(crate) mod response;
+mod rotating;
 mod tenant;
 mod transport;
 
 pub use claims::JwtClaims;
 pub use endpoint::{Environment, TokenEndpoint};
 pub use oauth::{AccessKeyGrant, AccessKeyOnly, ClientAuth, ClientCredentials, OAuthSource};
+pub use rotating::Rotating;
 pub use tenant::{TenantConfig, TenantDiscovery};
 pub use transport::{HttpTransport, ServiceTransport};
 

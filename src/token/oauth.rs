@@ -532,6 +532,17 @@ impl<G: OAuthGrant> fmt::Debug for OAuthSource<G> {
 }
 
 impl<G: OAuthGrant> OAuthSource<G> {
+    /// Whether `other` would send the same token request: the same shared
+    /// key (endpoint, grant, ids, scopes, parameters), client authentication
+    /// and secrets. For [`Rotating`](crate::token::Rotating) to tell a
+    /// rotation.
+    pub(super) fn same_credentials(&self, other: &Self) -> bool {
+        self.client_auth == other.client_auth
+            && self.client_secret.expose_secret() == other.client_secret.expose_secret()
+            && self.grant.secret() == other.grant.secret()
+            && self.shared_key() == other.shared_key()
+    }
+
     /// The secrets as a server could echo them: as they are, form-encoded,
     /// in base64 (standard and URL-safe), and the Basic credentials.
     fn secret_forms(&self) -> Vec<String> {

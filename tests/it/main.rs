@@ -23,6 +23,7 @@ mod redis_topologies;
 #[cfg(feature = "reqwest-middleware")]
 mod reqwest_middleware;
 mod retry;
+mod rotation;
 mod secrets_audit;
 mod stack;
 mod support;
