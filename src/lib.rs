@@ -72,7 +72,7 @@ pub use crate::cache::EncryptionKey;
 #[cfg(feature = "redis")]
 pub use crate::cache::RedisStore;
 pub use crate::cache::{
-    CacheStats, MemoryStore, StoreLock, StoredToken, TokenCache, TokenCacheBuilder, TokenStore,
+    CacheStats, KeyedCaches, MemoryStore, StoreLock, StoredToken, TokenCache, TokenCacheBuilder, TokenStore,
 };
 pub use crate::error::{Error, ErrorKind, OAuthErrorCode};
 pub use crate::http::{HttpRequest, HttpResponse, ReplayBody};

@@ -61,6 +61,7 @@
 //! every token costs a fetch per backoff, not two per request.
 
 mod fetch;
+mod keyed;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -77,6 +78,8 @@ use http::HeaderValue;
 use tokio::time::Instant;
 
 use self::fetch::{Fetch, Reason};
+pub(crate) use self::keyed::CacheLookup;
+pub use self::keyed::KeyedCaches;
 pub use self::memory::MemoryStore;
 #[cfg(feature = "redis-encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis-encryption")))]
@@ -295,6 +298,13 @@ impl TokenCache {
     /// The cache's counters so far.
     pub fn stats(&self) -> CacheStats {
         self.inner.fetch.counters.snapshot()
+    }
+
+    /// Whether a handle other than this one exists: a request in flight or
+    /// a clone someone keeps. Fetches hold the cache weakly, so they do not
+    /// count.
+    pub(crate) fn is_held(&self) -> bool {
+        Arc::strong_count(&self.inner) > 1
     }
 
     fn usable_entry(&self) -> Option<Arc<Entry>> {
