@@ -92,6 +92,7 @@ enum Tokens {
     /// The reason a keyed layer found no cache for the request this layer
     /// serves (the reqwest-middleware integration chooses before the layer
     /// runs), given to it when it needs a token.
+    #[cfg(feature = "reqwest-middleware")]
     Refused(Error),
 }
 
@@ -102,6 +103,7 @@ impl Tokens {
         match self {
             Tokens::One(cache) => Ok(cache.clone()),
             Tokens::Keyed(caches) => caches.cache_for(extensions),
+            #[cfg(feature = "reqwest-middleware")]
             Tokens::Refused(error) => Err(error.clone()),
         }
     }
@@ -308,13 +310,16 @@ impl CxoneAuthLayer {
     pub fn tokens(&self) -> Option<&TokenCache> {
         match &self.tokens {
             Tokens::One(cache) => Some(cache),
-            Tokens::Keyed(_) | Tokens::Refused(_) => None,
+            Tokens::Keyed(_) => None,
+            #[cfg(feature = "reqwest-middleware")]
+            Tokens::Refused(_) => None,
         }
     }
 
     /// This layer for one request whose extensions travel apart from it
     /// (reqwest-middleware's): drawing from the cache their key chooses,
     /// or refusing, when it needs a token, as the keyed layer would.
+    #[cfg(feature = "reqwest-middleware")]
     pub(crate) fn for_extensions(&self, extensions: &Extensions) -> Self {
         let Tokens::Keyed(caches) = &self.tokens else {
             return self.clone();
