@@ -17,6 +17,8 @@
 //!   layer ignores it), so the difference is the lookup alone. Two keyed
 //!   cases: every request for one key, and requests for the keys in turn (each
 //!   request's cache cold in the CPU's caches, as with interleaved tenants).
+//!   The keys in turn are also sent through 10,000 single-cache layers, one
+//!   per tenant, picked by index: what the cold caches cost without a lookup.
 //!
 //! After criterion's group the bench prints the figures; the time ratio is
 //! the median of per-round ratios over interleaved rounds.
@@ -116,6 +118,8 @@ struct Subjects {
     runtime: tokio::runtime::Runtime,
     single: CxoneAuth<NoOp>,
     keyed: CxoneAuth<NoOp>,
+    /// A single-cache layer per tenant, over the keyed set's caches.
+    singles: Vec<CxoneAuth<NoOp>>,
     caches: KeyedCaches<Tenant>,
     /// The keys, built once, cloned into requests.
     tenants: Vec<Tenant>,
@@ -133,14 +137,17 @@ impl Subjects {
             .unwrap();
         let tenants: Vec<_> = (0..CACHES).map(tenant).collect();
 
-        // The token's own bytes: one AccessToken from the same text.
-        let text = token_text(&tenants[0]);
+        // The token's own bytes: AccessTokens built from copies of the
+        // texts, the copies made within the count.
         let token_bytes = {
+            let _guard = runtime.enter();
+            let texts: Vec<_> = tenants[..100].iter().map(token_text).collect();
+            let mut tokens = Vec::with_capacity(texts.len());
             let region = Region::new(GLOBAL);
-            let token = runtime.block_on(async { AccessToken::new(text.clone()).unwrap() });
-            let bytes = live_bytes(&region);
-            drop(token);
-            bytes as f64
+            for text in &texts {
+                tokens.push(AccessToken::new(text.clone()).unwrap());
+            }
+            live_bytes(&region) as f64 / tokens.len() as f64
         };
 
         let single = runtime.block_on(async {
@@ -165,10 +172,14 @@ impl Subjects {
         let bytes_per_cache = live_bytes(&region) as f64 / CACHES as f64;
         assert_eq!(caches.len(), CACHES);
         let keyed = CxoneAuthLayer::keyed(caches.clone()).layer(NoOp);
+        let singles = (tenants.iter())
+            .map(|tenant| CxoneAuthLayer::new(caches.get(tenant).unwrap()).layer(NoOp))
+            .collect();
         Self {
             runtime,
             single,
             keyed,
+            singles,
             caches,
             tenants,
             bytes_per_cache,
@@ -244,6 +255,16 @@ where
     start.elapsed().as_secs_f64() * 1e9 / n as f64
 }
 
+/// [`batch`] through the single-cache layer of each request's tenant.
+fn singles_in_turn(singles: &mut [CxoneAuth<NoOp>], requests: Vec<(usize, Request<()>)>) -> f64 {
+    let n = requests.len();
+    let start = Instant::now();
+    for (i, r) in requests {
+        send(&mut singles[i], r);
+    }
+    start.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -263,10 +284,17 @@ fn report(s: &mut Subjects) {
             })
             .collect();
         let base: Vec<_> = (0..BATCH_SIZE).map(|_| s.request(0)).collect();
+        let by_index: Vec<_> = (0..BATCH_SIZE)
+            .map(|_| {
+                next += 7919;
+                (next % CACHES, s.request(next))
+            })
+            .collect();
         rounds.push([
             batch(&mut s.single, base),
             batch(&mut s.keyed, one),
             batch(&mut s.keyed, turn),
+            singles_in_turn(&mut s.singles, by_index),
         ]);
     }
     let ns = |i: usize| median(rounds.iter().map(|r| r[i]).collect());
@@ -297,12 +325,17 @@ fn report(s: &mut Subjects) {
         "single cache (baseline)",
         "keyed, one key of 10,000",
         "keyed, keys in turn of 10,000",
+        "10,000 single layers, in turn",
     ]
     .iter()
     .enumerate()
     {
         println!("{name:<34} {:>10.1} {:>9.2}x", ns(i), ratio(i));
     }
+    println!(
+        "keyed, keys in turn vs 10,000 single layers in turn: {:.2}x",
+        median(rounds.iter().map(|r| r[2] / r[3]).collect())
+    );
 }
 
 fn main() {

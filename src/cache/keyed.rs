@@ -68,15 +68,19 @@
 //! # Costs
 //!
 //! Finding the cache of a key that has one takes no lock and allocates
-//! nothing: a read of the current map and a hash lookup. Adding a key copies
-//! the map (two reference counts per key), under a lock only creators take:
-//! at 10,000 keys that is tens of microseconds, once per key, beside the
-//! token request the new cache makes. `docs/benchmarks.md` has the figures.
+//! nothing: a read of the current map and a hash lookup. The keys are
+//! spread over 64 maps (shards), each replaced whole when a key is added to
+//! it, under a lock only creators take: adding a key copies one shard (a
+//! 64th of the keys, a reference count each), not the set, so filling the
+//! set costs little more than the caches themselves. `docs/benchmarks.md`
+//! has the figures.
 
 use std::any::type_name;
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -89,8 +93,16 @@ use crate::Error;
 /// The default bound on the number of caches; see [`KeyedCaches::max_caches`].
 const DEFAULT_MAX_CACHES: usize = 10_000;
 
+/// How many maps the keys are spread over: adding a key copies one of them.
+/// 64 keeps a copy at 10,000 keys to about 160 entries, for 512 bytes of
+/// `ArcSwap`s.
+const SHARDS: usize = 64;
+
 /// What builds the cache of a key.
 type Build<K> = dyn Fn(&K) -> Result<TokenCache, Error> + Send + Sync;
+
+/// A set of slots, looked up by key.
+type Shard<K> = HashSet<Slot<K>>;
 
 /// A bounded set of [`TokenCache`]s, one per key, each built on first use;
 /// see the [module docs](self).
@@ -101,21 +113,57 @@ pub struct KeyedCaches<K> {
 }
 
 struct Shared<K> {
-    /// Read without a lock by every request; replaced whole by creators.
-    map: ArcSwap<HashMap<Arc<K>, Arc<Slot>>>,
+    /// Read without a lock by every request; each replaced whole by
+    /// creators.
+    shards: Box<[ArcSwap<Shard<K>>]>,
+    /// Picks a key's shard.
+    spread: RandomState,
     /// Taken only to add a key, so that two first requests for one key
-    /// build one cache.
+    /// build one cache, and evictions see one count.
     creating: Mutex<()>,
+    /// How many caches the shards hold; written under `creating`.
+    len: AtomicUsize,
     build: Box<Build<K>>,
     max_caches: AtomicUsize,
     /// Counts uses; a cache's `last_used` is a reading of it.
     clock: AtomicU64,
 }
 
-/// One key's cache and when it was last used.
-struct Slot {
+/// One key, its cache and when it was last used, in one allocation that
+/// every copy of its shard shares; found by the key alone.
+struct Slot<K>(Arc<SlotInner<K>>);
+
+struct SlotInner<K> {
+    key: K,
     cache: TokenCache,
     last_used: AtomicU64,
+}
+
+impl<K> Clone for Slot<K> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<K: Hash> Hash for Slot<K> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.key.hash(state);
+    }
+}
+
+impl<K: PartialEq> PartialEq for Slot<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl<K: Eq> Eq for Slot<K> {}
+
+/// Hash and equality are the key's, so a shard finds a slot by its key.
+impl<K> Borrow<K> for Slot<K> {
+    fn borrow(&self) -> &K {
+        &self.0.key
+    }
 }
 
 impl<K> Clone for KeyedCaches<K> {
@@ -142,8 +190,10 @@ where
     pub fn new(build: impl Fn(&K) -> Result<TokenCache, Error> + Send + Sync + 'static) -> Self {
         Self {
             shared: Arc::new(Shared {
-                map: ArcSwap::default(),
+                shards: (0..SHARDS).map(|_| ArcSwap::default()).collect(),
+                spread: RandomState::new(),
                 creating: Mutex::new(()),
+                len: AtomicUsize::new(0),
                 build: Box::new(build),
                 max_caches: AtomicUsize::new(DEFAULT_MAX_CACHES),
                 clock: AtomicU64::new(0),
@@ -176,7 +226,7 @@ where
 
     /// How many caches the set holds now.
     pub fn len(&self) -> usize {
-        self.shared.map.load().len()
+        self.shared.len.load(Relaxed)
     }
 
     /// Whether the set holds no cache.
@@ -200,7 +250,7 @@ impl<K> fmt::Debug for KeyedCaches<K> {
 impl<K> fmt::Debug for Shared<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedCaches")
-            .field("len", &self.map.load().len())
+            .field("len", &self.len.load(Relaxed))
             .field("max_caches", &self.max_caches.load(Relaxed))
             .finish_non_exhaustive()
     }
@@ -241,17 +291,23 @@ where
 {
     #[inline]
     fn get(&self, key: &K) -> Result<TokenCache, Error> {
-        match self.map.load().get(key) {
-            Some(slot) => Ok(self.touch(slot)),
-            None => self.create(key),
+        let shard = self.shard_of(key);
+        match self.shards[shard].load().get(key) {
+            Some(slot) => Ok(self.touch(&slot.0)),
+            None => self.create(key, shard),
         }
+    }
+
+    #[inline]
+    fn shard_of(&self, key: &K) -> usize {
+        self.spread.hash_one(key) as usize % SHARDS
     }
 
     /// Marks `slot` as the most recently used. The shared clock moves only
     /// when another cache was used since this one, so a run of requests for
     /// one key writes nothing shared.
     #[inline]
-    fn touch(&self, slot: &Slot) -> TokenCache {
+    fn touch(&self, slot: &SlotInner<K>) -> TokenCache {
         if slot.last_used.load(Relaxed) != self.clock.load(Relaxed) {
             slot.last_used.store(self.tick(), Relaxed);
         }
@@ -263,53 +319,75 @@ where
     }
 
     /// Builds the cache of `key` unless another caller did meanwhile, and
-    /// publishes a copy of the map with it, dropping idle caches beyond the
-    /// bound.
+    /// publishes a copy of its shard with it, dropping idle caches beyond
+    /// the bound from theirs.
     #[cold]
-    fn create(&self, key: &K) -> Result<TokenCache, Error> {
+    fn create(&self, key: &K, shard: usize) -> Result<TokenCache, Error> {
         // The lock guards no data: a panic in `build` leaves nothing half-done.
         let _creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = self.map.load_full();
-        if let Some(slot) = current.get(key) {
-            return Ok(self.touch(slot));
+        if let Some(slot) = self.shards[shard].load().get(key) {
+            return Ok(self.touch(&slot.0));
         }
         let cache = (self.build)(key)?;
-        let mut next = HashMap::clone(&current);
-        drop(current);
-        evict_idle(&mut next, self.max_caches.load(Relaxed) - 1);
-        let slot = Slot {
+        let len = self.len.load(Relaxed);
+        let mut edits = self.evict_idle(len.saturating_sub(self.max_caches.load(Relaxed) - 1));
+        let evicted: usize = edits.values().map(|(_, removed)| removed).sum();
+        let slot = Slot(Arc::new(SlotInner {
+            key: key.clone(),
             cache: cache.clone(),
             last_used: AtomicU64::new(self.tick()),
-        };
-        next.insert(Arc::new(key.clone()), Arc::new(slot));
-        self.map.store(Arc::new(next));
+        }));
+        self.edit(&mut edits, shard).0.insert(slot);
+        for (index, (next, _)) in edits {
+            // The old shard is dropped here, most likely, rather than by a
+            // request that read it.
+            let _old = self.shards[index].swap(Arc::new(next));
+        }
+        self.len.store(len + 1 - evicted, Relaxed);
         Ok(cache)
     }
-}
 
-/// Drops the least recently used caches that nothing but the map holds,
-/// until at most `keep` remain or none is idle.
-///
-/// A request that read the old map just before may still take a dropped
-/// cache: it is served by it, and the next request for its key builds a
-/// new one.
-fn evict_idle<K: Eq + Hash>(map: &mut HashMap<Arc<K>, Arc<Slot>>, keep: usize) {
-    let Some(excess) = map.len().checked_sub(keep).filter(|&n| n > 0) else {
-        return;
-    };
-    let mut idle: Vec<(u64, Arc<K>)> = map
-        .iter()
-        .filter(|(_, slot)| !slot.cache.is_held())
-        .map(|(key, slot)| (slot.last_used.load(Relaxed), Arc::clone(key)))
-        .collect();
-    let excess = excess.min(idle.len());
-    if excess == 0 {
-        return;
+    /// A copy of shard `index` to change, made on first use; with how many
+    /// slots were removed from it.
+    fn edit<'e>(
+        &self,
+        edits: &'e mut BTreeMap<usize, (Shard<K>, usize)>,
+        index: usize,
+    ) -> &'e mut (Shard<K>, usize) {
+        edits
+            .entry(index)
+            .or_insert_with(|| (HashSet::clone(&self.shards[index].load()), 0))
     }
-    if excess < idle.len() {
-        idle.select_nth_unstable_by_key(excess - 1, |(last_used, _)| *last_used);
-    }
-    for (_, key) in &idle[..excess] {
-        map.remove(&**key);
+
+    /// Copies of the shards without the `excess` least recently used caches
+    /// that nothing but the set holds (fewer if fewer are idle).
+    ///
+    /// A request that read a shard just before may still take a dropped
+    /// cache: it is served by it, and the next request for its key builds a
+    /// new one.
+    fn evict_idle(&self, excess: usize) -> BTreeMap<usize, (Shard<K>, usize)> {
+        let mut edits = BTreeMap::new();
+        if excess == 0 {
+            return edits;
+        }
+        let mut idle: Vec<(u64, usize, Slot<K>)> = Vec::new();
+        for (index, shard) in self.shards.iter().enumerate() {
+            let shard = shard.load();
+            let idle_here = shard.iter().filter(|slot| !slot.0.cache.is_held());
+            idle.extend(idle_here.map(|slot| (slot.0.last_used.load(Relaxed), index, slot.clone())));
+        }
+        let excess = excess.min(idle.len());
+        if excess == 0 {
+            return edits;
+        }
+        if excess < idle.len() {
+            idle.select_nth_unstable_by_key(excess - 1, |(last_used, ..)| *last_used);
+        }
+        for (_, index, slot) in idle.drain(..excess) {
+            let (next, removed) = self.edit(&mut edits, index);
+            next.remove(&slot.0.key);
+            *removed += 1;
+        }
+        edits
     }
 }

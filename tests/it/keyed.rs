@@ -304,6 +304,31 @@ fn the_least_recently_used_idle_cache_is_evicted() {
     assert_eq!(debug, "KeyedCaches { len: 2, max_caches: 2, .. }");
 }
 
+#[test]
+fn many_keys_keep_the_most_recently_used_within_the_bound() {
+    let builds = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&builds);
+    let caches = KeyedCaches::new(move |key: &u32| {
+        log.lock().unwrap().push(*key);
+        Ok(TokenCache::new(StaticToken::new(format!("token-{key}"))))
+    })
+    .max_caches(50);
+    for key in 1..=500 {
+        drop(caches.get(&key).unwrap());
+        drop(caches.get(&0).unwrap()); // always recent
+        assert!(caches.len() <= 50);
+    }
+    assert_eq!(caches.len(), 50);
+    assert_eq!(builds.lock().unwrap().len(), 501, "0 was never evicted");
+    // The other 49 are the most recent keys.
+    for key in 452..=500 {
+        drop(caches.get(&key).unwrap());
+    }
+    assert_eq!(builds.lock().unwrap().len(), 501);
+    drop(caches.get(&451).unwrap());
+    assert_eq!(builds.lock().unwrap().len(), 502);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_cache_in_use_is_never_evicted() {
     let built = Arc::default();
