@@ -69,10 +69,7 @@ fn token_text(tenant: &Tenant) -> String {
         id = tenant.0
     );
     let signature = URL_SAFE_NO_PAD.encode([0x5a; 256]);
-    format!(
-        "{header}.{}.{signature}",
-        URL_SAFE_NO_PAD.encode(claims)
-    )
+    format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(claims))
 }
 
 /// A source minting the tenant's token; it holds only the tenant id, as a
@@ -88,8 +85,7 @@ fn cache_of(tenant: &Tenant) -> Result<TokenCache, cxone_auth::Error> {
 /// Bytes live on the heap since `region` began.
 fn live_bytes(region: &Region<'_, System>) -> isize {
     let change = region.change();
-    change.bytes_allocated as isize - change.bytes_deallocated as isize
-        + change.bytes_reallocated
+    change.bytes_allocated as isize - change.bytes_deallocated as isize + change.bytes_reallocated
 }
 
 #[derive(Clone, Copy)]
@@ -302,13 +298,20 @@ fn report(s: &mut Subjects) {
 
     let beyond_token = s.bytes_per_cache - s.token_bytes;
     let tasks = s.runtime.metrics().num_alive_tasks();
-    println!("\n{CACHES} keyed caches, each holding a token of {} bytes:", token_text(&s.tenants[0]).len());
+    println!(
+        "\n{CACHES} keyed caches, each holding a token of {} bytes:",
+        token_text(&s.tenants[0]).len()
+    );
     println!(
         "  memory per cache: {:.0} bytes, of which the token's own {:.0} (text, header, parsed claims): {:.0} bytes beyond the token; target <= {TARGET_BYTES_PER_CACHE:.0}: {}",
         s.bytes_per_cache,
         s.token_bytes,
         beyond_token,
-        if beyond_token <= TARGET_BYTES_PER_CACHE { "met" } else { "NOT met" },
+        if beyond_token <= TARGET_BYTES_PER_CACHE {
+            "met"
+        } else {
+            "NOT met"
+        },
     );
     println!(
         "  building and filling them: {:.2?} ({:.1} us per cache, token fetch included)",

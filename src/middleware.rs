@@ -58,7 +58,11 @@
 //! ```
 //!
 //! The chain's `http::Extensions` pass through both ways; a replay sees what
-//! the previous attempt left.
+//! the previous attempt left. They carry the key of a
+//! [keyed](CxoneAuthLayer::keyed) layer
+//! (`CxoneAuthMiddleware::from_layers(CxoneAuthLayer::keyed(caches), retry)`,
+//! then `.with_extension(key)` on each request): the cache is chosen once
+//! per request, and its replays use it too.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};

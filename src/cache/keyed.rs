@@ -374,7 +374,9 @@ where
         for (index, shard) in self.shards.iter().enumerate() {
             let shard = shard.load();
             let idle_here = shard.iter().filter(|slot| !slot.0.cache.is_held());
-            idle.extend(idle_here.map(|slot| (slot.0.last_used.load(Relaxed), index, slot.clone())));
+            idle.extend(
+                idle_here.map(|slot| (slot.0.last_used.load(Relaxed), index, slot.clone())),
+            );
         }
         let excess = excess.min(idle.len());
         if excess == 0 {

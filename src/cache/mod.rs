@@ -1,6 +1,7 @@
 //! [`TokenCache`]: the engine that decides when a token is fetched.
 //!
-//! One cache per credential; clones share one state. While the token is
+//! One cache per credential; clones share one state ([`KeyedCaches`] holds
+//! one per key, for a process serving many credentials). While the token is
 //! fresh, [`TokenCache::cached`] hands it out without waiting, locking or
 //! allocating. Past its refresh point it is still handed out while one
 //! refresh runs in the background; callers wait only when there is no usable

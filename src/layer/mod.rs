@@ -3,6 +3,9 @@
 //!
 //! For each request the layer
 //! - leaves it alone if it already carries `Authorization`;
+//! - with a [keyed](CxoneAuthLayer::keyed) layer, picks the [`TokenCache`]
+//!   of the key in the request's extensions, or refuses the request, before
+//!   anything is sent, when it has none;
 //! - refuses it with [`ErrorKind::HostNotAllowed`](crate::ErrorKind::HostNotAllowed),
 //!   before anything is sent, unless it goes over https to an allowed host
 //!   (CXone's domains, [`allow_host`](CxoneAuthLayer::allow_host), hosts

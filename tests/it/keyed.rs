@@ -35,26 +35,30 @@ struct TenantCloud {
 
 /// Three tenants, in three areas.
 fn tenants() -> Vec<TenantCloud> {
-    [("acme", "na1", 1), ("globex", "ca1", 2), ("initech", "au1", 3)]
-        .into_iter()
-        .map(|(name, area, n)| {
-            let api = format!("https://api-{area}.niceincontact.com");
-            let mock = MockCxone::builder()
-                .access_key(
-                    format!("{}KEYID{n}====", name.to_uppercase()),
-                    format!("{name}+secret/{n}===="),
-                )
-                .tenant_id(format!("11eb0f4e-0000-4000-8000-00000000000{n}"))
-                .area(area)
-                .api_endpoint(&api)
-                .build();
-            TenantCloud {
-                key: Tenant(name),
-                api,
-                mock,
-            }
-        })
-        .collect()
+    [
+        ("acme", "na1", 1),
+        ("globex", "ca1", 2),
+        ("initech", "au1", 3),
+    ]
+    .into_iter()
+    .map(|(name, area, n)| {
+        let api = format!("https://api-{area}.niceincontact.com");
+        let mock = MockCxone::builder()
+            .access_key(
+                format!("{}KEYID{n}====", name.to_uppercase()),
+                format!("{name}+secret/{n}===="),
+            )
+            .tenant_id(format!("11eb0f4e-0000-4000-8000-00000000000{n}"))
+            .area(area)
+            .api_endpoint(&api)
+            .build();
+        TenantCloud {
+            key: Tenant(name),
+            api,
+            mock,
+        }
+    })
+    .collect()
 }
 
 /// The tenant's access key grant, to its own mock in memory.
@@ -96,7 +100,9 @@ fn network(
     tower::service_fn(move |request: Request<Body>| {
         let host = request.uri().host().unwrap().to_owned();
         let authorization = request.headers()[AUTHORIZATION].to_str().unwrap();
-        seen.lock().unwrap().push((host.clone(), authorization.to_owned()));
+        seen.lock()
+            .unwrap()
+            .push((host.clone(), authorization.to_owned()));
         let cloud = clouds.iter().find(|c| c.api.ends_with(&host)).unwrap();
         cloud.mock.router().oneshot(request)
     })
@@ -232,7 +238,10 @@ async fn requests_without_a_usable_key_fail_typed_and_send_nothing() {
         .unwrap_err();
     assert_eq!(kind(&err), ErrorKind::Config);
     let message = err.to_string();
-    assert!(message.contains(std::any::type_name::<Tenant>()), "{message}");
+    assert!(
+        message.contains(std::any::type_name::<Tenant>()),
+        "{message}"
+    );
 
     // A key the closure refuses: its error, as it is.
     let refused = Request::get(API).extension(Tenant("umbrella"));
@@ -276,7 +285,10 @@ fn logging_caches(built: &Arc<Mutex<Vec<&'static str>>>) -> KeyedCaches<Tenant> 
     let built = Arc::clone(built);
     KeyedCaches::new(move |tenant: &Tenant| {
         built.lock().unwrap().push(tenant.0);
-        Ok(TokenCache::new(StaticToken::new(format!("{}-token", tenant.0))))
+        Ok(TokenCache::new(StaticToken::new(format!(
+            "{}-token",
+            tenant.0
+        ))))
     })
 }
 
