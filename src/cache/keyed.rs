@@ -1,79 +1,11 @@
-//! [`KeyedCaches`]: one [`TokenCache`] per key (a tenant, a customer), for a
-//! process that serves many CXone credentials through one auth layer.
+//! [`KeyedCaches`]: one [`TokenCache`] per key, for a process that serves
+//! many CXone credentials through one auth layer.
 //!
-//! Each key's cache is built on first use by a closure the user gives, so
-//! each key chooses its own source and settings (store, timing). The set is
-//! a thin map of caches: every token is cached, refreshed and invalidated by
-//! its key's [`TokenCache`], as it would be alone.
-//!
-//! [`CxoneAuthLayer::keyed`](crate::CxoneAuthLayer::keyed) picks the cache of
-//! each request by the key in the request's `http::Extensions`:
-//!
-//! ```
-//! use std::convert::Infallible;
-//! use cxone_auth::{CxoneAuthLayer, Error, ErrorKind, KeyedCaches, StaticToken, TokenCache};
-//! use http::{Request, Response, header::AUTHORIZATION};
-//! use tower::{ServiceBuilder, ServiceExt as _};
-//!
-//! /// The key: which customer a request is for.
-//! #[derive(Clone, PartialEq, Eq, Hash)]
-//! struct Customer(String);
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), tower::BoxError> {
-//! let caches = KeyedCaches::new(|customer: &Customer| {
-//!     // Look up the customer's access key (a database, a secrets manager)
-//!     // and build its source, e.g. `AccessKeyGrant::new(..)?`.
-//!     match customer.0.as_str() {
-//!         "acme" => Ok(TokenCache::new(StaticToken::new("acme-token"))),
-//!         "globex" => Ok(TokenCache::new(StaticToken::new("globex-token"))),
-//!         _ => Err(Error::new(ErrorKind::Config, "no access key for this customer")),
-//!     }
-//! })
-//! .max_caches(1_000);
-//!
-//! let client = ServiceBuilder::new()
-//!     .layer(CxoneAuthLayer::keyed(caches.clone()))
-//!     .service_fn(|request: Request<()>| async move {
-//!         // Stands for an HTTP client: echoes the header it received.
-//!         let header = request.headers()[AUTHORIZATION].to_str().unwrap().to_owned();
-//!         Ok::<_, Infallible>(Response::new(header))
-//!     });
-//!
-//! let url = "https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents";
-//! let mut request = Request::get(url).body(())?;
-//! request.extensions_mut().insert(Customer("globex".into()));
-//! let response = client.clone().oneshot(request).await?;
-//! assert_eq!(response.body(), "Bearer globex-token");
-//! assert_eq!(caches.len(), 1);
-//!
-//! // No key, or a key the closure refuses: a typed error, nothing sent.
-//! let err = client.oneshot(Request::get(url).body(())?).await.unwrap_err();
-//! assert_eq!(err.downcast_ref::<Error>().unwrap().kind(), ErrorKind::Config);
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! # Bounded
-//!
-//! The set holds at most [`max_caches`](KeyedCaches::max_caches) caches.
-//! When a new key would exceed it, the least recently used caches that no
-//! request or other handle holds are dropped, with their tokens; a later
-//! request for such a key builds its cache again (and fetches a token). A
-//! cache that a request in flight holds, or a [`TokenCache`] clone the user
-//! keeps, is never dropped: if every cache is held, the set grows past the
-//! bound until some are idle again. An idle cache costs no task and no
-//! timer, only its memory.
-//!
-//! # Costs
-//!
-//! Finding the cache of a key that has one takes no lock and allocates
-//! nothing: a read of the current map and a hash lookup. The keys are
-//! spread over 64 maps (shards), each replaced whole when a key is added to
-//! it, under a lock only creators take: adding a key copies one shard (a
-//! 64th of the keys, a reference count each), not the set, so filling the
-//! set costs little more than the caches themselves. `docs/benchmarks.md`
-//! has the figures.
+//! A thin map of caches: the keys are spread over shards, each an immutable
+//! map behind an `ArcSwap`, so a request's lookup takes no lock and a new
+//! key copies one shard, not the set. Eviction stamps each slot from one
+//! counter and removes the oldest slots whose cache nothing else holds; it
+//! runs only when a key is added, with no task or timer.
 
 use std::any::type_name;
 use std::borrow::Borrow;
@@ -104,10 +36,84 @@ type Build<K> = dyn Fn(&K) -> Result<TokenCache, Error> + Send + Sync;
 /// A set of slots, looked up by key.
 type Shard<K> = HashSet<Slot<K>>;
 
-/// A bounded set of [`TokenCache`]s, one per key, each built on first use;
-/// see the [module docs](self).
+/// A bounded set of [`TokenCache`]s, one per key (a tenant, a customer),
+/// each built on first use: for a process that serves many CXone
+/// credentials through one auth layer. Cheap to clone; clones share one set.
 ///
-/// Cheap to clone; clones share one set.
+/// Each key's cache is built on first use by a closure the user gives, so
+/// each key chooses its own source and settings (store, timing). The set is
+/// a thin map of caches: every token is cached, refreshed and invalidated by
+/// its key's [`TokenCache`], as it would be alone.
+///
+/// [`CxoneAuthLayer::keyed`](crate::CxoneAuthLayer::keyed) picks the cache of
+/// each request by the key in the request's `http::Extensions`:
+///
+/// ```
+/// use std::convert::Infallible;
+/// use cxone_auth::{CxoneAuthLayer, Error, ErrorKind, KeyedCaches, StaticToken, TokenCache};
+/// use http::{Request, Response, header::AUTHORIZATION};
+/// use tower::{ServiceBuilder, ServiceExt as _};
+///
+/// /// The key: which customer a request is for.
+/// #[derive(Clone, PartialEq, Eq, Hash)]
+/// struct Customer(String);
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower::BoxError> {
+/// let caches = KeyedCaches::new(|customer: &Customer| {
+///     // Look up the customer's access key (a database, a secrets manager)
+///     // and build its source, e.g. `AccessKeyGrant::new(..)?`.
+///     match customer.0.as_str() {
+///         "acme" => Ok(TokenCache::new(StaticToken::new("acme-token"))),
+///         "globex" => Ok(TokenCache::new(StaticToken::new("globex-token"))),
+///         _ => Err(Error::new(ErrorKind::Config, "no access key for this customer")),
+///     }
+/// })
+/// .max_caches(1_000);
+///
+/// let client = ServiceBuilder::new()
+///     .layer(CxoneAuthLayer::keyed(caches.clone()))
+///     .service_fn(|request: Request<()>| async move {
+///         // Stands for an HTTP client: echoes the header it received.
+///         let header = request.headers()[AUTHORIZATION].to_str().unwrap().to_owned();
+///         Ok::<_, Infallible>(Response::new(header))
+///     });
+///
+/// let url = "https://api-na1.niceincontact.com/inContactAPI/services/v34.0/agents";
+/// let mut request = Request::get(url).body(())?;
+/// request.extensions_mut().insert(Customer("globex".into()));
+/// let response = client.clone().oneshot(request).await?;
+/// assert_eq!(response.body(), "Bearer globex-token");
+/// assert_eq!(caches.len(), 1);
+///
+/// // No key, or a key the closure refuses: a typed error, nothing sent.
+/// let err = client.oneshot(Request::get(url).body(())?).await.unwrap_err();
+/// assert_eq!(err.downcast_ref::<Error>().unwrap().kind(), ErrorKind::Config);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Bounded
+///
+/// The set holds at most [`max_caches`](KeyedCaches::max_caches) caches.
+/// When a new key would exceed it, the least recently used caches that no
+/// request or other handle holds are dropped, with their tokens; a later
+/// request for such a key builds its cache again (and fetches a token). A
+/// cache that a request in flight holds, or a [`TokenCache`] clone the user
+/// keeps, is never dropped: if every cache is held, the set grows past the
+/// bound until some are idle again. An idle cache costs no task and no
+/// timer, only its memory.
+///
+/// # Costs
+///
+/// Finding the cache of a key that has one takes no lock and allocates
+/// nothing: a read of the current map and a hash lookup. The keys are
+/// spread over 64 maps (shards), each replaced whole when a key is added to
+/// it, under a lock only creators take: adding a key copies one shard (a
+/// 64th of the keys, a reference count each), not the set, so filling the
+/// set costs little more than the caches themselves (in the crate's
+/// benchmark, 10,000 keys with their tokens in about 130 ms). A cache costs
+/// about 2 KiB beside its token.
 pub struct KeyedCaches<K> {
     shared: Arc<Shared<K>>,
 }
@@ -204,7 +210,7 @@ where
     /// Keeps at most `max` caches (at least 1): adding a key beyond it drops
     /// the least recently used idle caches. Caches in use are never
     /// dropped, so the set can grow past `max` while they all are (see
-    /// [Bounded](self#bounded)). Applies to every clone of the set.
+    /// [Bounded](KeyedCaches#bounded)). Applies to every clone of the set.
     ///
     /// Defaults to 10,000: a cache with its token costs a few KiB (tens of
     /// MiB at the bound), and few processes serve more tenants at once; a
