@@ -152,7 +152,10 @@ async fn each_tenant_gets_its_own_token_with_one_fetch_each() {
             .collect();
         assert_eq!(received.len(), 10);
         let debug = format!("{client:?}");
-        assert!(!debug.contains(received[0]) && !debug.contains(cloud.key.0), "{debug}");
+        assert!(
+            !debug.contains(received[0]) && !debug.contains(cloud.key.0),
+            "{debug}"
+        );
         for token in received {
             assert!(cloud.mock.is_token_active(token));
             let claims = AccessToken::new(token).unwrap();
