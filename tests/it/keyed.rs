@@ -129,7 +129,8 @@ async fn each_tenant_gets_its_own_token_with_one_fetch_each() {
     let clouds = Arc::new(tenants());
     let builds = Arc::new(AtomicUsize::new(0));
     let seen = Arc::default();
-    let client = CxoneAuthLayer::keyed(caches(&clouds, &builds)).layer(network(&clouds, &seen));
+    let layer = CxoneAuthLayer::keyed(caches(&clouds, &builds));
+    let client = layer.layer(network(&clouds, &seen));
 
     // Ten requests per tenant, interleaved, all at once.
     let calls: Vec<_> = (0..30)
@@ -151,7 +152,7 @@ async fn each_tenant_gets_its_own_token_with_one_fetch_each() {
             .map(|(_, authorization)| authorization.strip_prefix("Bearer ").unwrap())
             .collect();
         assert_eq!(received.len(), 10);
-        let debug = format!("{client:?}");
+        let debug = format!("{layer:?}");
         assert!(
             !debug.contains(received[0]) && !debug.contains(cloud.key.0),
             "{debug}"
