@@ -3,15 +3,15 @@
 //!
 //! For each request the layer
 //! - leaves it alone if it already carries `Authorization`;
-//! - with a [keyed](CxoneAuthLayer::keyed) layer, picks the [`TokenCache`]
-//!   of the key in the request's extensions, or refuses the request, before
-//!   anything is sent, when it has none;
 //! - refuses it with [`ErrorKind::HostNotAllowed`](crate::ErrorKind::HostNotAllowed),
 //!   before anything is sent, unless it goes over https to an allowed host
 //!   (CXone's domains, [`allow_host`](CxoneAuthLayer::allow_host), hosts
 //!   [tenant routing](crate::routing) discovered) or over plain http to
 //!   loopback when [`allow_loopback_http`](CxoneAuthLayer::allow_loopback_http)
 //!   is on;
+//! - with a [keyed](CxoneAuthLayer::keyed) layer, picks the [`TokenCache`]
+//!   of the key in the request's extensions, or refuses the request, before
+//!   anything is sent, when it has none;
 //! - adds `Accept: application/json` if the request has no `Accept`: CXone's
 //!   REST API answers `200` with the text `No known way to render data`
 //!   without it (turn it off with [`accept_json`](CxoneAuthLayer::accept_json));
