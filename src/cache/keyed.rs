@@ -112,8 +112,9 @@ type Shard<K> = HashSet<Slot<K>>;
 /// it, under a lock only creators take: adding a key copies one shard (a
 /// 64th of the keys, a reference count each), not the set, so filling the
 /// set costs little more than the caches themselves (in the crate's
-/// benchmark, 10,000 keys with their tokens in about 130 ms). A cache costs
-/// about 2 KiB beside its token.
+/// benchmark, 10,000 keys with their tokens in about 130 ms). At the bound,
+/// adding a key also reads every cache's last use to find the oldest idle
+/// ones. A cache costs about 2 KiB beside its token.
 pub struct KeyedCaches<K> {
     shared: Arc<Shared<K>>,
 }
