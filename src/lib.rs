@@ -34,7 +34,9 @@
 //!   ([`ClientCredentials`]), OIDC and tenant discovery.
 //! - [`cache`]: [`TokenCache`], one per credential, refreshed ahead with one
 //!   fetch for all callers; with a [`TokenStore`] (`RedisStore`, feature
-//!   `redis`, encrypted with `redis-encryption`) a fleet shares one token.
+//!   `redis`, encrypted with `redis-encryption`) a fleet shares one token;
+//!   [`KeyedCaches`] holds one per tenant for
+//!   [`CxoneAuthLayer::keyed`].
 //! - [`layer`], [`routing`], [`retry`]: the three tower layers, stacked
 //!   outermost first as `TimeoutLayer`, [`CxoneRetryLayer`],
 //!   [`TenantRoutingLayer`] (if path-only requests should find their tenant),
@@ -73,8 +75,8 @@ pub use crate::cache::EncryptionKey;
 #[cfg(feature = "redis")]
 pub use crate::cache::RedisStore;
 pub use crate::cache::{
-    CacheStats, CacheStatus, MemoryStore, StoreLock, StoredToken, TokenCache, TokenCacheBuilder,
-    TokenStore,
+    CacheStats, CacheStatus, KeyedCaches, MemoryStore, StoreLock, StoredToken, TokenCache,
+    TokenCacheBuilder, TokenStore,
 };
 pub use crate::error::{Error, ErrorKind, OAuthErrorCode};
 pub use crate::http::{HttpRequest, HttpResponse, ReplayBody};

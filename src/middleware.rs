@@ -58,7 +58,11 @@
 //! ```
 //!
 //! The chain's `http::Extensions` pass through both ways; a replay sees what
-//! the previous attempt left.
+//! the previous attempt left. They carry the key of a
+//! [keyed](CxoneAuthLayer::keyed) layer
+//! (`CxoneAuthMiddleware::from_layers(CxoneAuthLayer::keyed(caches), retry)`,
+//! then `.with_extension(key)` on each request): the cache is chosen once
+//! per request, and its replays use it too.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -115,8 +119,9 @@ impl CxoneAuthMiddleware {
         self
     }
 
-    /// The token cache this middleware draws from.
-    pub fn tokens(&self) -> &TokenCache {
+    /// The token cache this middleware draws from; `None` when it was made
+    /// from a [keyed](CxoneAuthLayer::keyed) layer.
+    pub fn tokens(&self) -> Option<&TokenCache> {
         self.auth.tokens()
     }
 }
@@ -129,11 +134,15 @@ impl Middleware for CxoneAuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
+        // A keyed layer's key is in the chain's extensions, which the
+        // reqwest::Request does not carry: the cache is chosen here, once for
+        // the request and its replays.
+        let auth = self.auth.for_extensions(extensions);
         let rest = NextService {
             next,
             extensions: Arc::new(Mutex::new(std::mem::take(extensions))),
         };
-        let client = self.retry.layer(self.auth.layer(rest.clone()));
+        let client = self.retry.layer(auth.layer(rest.clone()));
         let result = client.oneshot(request).await;
         *extensions = std::mem::take(&mut *lock(&rest.extensions));
         result.map_err(middleware_error)

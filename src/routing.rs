@@ -131,7 +131,9 @@ pub enum HostFamily {
 /// The discovery state of one layer, shared by every service it builds.
 #[derive(Debug)]
 struct Router {
-    tokens: TokenCache,
+    /// `None` when made from a keyed auth layer: routing needs one token's
+    /// tenant, and refuses path-only requests.
+    tokens: Option<TokenCache>,
     discovery: TenantDiscovery,
     hosts: Arc<Hosts>,
     /// The route of the tenant discovered last. One cache is one
@@ -144,11 +146,16 @@ impl TenantRoutingLayer {
     /// Routing for the requests `auth` authorizes: its token's tenant is
     /// found through `discovery`, and the discovered host joins `auth`'s
     /// allowed hosts. Stack it outside `auth`.
+    ///
+    /// Made from a [keyed](CxoneAuthLayer::keyed) layer, which has no one
+    /// tenant, it sends absolute requests on untouched and fails path-only
+    /// ones with [`ErrorKind::Config`](crate::ErrorKind::Config), before
+    /// anything is sent.
     pub fn new(auth: &CxoneAuthLayer, discovery: TenantDiscovery) -> Self {
         let (base, max) = DISCOVERY_BACKOFF;
         Self {
             router: Arc::new(Router {
-                tokens: auth.tokens().clone(),
+                tokens: auth.tokens().cloned(),
                 discovery,
                 hosts: Arc::clone(auth.hosts()),
                 route: ArcSwapOption::empty(),
@@ -218,7 +225,13 @@ impl Router {
 
     /// The route of the current token's tenant, discovering it if needed.
     async fn route(self: Arc<Self>) -> Result<Arc<Route>, Error> {
-        let token = self.tokens.token().await?;
+        let Some(tokens) = &self.tokens else {
+            return Err(Error::config(
+                "tenant routing was made from a keyed auth layer, whose requests have no one tenant to find; \
+                 send absolute URLs (each tenant's API host), or route with a layer per tenant",
+            ));
+        };
+        let token = tokens.token().await?;
         let Some(tenant_id) = token.tenant_id() else {
             return Err(Error::discovery(
                 "the access token has no `tenantId` claim, so its tenant's API host cannot be found; \
@@ -270,7 +283,7 @@ where
 
     fn call(&mut self, mut request: R) -> Self::Future {
         let path_only = request.scheme().is_none() && request.host().is_none();
-        let cached = || self.router.cached(&*self.router.tokens.cached()?);
+        let cached = || self.router.cached(&*self.router.tokens.as_ref()?.cached()?);
         let route = if path_only { cached() } else { None };
         let path = if path_only { request.path() } else { "" };
         let family = (self.prefixes.iter())

@@ -6,6 +6,10 @@
 //! layer inserts two headers (`Authorization`, and `Accept` as the requests
 //! have none).
 //!
+//! A request through a keyed layer (`KeyedCaches`, the key in the request's
+//! extensions, among many keys) allocates no more than one through a layer
+//! over a single cache.
+//!
 //! With the `metrics` feature, a recorder is installed: recording stays off
 //! the per-request path's allocations too.
 //!
@@ -17,7 +21,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use cxone_auth::token::StaticToken;
-use cxone_auth::{CxoneAuthLayer, TokenCache};
+use cxone_auth::{CxoneAuthLayer, KeyedCaches, TokenCache};
 use futures::FutureExt as _;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response};
@@ -60,6 +64,7 @@ fn hot_paths_allocate_nothing() {
     let _recording = metrics::set_default_local_recorder(&recorder);
     fresh_reads_allocate_nothing();
     layer_allocates_no_more_than_a_static_header();
+    keyed_layer_allocates_no_more_than_one_cache();
 }
 
 fn fresh_reads_allocate_nothing() {
@@ -94,6 +99,12 @@ fn fresh_reads_allocate_nothing() {
     });
 }
 
+fn request() -> Request<()> {
+    Request::get("https://api-na1.niceincontact.com/agents")
+        .body(())
+        .unwrap()
+}
+
 /// Allocations for `n` requests through `service` (requests built beforehand),
 /// the fewest of [`ATTEMPTS`] runs.
 fn allocations_per_run<S>(service: &mut S, n: usize) -> u64
@@ -101,15 +112,18 @@ where
     S: Service<Request<()>, Response = Response<()>>,
     S::Error: std::fmt::Debug,
 {
+    allocations_per_run_of(service, n, request)
+}
+
+/// [`allocations_per_run`] with the requests `build` makes.
+fn allocations_per_run_of<S>(service: &mut S, n: usize, build: impl Fn() -> Request<()>) -> u64
+where
+    S: Service<Request<()>, Response = Response<()>>,
+    S::Error: std::fmt::Debug,
+{
     (0..ATTEMPTS)
         .map(|_| {
-            let requests: Vec<_> = (0..n)
-                .map(|_| {
-                    Request::get("https://api-na1.niceincontact.com/agents")
-                        .body(())
-                        .unwrap()
-                })
-                .collect();
+            let requests: Vec<_> = (0..n).map(|_| build()).collect();
             let region = Region::new(GLOBAL);
             for request in requests {
                 let ready = service.ready().now_or_never().unwrap().unwrap();
@@ -151,5 +165,50 @@ fn layer_allocates_no_more_than_a_static_header() {
     assert!(
         auth_layer <= static_header,
         "{auth_layer} > {static_header}"
+    );
+}
+
+/// A key of the keyed layer.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Tenant(u32);
+
+fn keyed_layer_allocates_no_more_than_one_cache() {
+    const KEYS: u32 = 1_000;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let token = || StaticToken::new("a.jwt-like.token").lifetime(Duration::from_secs(3600));
+    let one = TokenCache::new(token());
+    runtime.block_on(one.token()).unwrap();
+    let caches = KeyedCaches::new(move |_: &Tenant| Ok(TokenCache::new(token())));
+    for key in 0..KEYS {
+        runtime
+            .block_on(caches.get(&Tenant(key)).unwrap().token())
+            .unwrap();
+    }
+    let no_op = tower::service_fn(|request: Request<()>| {
+        black_box(request);
+        std::future::ready(Ok::<_, std::convert::Infallible>(Response::new(())))
+    });
+    let mut single = CxoneAuthLayer::new(one).layer(no_op);
+    let mut keyed = CxoneAuthLayer::keyed(caches).layer(no_op);
+    let keyed_request = || {
+        let mut request = request();
+        request.extensions_mut().insert(Tenant(KEYS / 2));
+        request
+    };
+    // Warm up, as above.
+    allocations_per_run(&mut single, 1);
+    allocations_per_run_of(&mut keyed, 1, keyed_request);
+
+    let n = READS;
+    let single_cache = allocations_per_run(&mut single, n);
+    let keyed_caches = allocations_per_run_of(&mut keyed, n, keyed_request);
+    assert!(
+        keyed_caches <= single_cache,
+        "{keyed_caches} > {single_cache}"
     );
 }

@@ -1,6 +1,7 @@
 //! [`TokenCache`]: the engine that decides when a token is fetched.
 //!
-//! One cache per credential; clones share one state. While the token is
+//! One cache per credential; clones share one state ([`KeyedCaches`] holds
+//! one per key, for a process serving many credentials). While the token is
 //! fresh, [`TokenCache::cached`] hands it out without waiting, locking or
 //! allocating. Past its refresh point it is still handed out while one
 //! refresh runs in the background; callers wait only when there is no usable
@@ -61,6 +62,7 @@
 //! every token costs a fetch per backoff, not two per request.
 
 mod fetch;
+mod keyed;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -79,6 +81,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use self::fetch::{Fetch, Reason};
+pub(crate) use self::keyed::CacheLookup;
+pub use self::keyed::KeyedCaches;
 pub use self::memory::MemoryStore;
 #[cfg(feature = "redis-encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis-encryption")))]
@@ -352,6 +356,13 @@ impl TokenCache {
     /// The cache's name, the `cache` label of its metrics.
     pub(crate) fn name(&self) -> &metrics::CacheName {
         &self.inner.fetch.name
+    }
+
+    /// Whether a handle other than this one exists: a request in flight or
+    /// a clone someone keeps. Fetches hold the cache weakly, so they do not
+    /// count.
+    pub(crate) fn is_held(&self) -> bool {
+        Arc::strong_count(&self.inner) > 1
     }
 
     fn usable_entry(&self) -> Option<Arc<Entry>> {

@@ -9,6 +9,9 @@
 //!   [tenant routing](crate::routing) discovered) or over plain http to
 //!   loopback when [`allow_loopback_http`](CxoneAuthLayer::allow_loopback_http)
 //!   is on;
+//! - with a [keyed](CxoneAuthLayer::keyed) layer, picks the [`TokenCache`]
+//!   of the key in the request's extensions, or refuses the request, before
+//!   anything is sent, when it has none;
 //! - adds `Accept: application/json` if the request has no `Accept`: CXone's
 //!   REST API answers `200` with the text `No known way to render data`
 //!   without it (turn it off with [`accept_json`](CxoneAuthLayer::accept_json));
@@ -56,11 +59,12 @@
 pub mod future;
 pub(crate) mod hosts;
 
+use std::hash::Hash;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll, ready};
 
-use http::HeaderValue;
 use http::header::{ACCEPT, AUTHORIZATION};
+use http::{Extensions, HeaderValue};
 use tower_layer::Layer;
 use tower_service::Service;
 use url::Url;
@@ -68,7 +72,7 @@ use url::Url;
 use self::future::ResponseFuture;
 use self::hosts::AllowedHosts;
 use crate::Error;
-use crate::cache::TokenCache;
+use crate::cache::{CacheLookup, KeyedCaches, TokenCache};
 use crate::error::BoxError;
 use crate::http::{HttpRequest, HttpResponse};
 
@@ -76,9 +80,36 @@ use crate::http::{HttpRequest, HttpResponse};
 /// the wrapped service; see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct CxoneAuthLayer {
-    tokens: TokenCache,
+    tokens: Tokens,
     hosts: Arc<Hosts>,
     accept_json: bool,
+}
+
+/// Where a layer's tokens come from.
+#[derive(Debug, Clone)]
+enum Tokens {
+    /// One cache for every request.
+    One(TokenCache),
+    /// The cache of the key each request carries in its extensions.
+    Keyed(Arc<dyn CacheLookup>),
+    /// The reason a keyed layer found no cache for the request this layer
+    /// serves (the reqwest-middleware integration chooses before the layer
+    /// runs), given to it when it needs a token.
+    #[cfg(feature = "reqwest-middleware")]
+    Refused(Error),
+}
+
+impl Tokens {
+    /// The cache the token of a request with `extensions` comes from.
+    #[inline]
+    fn cache_for(&self, extensions: Option<&Extensions>) -> Result<TokenCache, Error> {
+        match self {
+            Tokens::One(cache) => Ok(cache.clone()),
+            Tokens::Keyed(caches) => caches.cache_for(extensions),
+            #[cfg(feature = "reqwest-middleware")]
+            Tokens::Refused(error) => Err(error.clone()),
+        }
+    }
 }
 
 /// A constant, so adding it allocates nothing.
@@ -195,7 +226,35 @@ impl CxoneAuthLayer {
     /// domains.
     pub fn new(tokens: TokenCache) -> Self {
         Self {
-            tokens,
+            tokens: Tokens::One(tokens),
+            hosts: Arc::default(),
+            accept_json: true,
+        }
+    }
+
+    /// A layer attaching tokens from the cache of each request's key: the
+    /// `K` in the request's `http::Extensions`
+    /// (`request.extensions_mut().insert(key)`), as [`KeyedCaches`] says.
+    ///
+    /// Nothing is sent, and the request fails with a
+    /// [`cxone_auth::Error`](crate::Error), when the request carries no `K`
+    /// ([`ErrorKind::Config`](crate::ErrorKind::Config)), when the set's
+    /// closure refuses its key (the closure's error), or when it is a
+    /// `reqwest::Request`, whose extensions reqwest keeps private
+    /// ([`ErrorKind::Config`](crate::ErrorKind::Config): send
+    /// `http::Request`, or use the reqwest-middleware integration, whose
+    /// extensions carry the key). A request that carries its own
+    /// `Authorization` needs no key. A 401 invalidates the token of the
+    /// cache its request used, and no other.
+    ///
+    /// [Tenant routing](crate::routing) needs one token to find its tenant:
+    /// made from a keyed layer, it refuses path-only requests.
+    pub fn keyed<K>(caches: KeyedCaches<K>) -> Self
+    where
+        K: Clone + Eq + Hash + Send + Sync + 'static,
+    {
+        Self {
+            tokens: Tokens::Keyed(caches.into_lookup()),
             hosts: Arc::default(),
             accept_json: true,
         }
@@ -248,9 +307,35 @@ impl CxoneAuthLayer {
         self
     }
 
-    /// The token cache this layer draws from.
-    pub fn tokens(&self) -> &TokenCache {
-        &self.tokens
+    /// The token cache this layer draws from; `None` for a
+    /// [keyed](Self::keyed) layer, which draws from the cache of each
+    /// request's key.
+    pub fn tokens(&self) -> Option<&TokenCache> {
+        match &self.tokens {
+            Tokens::One(cache) => Some(cache),
+            Tokens::Keyed(_) => None,
+            #[cfg(feature = "reqwest-middleware")]
+            Tokens::Refused(_) => None,
+        }
+    }
+
+    /// This layer for one request whose extensions travel apart from it
+    /// (reqwest-middleware's): drawing from the cache their key chooses,
+    /// or refusing, when it needs a token, as the keyed layer would.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn for_extensions(&self, extensions: &Extensions) -> Self {
+        let Tokens::Keyed(caches) = &self.tokens else {
+            return self.clone();
+        };
+        let tokens = match caches.cache_for(Some(extensions)) {
+            Ok(cache) => Tokens::One(cache),
+            Err(error) => Tokens::Refused(error),
+        };
+        Self {
+            tokens,
+            hosts: Arc::clone(&self.hosts),
+            accept_json: self.accept_json,
+        }
     }
 
     pub(crate) fn hosts(&self) -> &Arc<Hosts> {
@@ -348,21 +433,27 @@ where
                 return ResponseFuture::refused(refused);
             }
         };
+        let tokens = match self.layer.tokens.cache_for(request.extensions()) {
+            Ok(tokens) => tokens,
+            Err(refused) => {
+                self.inner_ready = ready;
+                return ResponseFuture::refused(refused);
+            }
+        };
         if self.layer.accept_json && !request.headers().contains_key(ACCEPT) {
             request.headers_mut().insert(ACCEPT, APPLICATION_JSON);
         }
         // The token is read here, not at `poll_ready`: a call can come long
         // after its readiness, by when that token may have been replaced.
-        let Some((header, id)) = self.layer.tokens.cached_header() else {
+        let Some((header, id)) = tokens.cached_header() else {
             if ready {
                 // Release the capacity `poll_ready` reserved while the token loads.
                 self.inner = self.inner.clone();
             }
-            let tokens = self.layer.tokens.clone();
             return ResponseFuture::loading(self.inner.clone(), request, tokens, audience);
         };
         request.headers_mut().insert(AUTHORIZATION, header);
-        let sent = (id, self.layer.tokens.clone(), audience);
+        let sent = (id, tokens, audience);
         ResponseFuture::forward(&mut self.inner, ready, request, Some(sent))
     }
 }

@@ -7,6 +7,7 @@ mod auth_layer;
 mod chaos;
 #[cfg(feature = "cli")]
 mod cli;
+mod keyed;
 mod mock_server;
 mod operations;
 mod properties;

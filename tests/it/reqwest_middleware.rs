@@ -142,7 +142,7 @@ async fn concurrent_requests_share_one_token() {
             .starts_with("Bearer ")
     );
 
-    let token = auth.tokens().cached().unwrap();
+    let token = auth.tokens().unwrap().cached().unwrap();
     assert!(!format!("{auth:?}").contains(token.secret()));
 }
 
