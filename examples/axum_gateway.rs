@@ -1,15 +1,19 @@
 //! An axum service whose handler calls CXone: a report endpoint that
 //! summarises the tenant's agents. Every request shares one `TokenCache`
-//! (one token for all of them) through the router's state.
+//! (one token for all of them) through the router's state. For its
+//! operators it serves `/healthz` (503 while the cache has no usable token)
+//! and `/metrics` (the crate's metrics, in Prometheus text).
 //!
 //! ```text
 //! # against a mock CXone on 127.0.0.1 (no credentials needed)
-//! cargo run --example axum_gateway --features mock
+//! cargo run --example axum_gateway --features mock,metrics
 //! # against your tenant
 //! CXONE_CLIENT_ID=.. CXONE_CLIENT_SECRET=.. CXONE_ACCESS_KEY_ID=.. CXONE_ACCESS_KEY_SECRET=.. \
-//!     cargo run --example axum_gateway --features mock
+//!     cargo run --example axum_gateway --features mock,metrics
 //! # then
 //! curl http://127.0.0.1:3000/reports/agents
+//! curl http://127.0.0.1:3000/healthz
+//! curl http://127.0.0.1:3000/metrics
 //! ```
 
 use axum::extract::State;
@@ -21,6 +25,7 @@ use cxone_auth::mock::{self, MockCxone};
 use cxone_auth::retry::CxoneRetryLayer;
 use cxone_auth::token::AccessKeyGrant;
 use cxone_auth::{CxoneAuthLayer, TokenCache};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt as _};
@@ -36,6 +41,8 @@ type CxoneClient = BoxCloneSyncService<reqwest::Request, reqwest::Response, BoxE
 struct Gateway {
     cxone: CxoneClient,
     api_endpoint: Url,
+    tokens: TokenCache,
+    metrics: PrometheusHandle,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,15 +67,18 @@ struct AgentReport {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    let metrics = PrometheusBuilder::new().install_recorder()?;
     let (gateway, _mock) = if std::env::var_os("CXONE_CLIENT_ID").is_some() {
         let source = AccessKeyGrant::from_env()?;
-        let tokens = TokenCache::new(source.clone());
+        let tokens = TokenCache::builder(source.clone()).name("tenant").build();
         let tenant = source.discover_tenant(&*tokens.token().await?).await?;
         let layer = CxoneAuthLayer::new(tokens);
-        (gateway(layer, tenant.api_endpoint().clone()), None)
+        (gateway(layer, tenant.api_endpoint().clone(), metrics), None)
     } else {
         let cxone = MockCxone::new().serve().await?;
-        let gateway = gateway(mock_layer(&cxone)?, cxone.api_endpoint().parse()?);
+        let gateway = gateway(mock_layer(&cxone)?, cxone.api_endpoint().parse()?, metrics);
+        // Ready from the start: the first token, before the first caller.
+        gateway.tokens.token().await?;
         (gateway, Some(cxone))
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
@@ -81,11 +91,14 @@ async fn main() -> Result<(), BoxError> {
 fn app(gateway: Gateway) -> Router {
     Router::new()
         .route("/reports/agents", get(agent_report))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus))
         .with_state(gateway)
 }
 
 /// The state: one client, built once, over one token cache.
-fn gateway(auth: CxoneAuthLayer, api_endpoint: Url) -> Gateway {
+fn gateway(auth: CxoneAuthLayer, api_endpoint: Url, metrics: PrometheusHandle) -> Gateway {
+    let tokens = auth.tokens().expect("one cache, not keyed").clone();
     let client = ServiceBuilder::new()
         .layer(CxoneRetryLayer::default())
         .layer(auth)
@@ -93,7 +106,26 @@ fn gateway(auth: CxoneAuthLayer, api_endpoint: Url) -> Gateway {
     Gateway {
         cxone: BoxCloneSyncService::new(client),
         api_endpoint,
+        tokens,
+        metrics,
     }
+}
+
+/// Ready while calls get a token at once: 200 with the cache's status, or
+/// 503 with why not (the error's message names no secret).
+async fn healthz(State(gateway): State<Gateway>) -> (StatusCode, String) {
+    let status = gateway.tokens.status();
+    let code = if status.has_token() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, format!("{status:?}\n"))
+}
+
+/// The crate's metrics (and any other the process records), for Prometheus.
+async fn prometheus(State(gateway): State<Gateway>) -> String {
+    gateway.metrics.render()
 }
 
 /// The auth layer for a mock CXone served on 127.0.0.1 (plain http).
@@ -105,7 +137,8 @@ fn mock_layer(cxone: &MockCxone) -> Result<CxoneAuthLayer, BoxError> {
         mock::ACCESS_KEY_SECRET,
     )?
     .token_url(cxone.token_url())?;
-    Ok(CxoneAuthLayer::new(TokenCache::new(source)).allow_loopback_http(true))
+    let tokens = TokenCache::builder(source).name("tenant").build();
+    Ok(CxoneAuthLayer::new(tokens).allow_loopback_http(true))
 }
 
 async fn agent_report(State(gateway): State<Gateway>) -> Result<Json<AgentReport>, GatewayError> {
@@ -150,7 +183,68 @@ impl IntoResponse for GatewayError {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::OnceLock;
+
     use super::*;
+
+    /// The process's one Prometheus recorder, installed by the first test.
+    fn prometheus_handle() -> PrometheusHandle {
+        static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+        HANDLE
+            .get_or_init(|| PrometheusBuilder::new().install_recorder().unwrap())
+            .clone()
+    }
+
+    async fn fetch(app: Router, path: &str) -> (StatusCode, String) {
+        let request = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn healthz_and_metrics_tell_the_operator_how_the_token_fares() {
+        let cxone = MockCxone::new().serve().await.unwrap();
+        let gateway = gateway(
+            mock_layer(&cxone).unwrap(),
+            cxone.api_endpoint().parse().unwrap(),
+            prometheus_handle(),
+        );
+        let app = app(gateway);
+
+        let (status, body) = fetch(app.clone(), "/healthz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "no token yet");
+        assert!(body.starts_with("Empty"), "{body}");
+
+        assert_eq!(
+            fetch(app.clone(), "/reports/agents").await.0,
+            StatusCode::OK
+        );
+        let (status, body) = fetch(app.clone(), "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.starts_with("Fresh"), "{body}");
+
+        let (status, body) = fetch(app, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        // The recorder is the process's, shared with the other tests.
+        assert!(
+            body.lines().any(|line| {
+                line.starts_with("cxone_auth_token_fetch_duration_count{")
+                    && line.contains(r#"cache="tenant""#)
+                    && line.contains(r#"outcome="ok""#)
+            }),
+            "{body}"
+        );
+        assert!(
+            body.contains(r#"cxone_auth_token_remaining_lifetime{cache="tenant"}"#),
+            "{body}"
+        );
+    }
 
     #[tokio::test]
     async fn every_request_shares_one_token() {
@@ -158,6 +252,7 @@ mod tests {
         let gateway = gateway(
             mock_layer(&cxone).unwrap(),
             cxone.api_endpoint().parse().unwrap(),
+            prometheus_handle(),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/reports/agents", listener.local_addr().unwrap());
@@ -190,24 +285,21 @@ mod tests {
         let gateway = gateway(
             mock_layer(&cxone).unwrap(),
             cxone.api_endpoint().parse().unwrap(),
+            prometheus_handle(),
         );
-        let response = app(gateway)
-            .oneshot(
-                axum::http::Request::get("/reports/agents")
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
-        let body = axum::body::to_bytes(response.into_body(), 4096)
-            .await
-            .unwrap();
-        let message = String::from_utf8_lossy(&body);
+        let app = app(gateway);
+        let (status, message) = fetch(app.clone(), "/reports/agents").await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert!(
             message.contains("check the client id and secret"),
             "{message}"
         );
         assert!(!message.contains(mock::CLIENT_SECRET), "{message}");
+
+        let (status, body) = fetch(app, "/healthz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("Failing"), "{body}");
+        assert!(body.contains("InvalidCredentials"), "{body}");
+        assert!(!body.contains(mock::CLIENT_SECRET), "{body}");
     }
 }
