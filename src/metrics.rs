@@ -180,7 +180,7 @@ impl LifetimeGauge {
 
     /// The token is gone (invalidated): no lifetime left.
     pub(crate) fn clear(&self) {
-        #[cfg(feature = "metrics")]
-        self.observe(Instant::now(), Instant::now());
+        let now = Instant::now();
+        self.observe(now, now);
     }
 }
